@@ -1,0 +1,5 @@
+import sys
+
+from dnft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,303 @@
+"""Kafka access around kafka-python that never blocks the event loop.
+
+kafka-python has no asyncio API, so every blocking call runs in a thread. A consumer is not
+thread-safe: each :class:`AsyncConsumer` owns one worker thread and runs all of its calls
+there, in order. The producer is thread-safe; a batch is sent and awaited in one thread hop.
+
+Nothing here auto-commits: consumers commit explicit offsets, after the caller made the
+message's side effects durable. The code speaks only the Kafka protocol (no broker-specific
+calls), so it runs the same against tansu in tests and Apache Kafka in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError as _KafkaLibError
+from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from dnft import metrics
+from dnft.errors import KafkaError
+from dnft.settings import KafkaSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the broker stored an acknowledged message."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    @property
+    def next_offset(self) -> int:
+        """The offset to commit once this message's side effects are durable."""
+        return self.offset + 1
+
+
+class AsyncProducer:
+    """Idempotent producer; :meth:`send_many` resolves only when the broker acknowledged all."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str | None = None) -> None:
+        self._settings = settings
+        self._client_id = client_id or settings.client_id
+        self._producer: KafkaProducer | None = None
+
+    async def start(self) -> None:
+        p = self._settings.producer
+        acks: int | str = "all" if p.acks == "all" else int(p.acks)
+        config: dict[str, Any] = {
+            "bootstrap_servers": list(self._settings.bootstrap_servers),
+            "client_id": self._client_id,
+            "acks": acks,
+            "enable_idempotence": p.enable_idempotence,
+            "linger_ms": p.linger_ms,
+            "batch_size": p.batch_size,
+            "request_timeout_ms": p.request_timeout_ms,
+            "compression_type": None if p.compression == "none" else p.compression,
+        }
+        try:
+            self._producer = await asyncio.to_thread(KafkaProducer, **config)
+        except _KafkaLibError as exc:
+            raise KafkaError(
+                f"cannot connect producer to {self._settings.bootstrap_servers}: {exc}"
+            ) from exc
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+        """Send a batch and wait for every acknowledgement; raises KafkaError if any fails.
+
+        Order within a partition follows the order of ``messages`` (idempotent producer).
+        """
+        if not messages:
+            return []
+        producer = self._require()
+        started = time.perf_counter()
+        deliveries = await asyncio.to_thread(_send_and_wait, producer, messages)
+        elapsed = time.perf_counter() - started
+        for topic, count in _count_by_topic(messages).items():
+            metrics.kafka_produce_seconds.labels(topic).observe(elapsed)
+            metrics.kafka_messages_produced_total.labels(topic).inc(count)
+        return deliveries
+
+    async def send(self, message: OutgoingMessage) -> Delivery:
+        return (await self.send_many([message]))[0]
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await asyncio.to_thread(producer.close, timeout=timeout_s)
+
+    def _require(self) -> KafkaProducer:
+        if self._producer is None:
+            raise KafkaError("producer is not started")
+        return self._producer
+
+
+def _send_and_wait(producer: KafkaProducer, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+    try:
+        futures = [
+            producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        producer.flush()
+        out = []
+        for future in futures:
+            meta = future.get()
+            out.append(Delivery(meta.topic, meta.partition, meta.offset))
+        return out
+    except _KafkaLibError as exc:
+        raise KafkaError(f"produce failed: {exc}") from exc
+
+
+def _count_by_topic(messages: Iterable[OutgoingMessage]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in messages:
+        counts[m.topic] = counts.get(m.topic, 0) + 1
+    return counts
+
+
+class AsyncConsumer:
+    """A consumer-group member with manual commits; every call runs on its own thread."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        auto_offset_reset: str = "earliest",
+        client_id: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._auto_offset_reset = auto_offset_reset
+        self._client_id = client_id or settings.client_id
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{group_id}")
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def group_id(self) -> str:
+        return self._group_id
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def start(self) -> None:
+        c = self._settings.consumer
+        config: dict[str, Any] = {
+            "bootstrap_servers": list(self._settings.bootstrap_servers),
+            "client_id": self._client_id,
+            "group_id": self._group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": self._auto_offset_reset,
+            "session_timeout_ms": c.session_timeout_ms,
+            "heartbeat_interval_ms": c.heartbeat_interval_ms,
+            "max_poll_interval_ms": c.max_poll_interval_ms,
+            "max_poll_records": c.max_poll_records,
+        }
+        try:
+            self._consumer = await self._run(KafkaConsumer, *self._topics, **config)
+        except _KafkaLibError as exc:
+            raise KafkaError(f"cannot start consumer group {self._group_id}: {exc}") from exc
+
+    async def poll(
+        self, timeout_ms: int = 500, max_records: int | None = None
+    ) -> list[ConsumedMessage]:
+        """Fetch the next records (may be empty); joins the group on first call."""
+        consumer = self._require()
+        batches = await self._run(consumer.poll, timeout_ms=timeout_ms, max_records=max_records)
+        out: list[ConsumedMessage] = []
+        for tp, records in batches.items():
+            for r in records:
+                out.append(
+                    ConsumedMessage(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=r.offset,
+                        key=r.key,
+                        value=r.value,
+                        headers=tuple(r.headers or ()),
+                        timestamp_ms=r.timestamp,
+                    )
+                )
+            metrics.kafka_messages_consumed_total.labels(self._group_id, tp.topic).inc(len(records))
+        out.sort(key=lambda m: (m.topic, m.partition, m.offset))
+        return out
+
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit ``{(topic, partition): next_offset}`` synchronously; raises KafkaError."""
+        if not offsets:
+            return
+        consumer = self._require()
+        payload = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in offsets.items()
+        }
+        try:
+            await self._run(consumer.commit, payload)
+        except _KafkaLibError as exc:
+            raise KafkaError(f"commit failed for group {self._group_id}: {exc}") from exc
+        metrics.kafka_commits_total.labels(self._group_id).inc()
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        consumer = self._require()
+        result: int | None = await self._run(consumer.committed, TopicPartition(topic, partition))
+        return result
+
+    async def assignment(self) -> set[tuple[str, int]]:
+        consumer = self._require()
+        tps = await self._run(consumer.assignment)
+        return {(tp.topic, tp.partition) for tp in tps}
+
+    async def update_lag(self) -> dict[tuple[str, int], int]:
+        """Measure lag for the assigned partitions and export it as a gauge."""
+        consumer = self._require()
+
+        def measure() -> dict[tuple[str, int], int]:
+            tps = list(consumer.assignment())
+            if not tps:
+                return {}
+            ends = consumer.end_offsets(tps)
+            return {
+                (tp.topic, tp.partition): max(0, ends[tp] - consumer.position(tp)) for tp in tps
+            }
+
+        lags: dict[tuple[str, int], int] = await self._run(measure)
+        for (topic, partition), lag in lags.items():
+            metrics.kafka_consumer_lag_messages.labels(self._group_id, topic, str(partition)).set(
+                lag
+            )
+        return lags
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await self._run(consumer.close, autocommit=False)
+        self._executor.shutdown(wait=False)
+
+    def _require(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise KafkaError("consumer is not started")
+        return self._consumer
+
+
+async def ensure_topics(
+    settings: KafkaSettings, topics: Mapping[str, int], replication_factor: int = 1
+) -> None:
+    """Create missing topics with the given partition counts; existing ones are left alone."""
+
+    def create() -> None:
+        admin = KafkaAdminClient(
+            bootstrap_servers=list(settings.bootstrap_servers),
+            client_id=f"{settings.client_id}-admin",
+        )
+        try:
+            existing = set(admin.list_topics())
+            new = [
+                NewTopic(name, partitions, replication_factor)
+                for name, partitions in topics.items()
+                if name not in existing
+            ]
+            # A concurrent creator may win the race: that is fine.
+            if new:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(new)
+        finally:
+            admin.close()
+
+    try:
+        await asyncio.to_thread(create)
+    except _KafkaLibError as exc:
+        raise KafkaError(f"cannot create topics {sorted(topics)}: {exc}") from exc

@@ -1,0 +1,91 @@
+"""Every Prometheus metric dnft exports, declared once with its help text.
+
+Names follow Prometheus conventions: ``dnft_`` prefix, base units in the name (``_seconds``,
+``_blocks``, ``_bytes``), ``_total`` for counters. Label values are bounded sets (network,
+contract, topic, method, endpoint index, outcome): never token ids or raw URLs.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+registry: CollectorRegistry = REGISTRY
+
+build_info = Info("dnft_build", "dnft version and the daemon running in this process")
+
+# --- Kafka plumbing -------------------------------------------------------------------------
+kafka_produce_seconds = Histogram(
+    "dnft_kafka_produce_seconds",
+    "Time from handing a batch to the producer until the broker acknowledged all of it",
+    ["topic"],
+    buckets=_LATENCY_BUCKETS,
+)
+kafka_messages_produced_total = Counter(
+    "dnft_kafka_messages_produced_total", "Messages acknowledged by the broker", ["topic"]
+)
+kafka_messages_consumed_total = Counter(
+    "dnft_kafka_messages_consumed_total", "Messages handed to a consumer", ["group", "topic"]
+)
+kafka_commits_total = Counter(
+    "dnft_kafka_commits_total", "Offset commits made by a consumer group", ["group"]
+)
+kafka_consumer_lag_messages = Gauge(
+    "dnft_kafka_consumer_lag_messages",
+    "Messages between a group's position and the partition's end offset",
+    ["group", "topic", "partition"],
+)
+
+# --- Indexer --------------------------------------------------------------------------------
+indexer_head_block = Gauge("dnft_indexer_head_block", "Latest block the node reported", ["network"])
+indexer_indexed_block = Gauge(
+    "dnft_indexer_indexed_block",
+    "Highest block whose events are in Kafka and checkpointed",
+    ["network"],
+)
+indexer_head_lag_blocks = Gauge(
+    "dnft_indexer_head_lag_blocks", "Head block minus indexed block", ["network"]
+)
+indexer_head_lag_seconds = Gauge(
+    "dnft_indexer_head_lag_seconds", "Now minus the timestamp of the indexed block", ["network"]
+)
+indexer_logs_total = Counter(
+    "dnft_indexer_logs_total", "Event logs published to Kafka", ["network", "contract"]
+)
+indexer_rpc_request_seconds = Histogram(
+    "dnft_indexer_rpc_request_seconds",
+    "JSON-RPC request latency",
+    ["network", "method", "endpoint"],
+    buckets=_LATENCY_BUCKETS,
+)
+indexer_rpc_errors_total = Counter(
+    "dnft_indexer_rpc_errors_total",
+    "JSON-RPC requests that failed, by kind",
+    ["network", "method", "endpoint", "kind"],
+)
+indexer_reorgs_total = Counter(
+    "dnft_indexer_reorgs_total", "Chain reorganisations handled", ["network"]
+)
+indexer_reorg_depth_blocks = Histogram(
+    "dnft_indexer_reorg_depth_blocks",
+    "Depth of handled reorganisations",
+    ["network"],
+    buckets=(1, 2, 3, 4, 5, 8, 16, 32, 64, 128),
+)
+indexer_reorg_beyond_window = Gauge(
+    "dnft_indexer_reorg_beyond_window",
+    "1 when a reorg deeper than the window stopped the indexer",
+    ["network"],
+)
+indexer_backfill_remaining_blocks = Gauge(
+    "dnft_indexer_backfill_remaining_blocks",
+    "Blocks left before backfill reaches the target",
+    ["network"],
+)
+
+# --- Daemon lifecycle ----------------------------------------------------------------------
+daemon_ready = Gauge("dnft_daemon_ready", "1 while the daemon reports ready", ["daemon"])
+daemon_leader = Gauge(
+    "dnft_daemon_leader", "1 while this replica holds its singleton lock", ["daemon", "scope"]
+)

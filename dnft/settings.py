@@ -1,0 +1,382 @@
+"""Settings: one YAML file, ``${ENV}`` substitution, ``DNFT_*`` overrides, frozen typed models.
+
+Precedence, lowest first: the YAML file, then environment overrides. An override names a path
+with ``__`` between segments, e.g. ``DNFT_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092`` or
+``DNFT_NETWORKS__LOCAL__RPC_URLS='[http://a, http://b]'``: a segment under a list picks the item
+whose ``name`` (or ``id``) matches, or an index. Values are parsed as YAML scalars/flow lists.
+
+Every failure raises :class:`dnft.errors.ConfigError` whose ``key`` is the dotted path of the
+failing setting, so ``dnft config check`` can name it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dnft.errors import ConfigError
+
+ENV_PREFIX = "DNFT_"
+DEFAULT_CONFIG_PATH = "dnft.yaml"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Confirmations(_Model):
+    """When a block counts as final: ``depth`` blocks below the head, or the node's tag."""
+
+    depth: int | None = Field(default=None, ge=0, le=10_000)
+    tag: Literal["safe", "finalized"] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Confirmations:
+        if (self.depth is None) == (self.tag is None):
+            raise ValueError("set exactly one of 'depth' or 'tag' (safe | finalized)")
+        return self
+
+
+class NetworkSettings(_Model):
+    name: str = Field(pattern=_NAME)
+    chain_id: int = Field(gt=0)
+    rpc_urls: list[str] = Field(min_length=1)
+    ws_url: str | None = None
+    confirmations: Confirmations = Confirmations(depth=12)
+    # Providers cap eth_getLogs ranges (Alchemy 2k, Infura 10k results); the indexer also
+    # shrinks adaptively when refused, so this is the starting ceiling, not a promise.
+    max_block_range: int = Field(default=2_000, ge=1, le=1_000_000)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
+    # Unfinalized blocks remembered for reorg detection; a deeper reorg stops the indexer.
+    reorg_window: int = Field(default=128, ge=1, le=100_000)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    request_timeout_s: float = Field(default=15.0, gt=0, le=600)
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"RPC URL must start with http:// or https://, got {url!r}")
+        return urls
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"WebSocket URL must start with ws:// or wss://, got {url!r}")
+        return url
+
+
+class ContractSettings(_Model):
+    name: str = Field(pattern=_NAME)
+    network: str
+    address: str = Field(pattern=_ADDRESS)
+    abi: Path
+    include_events: list[str] | None = None
+    start_block: int = Field(default=0, ge=0)
+
+
+class ProducerSettings(_Model):
+    acks: Literal["all", "1", "0"] = "all"
+    enable_idempotence: bool = True
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
+    linger_ms: int = Field(default=5, ge=0, le=10_000)
+    batch_size: int = Field(default=256 * 1024, ge=1024)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+
+class ConsumerSettings(_Model):
+    # Tansu (and Kafka) hold a new member's JoinGroup for up to half the session timeout;
+    # 10 s keeps rebalances quick while surviving a GC pause.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=60_000, ge=1_000)
+    max_poll_records: int = Field(default=500, ge=1)
+
+
+class TopicSettings(_Model):
+    chain_events: str = "dnft.chain.events.v1"
+    oracle_observations: str = "dnft.oracle.observations.v1"
+    render_jobs: str = "dnft.render.jobs.v1"
+    metadata_updates: str = "dnft.metadata.updates.v1"
+    dead_letter: str = "dnft.dead-letter.v1"
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: list[str] = Field(min_length=1)
+    client_id: str = "dnft"
+    topics: TopicSettings = TopicSettings()
+    producer: ProducerSettings = ProducerSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {server!r}")
+        return servers
+
+
+class PostgresSettings(_Model):
+    dsn: str = Field(min_length=1)
+    min_pool_size: int = Field(default=1, ge=0)
+    max_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _scheme(cls, dsn: str) -> str:
+        if not dsn.startswith(("postgres://", "postgresql://")):
+            raise ValueError("expected a postgresql:// DSN")
+        return dsn
+
+
+class HttpFeedSettings(_Model):
+    kind: Literal["http"]
+    id: str = Field(pattern=_NAME)
+    url: str
+    value_path: str
+    timestamp_path: str | None = None
+    headers: dict[str, str] = {}
+    interval_s: float = Field(default=30.0, gt=0)
+
+
+class ChainlinkFeedSettings(_Model):
+    kind: Literal["chainlink"]
+    id: str = Field(pattern=_NAME)
+    network: str
+    address: str = Field(pattern=_ADDRESS)
+    interval_s: float = Field(default=30.0, gt=0)
+
+
+class MedianFeedSettings(_Model):
+    kind: Literal["median"]
+    id: str = Field(pattern=_NAME)
+    sources: list[str] = Field(min_length=2)
+    quorum: int = Field(ge=1)
+
+
+FeedSettings = Annotated[
+    HttpFeedSettings | ChainlinkFeedSettings | MedianFeedSettings, Field(discriminator="kind")
+]
+
+
+class CollectionRef(_Model):
+    name: str = Field(pattern=_NAME)
+    contract: str
+    file: Path
+
+
+class HttpSettings(_Model):
+    """The side server each daemon runs for /metrics, /healthz and /readyz."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9100, ge=0, le=65535)
+
+
+class Settings(_Model):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    http: HttpSettings = HttpSettings()
+    networks: list[NetworkSettings] = []
+    contracts: list[ContractSettings] = []
+    kafka: KafkaSettings
+    postgres: PostgresSettings
+    feeds: list[FeedSettings] = []
+    collections: list[CollectionRef] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        networks = _unique([n.name for n in self.networks], "networks")
+        _unique([c.name for c in self.contracts], "contracts")
+        _unique([f.id for f in self.feeds], "feeds")
+        for contract in self.contracts:
+            if contract.network not in networks:
+                raise ValueError(
+                    f"contract {contract.name!r} names unknown network {contract.network!r}"
+                    f" (known: {sorted(networks)})"
+                )
+        return self
+
+    def network(self, name: str) -> NetworkSettings:
+        for network in self.networks:
+            if network.name == name:
+                return network
+        raise ConfigError("networks", f"no network named {name!r}")
+
+    def contracts_on(self, network: str) -> list[ContractSettings]:
+        return [c for c in self.contracts if c.network == network]
+
+
+def _unique(names: list[str], key: str) -> set[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate name {name!r} in {key}")
+        seen.add(name)
+    return seen
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, substitute, override and validate; raises ConfigError naming the failing key."""
+    env = os.environ if env is None else env
+    config_path = Path(path or env.get("DNFT_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {config_path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{config_path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{config_path} must hold a mapping at the top level")
+    return settings_from_mapping(raw, env, base_dir=config_path.parent)
+
+
+def settings_from_mapping(
+    raw: dict[str, Any], env: Mapping[str, str], base_dir: Path | None = None
+) -> Settings:
+    data = _substitute(raw, env, "")
+    apply_env_overrides(data, env)
+    if base_dir is not None:
+        _resolve_paths(data, base_dir)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = _format_loc(error["loc"], data)
+        raise ConfigError(key, error["msg"]) from None
+
+
+def _substitute(value: Any, env: Mapping[str, str], key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, env, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(key, f"environment variable {name} is not set")
+
+        return _ENV_REF.sub(replace, value)
+    return value
+
+
+_TOP_LEVEL_SCALARS = frozenset({"log_level"})
+
+
+def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Apply ``DNFT_A__B=value`` overrides in place (sorted, so the result is deterministic)."""
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        segments = [s.lower() for s in name[len(ENV_PREFIX) :].split("__")]
+        if len(segments) == 1:
+            # DNFT_FOO without "__" overrides only a top-level scalar such as DNFT_LOG_LEVEL;
+            # other such names stay free for ${DNFT_...} substitution in the YAML.
+            if segments[0] not in _TOP_LEVEL_SCALARS:
+                continue
+        elif segments[0] not in Settings.model_fields:
+            raise ConfigError(
+                segments[0],
+                f"{name}: unknown settings section {segments[0]!r}"
+                f" (known: {sorted(Settings.model_fields)})",
+            )
+        try:
+            value = yaml.safe_load(env[name])
+        except yaml.YAMLError as exc:
+            raise ConfigError(".".join(segments), f"{name} is not a valid value: {exc}") from None
+        _set_path(data, segments, value, name)
+
+
+def _set_path(data: Any, segments: list[str], value: Any, env_name: str) -> None:
+    node = data
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        key_so_far = ".".join(segments[: i + 1])
+        if isinstance(node, list):
+            index = _list_index(node, segment)
+            if index is None:
+                raise ConfigError(key_so_far, f"{env_name}: no list item named {segment!r}")
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[segment] = value
+            else:
+                node = node.setdefault(segment, {})
+        else:
+            raise ConfigError(key_so_far, f"{env_name}: cannot override inside a scalar")
+
+
+def _list_index(items: list[Any], segment: str) -> int | None:
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and segment in (
+            str(item.get("name", "")).lower(),
+            str(item.get("id", "")).lower(),
+        ):
+            return i
+    if segment.isdigit() and int(segment) < len(items):
+        return int(segment)
+    return None
+
+
+def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Relative ABI and collection paths are relative to the config file, not the cwd."""
+    for section, field in (("contracts", "abi"), ("collections", "file")):
+        for item in data.get(section) or []:
+            if isinstance(item, dict) and isinstance(item.get(field), str):
+                p = Path(item[field])
+                if not p.is_absolute():
+                    item[field] = str(base_dir / p)
+
+
+def _format_loc(loc: tuple[int | str, ...], data: Any) -> str:
+    """``('networks', 0, 'rpc_urls')`` -> ``networks[local].rpc_urls``: name items, not indices."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = str(part)
+            if isinstance(node, list) and part < len(node):
+                node = node[part]
+                if isinstance(node, dict):
+                    label = str(node.get("name") or node.get("id") or part)
+            parts.append(f"[{label}]")
+        else:
+            # Discriminated unions add the tag (e.g. 'http') to the path: skip it.
+            if isinstance(node, dict) and part not in node and part == node.get("kind"):
+                continue
+            parts.append(f".{part}" if parts else part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return "".join(parts)

@@ -1,0 +1,47 @@
+"""`dnft config check` names the failing key and exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_check(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "dnft", "--config", str(config), "config", "check"],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        check=False,
+    )
+
+
+class TestConfigCheck:
+    """The example config passes; a broken one is named by key."""
+
+    def test_example_passes(self) -> None:
+        result = run_check(REPO / "dnft.example.yaml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "config ok: 1 network(s), 1 contract(s)" in result.stdout
+
+    def test_bad_key_is_named(self, tmp_path: Path) -> None:
+        text = (
+            (REPO / "dnft.example.yaml")
+            .read_text()
+            .replace("max_in_flight: 8", "max_in_flight: many")
+        )
+        path = tmp_path / "dnft.yaml"
+        path.write_text(text)
+        result = run_check(path)
+        assert result.returncode == 1
+        assert "config error at networks[local].max_in_flight" in result.stdout
+
+    def test_bad_env_override_is_named(self) -> None:
+        result = run_check(REPO / "dnft.example.yaml", DNFT_KAFKA__PRODUCER__ACKS="most")
+        assert result.returncode == 1
+        assert "config error at kafka.producer.acks" in result.stdout
