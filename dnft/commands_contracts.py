@@ -13,12 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from eth_account import Account
-from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import Web3Exception
-
-from dnft import contracts
 from dnft.errors import ConfigError, ServiceError
 
 # The sample feed mirrors Chainlink's ETH / USD: 8 decimals, starting at 3000 USD.
@@ -74,6 +68,14 @@ async def deploy_sample(rpc_url: str, *, mint: int = 0, holders: int = 1) -> dic
     Waits for every transaction. Raises ``ServiceError`` when the node fails,
     ``TransactionReverted`` when a transaction reverts.
     """
+    # Imported here: web3 and eth_account cost ~1 s, which every other dnft command skips.
+    import aiohttp
+    from eth_account import Account
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+    from web3.exceptions import Web3Exception
+
+    from dnft import contracts
+
     w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
     try:
         try:

@@ -1,0 +1,200 @@
+"""A local anvil chain node (Foundry), run from the npm package's binary."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+from dnft.devservices.base import (
+    attach,
+    existing_file,
+    process_records,
+    setting_int,
+    start_on_free_port,
+    stop_processes,
+    wait_ready,
+)
+from dnft.devservices.ports import LOOPBACK
+from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.state import ServiceRecord
+from dnft.errors import MissingDependencyError
+
+ANVIL_BIN_ENV = "DNFT_ANVIL_BIN"
+DEFAULT_CHAIN_ID = 31337
+# Keep 256 blocks of state: a bare --prune-history keeps none and anvil_reorg then fails, while
+# no pruning at all grew anvil to 14 GB at 200k minted tokens (FACTS.md, Chain).
+DEFAULT_PRUNE_HISTORY = 256
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def find_anvil() -> Path:
+    """The anvil binary: ``$DNFT_ANVIL_BIN``, else ``node_modules`` (repo or cwd), else PATH.
+
+    The binary itself, never ``npx anvil``: npx wraps it in node, so the PID would be node's.
+    Raises MissingDependencyError naming ``npm ci`` when none is found.
+    """
+    override = os.environ.get(ANVIL_BIN_ENV)
+    if override:
+        return existing_file(Path(override), ANVIL_BIN_ENV)
+    package = f"anvil-{platform.system().lower()}-{_ARCH.get(platform.machine().lower(), '')}"
+    for root in (_REPO_ROOT, Path.cwd()):
+        candidate = root / "node_modules" / "@foundry-rs" / package / "bin" / "anvil"
+        if candidate.is_file():
+            return candidate
+    on_path = shutil.which("anvil")
+    if on_path:
+        return Path(on_path)
+    raise MissingDependencyError(
+        f"anvil not found (looked for node_modules/@foundry-rs/{package}/bin/anvil and PATH): "
+        f"run `npm ci` in {_REPO_ROOT}, or set {ANVIL_BIN_ENV}"
+    )
+
+
+def rpc_call(
+    url: str, method: str, params: list[object] | None = None, timeout: float = 1.0
+) -> object:
+    """One blocking JSON-RPC call; returns ``result``. Raises OSError or ValueError on failure."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise ValueError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+class AnvilService:
+    """anvil on 127.0.0.1: automine by default, or a block every ``block_time`` seconds.
+
+    Ready when ``eth_chainId`` answers the configured chain id (about 50 ms on this machine).
+    """
+
+    name = "anvil"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        port: int | None = None,
+        chain_id: int = DEFAULT_CHAIN_ID,
+        block_time: float | None = None,
+        prune_history: int = DEFAULT_PRUNE_HISTORY,
+        silent: bool = True,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.chain_id = chain_id
+        self.block_time = block_time
+        self.prune_history = prune_history
+        self.silent = silent
+        self.ready_timeout = ready_timeout
+        self.log_path = state_dir / "logs" / "anvil.log"
+        self.ready_seconds: float | None = None
+        self._process: ManagedProcess | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._bound_port()}"
+
+    @property
+    def ws_url(self) -> str:
+        # anvil serves WebSocket upgrades on the same port as HTTP.
+        return f"ws://{LOOPBACK}:{self._bound_port()}"
+
+    @property
+    def endpoints(self) -> dict[str, str | int]:
+        return {"rpc_url": self.rpc_url, "ws_url": self.ws_url, "chain_id": self.chain_id}
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [] if self._process is None else [self._process]
+
+    def argv(self, binary: Path, port: int) -> list[str]:
+        argv = [str(binary), "--host", LOOPBACK, "--port", str(port)]
+        argv += ["--chain-id", str(self.chain_id), "--prune-history", str(self.prune_history)]
+        if self.block_time is not None:
+            argv += ["--block-time", f"{self.block_time:g}"]
+        if self.silent:
+            argv.append("--silent")
+        return argv
+
+    def start(self) -> None:
+        """Start anvil and block until it is ready. Raises ServiceError, MissingDependencyError."""
+        began = time.monotonic()
+        binary = find_anvil()
+        self.port = start_on_free_port(lambda port: self._start_once(binary, port), self.port)
+        self.ready_seconds = time.monotonic() - began
+
+    def _start_once(self, binary: Path, port: int) -> None:
+        process = spawn("anvil", self.argv(binary, port), self.log_path)
+        url = f"http://{LOOPBACK}:{port}"
+
+        def probe() -> bool:
+            try:
+                return rpc_call(url, "eth_chainId", timeout=0.5) == hex(self.chain_id)
+            except (OSError, ValueError):
+                return False
+
+        try:
+            wait_ready(
+                probe,
+                what=f"anvil on port {port}",
+                timeout=self.ready_timeout,
+                log_path=self.log_path,
+                process=process,
+                port=port,
+            )
+        except BaseException:
+            process.terminate(timeout=2.0)
+            raise
+        self._process = process
+
+    def stop(self) -> None:
+        """SIGTERM anvil's group, SIGKILL after 10 s; blocks until it is gone."""
+        if self._process is not None:
+            stop_processes([self._process], "anvil", self.log_path)
+            self._process = None
+
+    def restart(self) -> None:
+        """Stop and start on the same port. The chain state is lost (anvil keeps it in memory)."""
+        self.stop()
+        self.start()
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def record(self) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            processes=process_records(self.processes),
+            endpoints=self.endpoints,
+            logs={"anvil": str(self.log_path)},
+            settings={"port": self._bound_port(), "block_time": self.block_time},
+        )
+
+    @classmethod
+    def from_record(cls, record: ServiceRecord, state_dir: Path) -> AnvilService:
+        """Attach to an anvil started by another process (``dnft dev up``), to check or stop it."""
+        service = cls(
+            state_dir,
+            port=setting_int(record, "port"),
+            chain_id=setting_int(record, "chain_id") or DEFAULT_CHAIN_ID,
+        )
+        service.log_path = Path(record.logs.get("anvil", str(service.log_path)))
+        service._process = attach(record, "anvil")
+        return service
+
+    def _bound_port(self) -> int:
+        if self.port is None:
+            raise RuntimeError("anvil has no port before start()")
+        return self.port

