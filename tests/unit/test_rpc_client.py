@@ -1,0 +1,437 @@
+"""RpcClient and iter_logs against a real local aiohttp server that misbehaves on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from indexer.rpc.client import RetryPolicy, RpcClient
+from indexer.rpc.errors import (
+    RangeTooLargeError,
+    RpcGiveUpError,
+    RpcHttpError,
+    RpcNodeError,
+)
+from indexer.rpc.logs import get_block_headers, iter_logs
+
+FAST_RETRY = RetryPolicy(max_attempts=5, budget_s=5.0, base_delay_s=0.01, max_delay_s=0.05)
+
+
+class FakeNode:
+    """A JSON-RPC node on 127.0.0.1. ``script`` holds one misbehaviour per coming request
+    (``429``, ``500``, ``drop``, ``cut_body``, ``truncated``, ``slow``, ``partial_batch``,
+    ``batch_error``, ``401``); an empty script answers correctly.
+
+    ``eth_getLogs`` serves ``density`` synthetic logs per block and refuses ranges with more
+    than ``max_results`` logs (or more than ``max_blocks`` blocks) in the ``refusal`` shape.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.script: list[str] = []
+        self.bodies: list[Any] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.delay = 0.0
+        self.jitter = 0.0
+        self.density = 2
+        self.max_results: int | None = None
+        self.max_blocks: int | None = None
+        self.refusal = "alchemy"
+        self.getlogs_ranges: list[tuple[int, int]] = []
+        self.refused = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.bodies.append(body)
+        action = self.script.pop(0) if self.script else "ok"
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay + random.uniform(0, self.jitter))
+            return await self._act(request, action, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _act(self, request: web.Request, action: str, body: Any) -> web.StreamResponse:
+        if action == "429":
+            return web.Response(status=429, headers={"Retry-After": "0.3"}, text="slow down")
+        if action == "500":
+            return web.Response(status=500, text="<html>oops</html>")
+        if action == "401":
+            return web.Response(status=401, text="unauthorized")
+        if action == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(text="never sent")
+        if action == "cut_body":
+            resp = web.StreamResponse(headers={"Content-Length": "500"})
+            await resp.prepare(request)
+            await resp.write(b'{"jsonrpc":"2.0","id":1,"result":"0x')
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        if action == "truncated":
+            return web.Response(
+                body=b'{"jsonrpc":"2.0","id":1,"res', content_type="application/json"
+            )
+        if action == "slow":
+            await asyncio.sleep(1.0)
+        if action == "batch_error":
+            error = {"code": -32600, "message": "batch too large"}
+            return self._json({"jsonrpc": "2.0", "id": None, "error": error})
+        if isinstance(body, list):
+            answers = [self._answer(call) for call in body]
+            if action == "partial_batch":
+                answers = answers[:-1]
+            random.shuffle(answers)  # clients must match by id, not position
+            return self._json(answers)
+        return self._json(self._answer(body))
+
+    @staticmethod
+    def _json(value: Any) -> web.Response:
+        return web.Response(body=orjson.dumps(value), content_type="application/json")
+
+    def _answer(self, call: dict[str, Any]) -> dict[str, Any]:
+        method, params = call["method"], call["params"]
+        try:
+            result = self._result(method, params)
+        except _Refuse as refusal:
+            return {"jsonrpc": "2.0", "id": call["id"], "error": refusal.error}
+        return {"jsonrpc": "2.0", "id": call["id"], "result": result}
+
+    def _result(self, method: str, params: Any) -> Any:
+        if method == "eth_blockNumber":
+            return "0x10"
+        if method == "echo":
+            return params
+        if method == "fail":
+            raise _Refuse({"code": -32601, "message": "method not found"})
+        if method == "eth_getBlockByNumber":
+            n = int(params[0], 16)
+            if n > 10_000:
+                return None
+            return {"number": hex(n), "hash": f"0x{n:064x}", "parentHash": f"0x{n - 1:064x}",
+                    "timestamp": hex(1_700_000_000 + 12 * n)}  # fmt: skip
+        if method == "eth_getLogs":
+            return self._logs(params[0])
+        raise _Refuse({"code": -32601, "message": f"no method {method}"})
+
+    def _logs(self, flt: dict[str, Any]) -> list[dict[str, Any]]:
+        start, end = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
+        self.getlogs_ranges.append((start, end))
+        blocks = end - start + 1
+        if self.max_blocks is not None and blocks > self.max_blocks:
+            self.refused += 1
+            message = f"eth_getLogs is limited to a {self.max_blocks:,} range"
+            raise _Refuse({"code": -32614, "message": message})
+        if self.max_results is not None and blocks * self.density > self.max_results:
+            self.refused += 1
+            fits = start + self.max_results // self.density - 1
+            shapes = {
+                "alchemy": {"code": -32602, "message": "Log response size exceeded. this block "
+                            f"range should work: [{hex(start)}, {hex(fits)}]"},
+                "infura": {"code": -32005, "message": "query returned more than "
+                           f"{self.max_results} results", "data": {"to": hex(fits)}},
+                "wide": {"code": -32000, "message": "block range is too wide"},
+                "timeout": {"code": -32000, "message": "Query timeout exceeded"},
+            }  # fmt: skip
+            raise _Refuse(shapes[self.refusal])
+        return [
+            {"address": "0x" + "aa" * 20, "topics": ["0x" + "bb" * 32], "data": "0x",
+             "blockNumber": hex(n), "blockHash": f"0x{n:064x}", "transactionHash": "0x" + "cc" * 32,
+             "transactionIndex": "0x0", "logIndex": hex(i), "removed": False}
+            for n in range(start, end + 1)
+            for i in range(self.density)
+        ]  # fmt: skip
+
+
+class _Refuse(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+
+
+class Recorder:
+    """An RpcObserver that keeps every call."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, float, str]] = []
+
+    def on_request(self, method: str, endpoint: str, seconds: float, outcome: str) -> None:
+        self.seen.append((method, endpoint, seconds, outcome))
+
+    @property
+    def outcomes(self) -> list[str]:
+        return [s[3] for s in self.seen]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def server() -> AsyncIterator[tuple[FakeNode, str]]:
+    node = FakeNode()
+    app = web.Application()
+    app.router.add_post("/", node.handle)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    yield node, str(test_server.make_url("/"))
+    await test_server.close()
+
+
+@pytest.fixture
+def node(server: tuple[FakeNode, str]) -> FakeNode:
+    server[0].reset()
+    return server[0]
+
+
+@pytest.fixture
+def url(server: tuple[FakeNode, str]) -> str:
+    return server[1]
+
+
+def dead_url() -> str:
+    """A 127.0.0.1 URL where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def client(urls: str | list[str], **kw: Any) -> RpcClient:
+    kw.setdefault("retry", FAST_RETRY)
+    kw.setdefault("timeout_s", 2.0)
+    return RpcClient(urls, **kw)
+
+
+class TestCall:
+    """Single calls: results, node errors and every retried misbehaviour."""
+
+    async def test_ok(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            assert await rpc.call("eth_blockNumber") == "0x10"
+            assert await rpc.call("echo", [1, "a"]) == [1, "a"]
+
+    async def test_node_error_is_not_retried(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            with pytest.raises(RpcNodeError) as info:
+                await rpc.call("fail")
+        assert info.value.code == -32601
+        assert len(node.bodies) == 1
+
+    @pytest.mark.parametrize("misbehaviour", ["500", "drop", "cut_body", "truncated", "429"])
+    async def test_retries_then_succeeds(self, node: FakeNode, url: str, misbehaviour: str) -> None:
+        node.script = [misbehaviour, misbehaviour]
+        recorder = Recorder()
+        async with client(url, observer=recorder) as rpc:
+            assert await rpc.call("eth_blockNumber") == "0x10"
+        assert len(node.bodies) == 3
+        assert recorder.outcomes[-1] == "ok"
+        assert recorder.outcomes[0] in {"http_5xx", "connection", "bad_response", "rate_limited"}
+
+    async def test_honours_retry_after(self, node: FakeNode, url: str) -> None:
+        node.script = ["429"]
+        async with client(url) as rpc:
+            started = time.monotonic()
+            await rpc.call("eth_blockNumber")
+        assert time.monotonic() - started >= 0.3
+
+    async def test_timeout_then_retry(self, node: FakeNode, url: str) -> None:
+        node.script = ["slow"]
+        recorder = Recorder()
+        async with client(url, timeout_s=0.2, observer=recorder) as rpc:
+            started = time.monotonic()
+            assert await rpc.call("eth_blockNumber") == "0x10"
+        assert time.monotonic() - started < 0.9
+        assert recorder.outcomes == ["timeout", "ok"]
+
+    async def test_gives_up_naming_method_and_redacted_endpoint(
+        self, node: FakeNode, url: str
+    ) -> None:
+        node.script = ["500"] * 10
+        secret_url = url + "?apikey=s3cr3t-k3y"
+        async with client(secret_url) as rpc:
+            with pytest.raises(RpcGiveUpError) as info:
+                await rpc.call("eth_chainId")
+        message = str(info.value)
+        assert "eth_chainId" in message
+        assert "127.0.0.1" in message
+        assert "s3cr3t" not in message
+        assert info.value.attempts == FAST_RETRY.max_attempts
+        assert info.value.__cause__ is not None
+        assert "s3cr3t" not in str(info.value.__cause__)
+
+    async def test_time_budget(self, node: FakeNode, url: str) -> None:
+        node.script = ["429"] * 10  # each asks for 0.3 s; a 0.5 s budget allows one wait
+        policy = RetryPolicy(max_attempts=50, budget_s=0.5, base_delay_s=0.01)
+        async with client(url, retry=policy) as rpc:
+            with pytest.raises(RpcGiveUpError):
+                await rpc.call("eth_blockNumber")
+        assert len(node.bodies) == 2
+
+    async def test_http_error_is_not_retried(self, node: FakeNode, url: str) -> None:
+        node.script = ["401"]
+        async with client(url) as rpc:
+            with pytest.raises(RpcHttpError) as info:
+                await rpc.call("eth_blockNumber")
+        assert info.value.status == 401
+        assert len(node.bodies) == 1
+
+
+class TestFailover:
+    """Dead or sick endpoints are skipped and cooled down."""
+
+    async def test_dead_then_good(self, node: FakeNode, url: str) -> None:
+        recorder = Recorder()
+        dead = dead_url()
+        async with client([dead, url], observer=recorder, cooldown_s=60) as rpc:
+            assert await rpc.call("eth_blockNumber") == "0x10"
+            assert await rpc.call("eth_blockNumber") == "0x10"
+        assert [(s[1] == url, s[3]) for s in recorder.seen] == [
+            (False, "connection"),
+            (True, "ok"),
+            (True, "ok"),  # the dead endpoint is cooling: not tried again
+        ]
+
+    async def test_5xx_fails_over_without_waiting(self, node: FakeNode, url: str) -> None:
+        node.script = ["500"]
+        recorder = Recorder()
+        async with client([url, url + "?replica=2"], observer=recorder) as rpc:
+            assert await rpc.call("eth_blockNumber") == "0x10"
+        assert recorder.outcomes == ["http_5xx", "ok"]
+        assert recorder.seen[1][1].endswith("replica=***")
+
+    async def test_all_dead_gives_up(self) -> None:
+        async with client([dead_url(), dead_url()]) as rpc:
+            with pytest.raises(RpcGiveUpError, match="eth_blockNumber"):
+                await rpc.call("eth_blockNumber")
+
+
+class TestBatch:
+    """JSON-RPC batches: matched by id, partial answers re-sent, item errors raised."""
+
+    async def test_matches_by_id(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            results = await rpc.batch([("echo", [i]) for i in range(50)])
+        assert results == [[i] for i in range(50)]
+
+    async def test_item_error(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            with pytest.raises(RpcNodeError):
+                await rpc.batch([("echo", [1]), ("fail", [])])
+            mixed = await rpc.batch([("echo", [1]), ("fail", [])], return_exceptions=True)
+        assert mixed[0] == [1]
+        assert isinstance(mixed[1], RpcNodeError)
+
+    async def test_missing_item_is_resent_alone(self, node: FakeNode, url: str) -> None:
+        node.script = ["partial_batch"]
+        async with client(url) as rpc:
+            results = await rpc.batch([("echo", [i]) for i in range(5)])
+        assert results == [[i] for i in range(5)]
+        assert [len(b) for b in node.bodies] == [5, 1]
+
+    async def test_whole_batch_refused(self, node: FakeNode, url: str) -> None:
+        node.script = ["batch_error"]
+        async with client(url) as rpc:
+            with pytest.raises(RpcNodeError, match="batch too large"):
+                await rpc.batch([("echo", [1])])
+
+    async def test_in_flight_limit(self, node: FakeNode, url: str) -> None:
+        node.delay = 0.03
+        async with client(url, max_in_flight=3) as rpc:
+            await asyncio.gather(*(rpc.call("echo", [i]) for i in range(20)))
+        assert node.max_in_flight == 3
+
+    async def test_block_headers(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            headers = await get_block_headers(rpc, range(1, 451), batch_size=200)
+        assert [h.number for h in headers] == list(range(1, 451))
+        assert headers[9].parent_hash == f"0x{9:064x}"
+        assert headers[9].timestamp == 1_700_000_000 + 120
+        assert [len(b) for b in node.bodies] == [200, 200, 50]
+
+
+async def collect(rpc: RpcClient, start: int, end: int, **kw: Any) -> list[Any]:
+    chunks = [c async for c in iter_logs(rpc, ["0x" + "aa" * 20], None, start, end, **kw)]
+    # Chunks tile the range exactly, in order.
+    assert chunks[0].from_block == start
+    assert chunks[-1].to_block == end
+    for a, b in itertools.pairwise(chunks):
+        assert b.from_block == a.to_block + 1
+    return [log for chunk in chunks for log in chunk]
+
+
+def expected_logs(start: int, end: int, density: int) -> list[tuple[int, int]]:
+    return [(n, i) for n in range(start, end + 1) for i in range(density)]
+
+
+def keys(logs: list[Any]) -> list[tuple[int, int]]:
+    return [(int(x["blockNumber"], 16), int(x["logIndex"], 16)) for x in logs]
+
+
+class TestIterLogs:
+    """Ordered, concurrent, range-adaptive eth_getLogs."""
+
+    async def test_order_under_concurrency(self, node: FakeNode, url: str) -> None:
+        node.jitter = 0.01  # responses finish out of order
+        async with client(url) as rpc:
+            logs = await collect(rpc, 5, 1004, max_range=37, in_flight=6)
+        assert keys(logs) == expected_logs(5, 1004, 2)
+
+    @pytest.mark.parametrize("shape", ["alchemy", "infura", "wide", "timeout"])
+    async def test_adapts_to_refusals(self, node: FakeNode, url: str, shape: str) -> None:
+        node.max_results, node.refusal, node.jitter = 100, shape, 0.002
+        async with client(url) as rpc:
+            logs = await collect(rpc, 0, 2999, max_range=1000, in_flight=4)
+        assert keys(logs) == expected_logs(0, 2999, 2)
+        assert node.refused > 0
+        # Once adapted, most requests fit: refusals stay a small share.
+        assert node.refused < len(node.getlogs_ranges) / 3
+
+    async def test_provider_block_cap_is_kept(self, node: FakeNode, url: str) -> None:
+        node.max_blocks = 100
+        async with client(url) as rpc:
+            logs = await collect(rpc, 0, 1999, max_range=1000, in_flight=2)
+        assert keys(logs) == expected_logs(0, 1999, 2)
+        assert node.refused <= 2  # learnt from the message, never grown past it
+
+    async def test_single_block_refused(self, node: FakeNode, url: str) -> None:
+        node.max_results, node.density = 1, 5
+        async with client(url) as rpc:
+            with pytest.raises(RangeTooLargeError):
+                await collect(rpc, 0, 10, max_range=4)
+
+    async def test_memory_stays_flat(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            consumed = 0
+            async for chunk in iter_logs(rpc, [], None, 0, 499, max_range=10, in_flight=3):
+                consumed += 1
+                await asyncio.sleep(0.005)  # a slow consumer
+                # Requested but not yet consumed chunks never exceed in_flight.
+                assert len(node.getlogs_ranges) - consumed <= 3
+                assert len(chunk) == 20
+        assert consumed == 50
+
+    async def test_close_cancels(self, node: FakeNode, url: str) -> None:
+        node.delay = 0.05
+        async with client(url) as rpc:
+            gen = iter_logs(rpc, [], None, 0, 10_000, max_range=10, in_flight=4)
+            await anext(gen)
+            await gen.aclose()
+            await asyncio.sleep(0.1)
+            assert node.in_flight == 0
+            assert len(node.getlogs_ranges) <= 5
+
+    async def test_empty_range(self, node: FakeNode, url: str) -> None:
+        async with client(url) as rpc:
+            assert [c async for c in iter_logs(rpc, [], None, 10, 9)] == []
