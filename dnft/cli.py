@@ -14,7 +14,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dnft import commands_config, commands_db, commands_dev
+    from dnft import (
+        commands_config,
+        commands_contracts,
+        commands_db,
+        commands_dev,
+        commands_indexer,
+    )
 
     parser = argparse.ArgumentParser(prog="dnft", description="Dynamic NFT engine")
     parser.add_argument(
@@ -24,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="path to dnft.yaml (default: $DNFT_CONFIG or ./dnft.yaml)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (commands_config, commands_db, commands_dev):
+    for module in (
+        commands_config,
+        commands_contracts,
+        commands_db,
+        commands_dev,
+        commands_indexer,
+    ):
         module.register(sub)
     return parser
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,13 +66,68 @@ class ConsumedMessage:
         return self.offset + 1
 
 
+class PendingBatch:
+    """Acknowledgements of one enqueued batch; resolved from kafka-python's I/O thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, messages: Sequence[OutgoingMessage]):
+        self._loop = loop
+        self._messages = messages
+        self._future: asyncio.Future[list[Delivery]] = loop.create_future()
+        self._deliveries: list[Delivery | None] = [None] * len(messages)
+        self._remaining = len(messages)
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+        if not messages:
+            self._future.set_result([])
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def _on_ack(self, index: int, meta: Any) -> None:
+        with self._lock:
+            self._deliveries[index] = Delivery(meta.topic, meta.partition, meta.offset)
+            self._remaining -= 1
+            done = self._remaining == 0
+        if done:
+            self._loop.call_soon_threadsafe(self._resolve)
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._loop.call_soon_threadsafe(self._fail, exc)
+
+    def _resolve(self) -> None:
+        if self._future.done():
+            return
+        elapsed = time.perf_counter() - self._started
+        for topic, count in _count_by_topic(self._messages).items():
+            metrics.kafka_produce_seconds.labels(topic).observe(elapsed)
+            metrics.kafka_messages_produced_total.labels(topic).inc(count)
+        self._future.set_result([d for d in self._deliveries if d is not None])
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._future.done():
+            self._future.set_exception(KafkaError(f"produce failed: {exc}"))
+
+    async def acked(self) -> list[Delivery]:
+        """Wait until the broker acknowledged every message; raises KafkaError otherwise."""
+        return await asyncio.shield(self._future)
+
+
 class AsyncProducer:
-    """Idempotent producer; :meth:`send_many` resolves only when the broker acknowledged all."""
+    """Idempotent producer; a batch counts as sent only once the broker acknowledged all of it.
+
+    Sends run on one dedicated thread, so batches enter the producer in the order they were
+    enqueued and per-key order holds across batches; waiting for acknowledgements blocks
+    nothing (callbacks resolve an asyncio future).
+    """
 
     def __init__(self, settings: KafkaSettings, *, client_id: str | None = None) -> None:
         self._settings = settings
         self._client_id = client_id or settings.client_id
         self._producer: KafkaProducer | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-producer")
 
     async def start(self) -> None:
         p = self._settings.producer
@@ -93,21 +149,18 @@ class AsyncProducer:
                 f"cannot connect producer to {self._settings.bootstrap_servers}: {exc}"
             ) from exc
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
-        """Send a batch and wait for every acknowledgement; raises KafkaError if any fails.
-
-        Order within a partition follows the order of ``messages`` (idempotent producer).
-        """
-        if not messages:
-            return []
+    async def enqueue(self, messages: Sequence[OutgoingMessage]) -> PendingBatch:
+        """Hand a batch to the producer (in order) without waiting for acknowledgements."""
         producer = self._require()
-        started = time.perf_counter()
-        deliveries = await asyncio.to_thread(_send_and_wait, producer, messages)
-        elapsed = time.perf_counter() - started
-        for topic, count in _count_by_topic(messages).items():
-            metrics.kafka_produce_seconds.labels(topic).observe(elapsed)
-            metrics.kafka_messages_produced_total.labels(topic).inc(count)
-        return deliveries
+        batch = PendingBatch(asyncio.get_running_loop(), messages)
+        if messages:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, _enqueue, producer, messages, batch)
+        return batch
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+        """Send a batch and wait for every acknowledgement; raises KafkaError if any fails."""
+        return await (await self.enqueue(messages)).acked()
 
     async def send(self, message: OutgoingMessage) -> Delivery:
         return (await self.send_many([message]))[0]
@@ -115,7 +168,9 @@ class AsyncProducer:
     async def close(self, timeout_s: float = 10.0) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            await asyncio.to_thread(producer.close, timeout=timeout_s)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, lambda: producer.close(timeout=timeout_s))
+        self._executor.shutdown(wait=False)
 
     def _require(self) -> KafkaProducer:
         if self._producer is None:
@@ -123,20 +178,16 @@ class AsyncProducer:
         return self._producer
 
 
-def _send_and_wait(producer: KafkaProducer, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
+def _enqueue(
+    producer: KafkaProducer, messages: Sequence[OutgoingMessage], batch: PendingBatch
+) -> None:
     try:
-        futures = [
-            producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
-            for m in messages
-        ]
-        producer.flush()
-        out = []
-        for future in futures:
-            meta = future.get()
-            out.append(Delivery(meta.topic, meta.partition, meta.offset))
-        return out
+        for index, m in enumerate(messages):
+            future = producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+            future.add_callback(batch._on_ack, index)
+            future.add_errback(batch._on_error)
     except _KafkaLibError as exc:
-        raise KafkaError(f"produce failed: {exc}") from exc
+        batch._on_error(exc)
 
 
 def _count_by_topic(messages: Iterable[OutgoingMessage]) -> dict[str, int]:

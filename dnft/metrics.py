@@ -53,6 +53,17 @@ indexer_head_lag_seconds = Gauge(
 indexer_logs_total = Counter(
     "dnft_indexer_logs_total", "Event logs published to Kafka", ["network", "contract"]
 )
+indexer_undecodable_logs_total = Counter(
+    "dnft_indexer_undecodable_logs_total",
+    "Logs with a configured event's topic0 that do not match its ABI (skipped)",
+    ["network", "contract"],
+)
+indexer_head_to_kafka_seconds = Histogram(
+    "dnft_indexer_head_to_kafka_seconds",
+    "From a new head's notification to Kafka acknowledging its events",
+    ["network"],
+    buckets=_LATENCY_BUCKETS,
+)
 indexer_rpc_request_seconds = Histogram(
     "dnft_indexer_rpc_request_seconds",
     "JSON-RPC request latency",
@@ -76,6 +87,11 @@ indexer_reorg_depth_blocks = Histogram(
 indexer_reorg_beyond_window = Gauge(
     "dnft_indexer_reorg_beyond_window",
     "1 when a reorg deeper than the window stopped the indexer",
+    ["network"],
+)
+indexer_following_head = Gauge(
+    "dnft_indexer_following_head",
+    "1 while the indexer follows the head (realtime), 0 during backfill or standby",
     ["network"],
 )
 indexer_backfill_remaining_blocks = Gauge(

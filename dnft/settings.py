@@ -123,6 +123,12 @@ class TopicSettings(_Model):
 class KafkaSettings(_Model):
     bootstrap_servers: list[str] = Field(min_length=1)
     client_id: str = "dnft"
+    # Daemons create missing topics at start; in production they are usually managed
+    # (Strimzi, Terraform): set false there.
+    create_topics: bool = True
+    # Partitions bound consumer parallelism: the most regenerator / render replicas that help.
+    partitions: int = Field(default=6, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
     topics: TopicSettings = TopicSettings()
     producer: ProducerSettings = ProducerSettings()
     consumer: ConsumerSettings = ConsumerSettings()

@@ -1,0 +1,164 @@
+"""Where a network's stream stands, persisted in Postgres after Kafka acknowledged it.
+
+Two kinds of progress:
+
+* finalized ranges (backfill): only the checkpoint moves;
+* unfinalized blocks (realtime): each block's hash and parent and the retractions of its
+  events are kept until the block is final, so a reorg found after a restart is still undone.
+
+Every write is one transaction on the caller's connection (the leader lock's), so a replica
+that lost the lock cannot move the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    number: int
+    hash: str
+    parent_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """All events in blocks <= ``block_number`` are in Kafka."""
+
+    block_number: int
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEvent:
+    """An event published from an unfinalized block, with the retraction that undoes it."""
+
+    block_number: int
+    block_hash: str
+    event_id: str
+    message_key: str
+    retraction: dict[str, Any]
+
+
+class CheckpointStore:
+    def __init__(self, conn: asyncpg.Connection, network: str) -> None:
+        self._conn = conn
+        self._network = network
+
+    async def load(self) -> Checkpoint | None:
+        row = await self._conn.fetchrow(
+            "select block_number, block_hash from indexer_checkpoints where network = $1",
+            self._network,
+        )
+        return None if row is None else Checkpoint(row["block_number"], row["block_hash"])
+
+    async def load_window(self) -> list[BlockRef]:
+        rows = await self._conn.fetch(
+            "select number, hash, parent_hash from indexer_blocks where network = $1 "
+            "order by number",
+            self._network,
+        )
+        return [BlockRef(r["number"], r["hash"], r["parent_hash"]) for r in rows]
+
+    async def advance_finalized(self, checkpoint: Checkpoint) -> None:
+        """Move the checkpoint over a finalized range (no window bookkeeping needed)."""
+        async with self._conn.transaction():
+            await self._upsert(checkpoint)
+
+    async def advance_unfinalized(
+        self, blocks: Sequence[BlockRef], events: Sequence[WindowEvent], finalized: int
+    ) -> None:
+        """Record unfinalized blocks and their events, move the checkpoint to the last block,
+        and forget blocks at or below ``finalized`` (they can no longer be reorganised)."""
+        if not blocks:
+            return
+        last = blocks[-1]
+        async with self._conn.transaction():
+            await self._conn.executemany(
+                "insert into indexer_blocks (network, number, hash, parent_hash) "
+                "values ($1, $2, $3, $4) on conflict (network, number) do update "
+                "set hash = excluded.hash, parent_hash = excluded.parent_hash",
+                [(self._network, b.number, b.hash, b.parent_hash) for b in blocks],
+            )
+            if events:
+                await self._conn.executemany(
+                    "insert into indexer_window_events (network, block_number, block_hash, "
+                    "event_id, message_key, retraction) values ($1, $2, $3, $4, $5, $6) "
+                    "on conflict (network, event_id) do nothing",
+                    [
+                        (
+                            self._network,
+                            e.block_number,
+                            e.block_hash,
+                            e.event_id,
+                            e.message_key,
+                            orjson.dumps(e.retraction).decode(),
+                        )
+                        for e in events
+                    ],
+                )
+            # Keep the finalized anchor block itself: the next block's parentHash links to it.
+            await self._conn.execute(
+                "delete from indexer_blocks where network = $1 and number < $2",
+                self._network,
+                finalized,
+            )
+            await self._conn.execute(
+                "delete from indexer_window_events where network = $1 and block_number <= $2",
+                self._network,
+                finalized,
+            )
+            await self._upsert(Checkpoint(last.number, last.hash))
+
+    async def events_after(self, ancestor: int) -> list[WindowEvent]:
+        """Events published from blocks above ``ancestor``, in publish order."""
+        rows = await self._conn.fetch(
+            "select block_number, block_hash, event_id, message_key, retraction "
+            "from indexer_window_events where network = $1 and block_number > $2 "
+            "order by block_number, event_id",
+            self._network,
+            ancestor,
+        )
+        return [
+            WindowEvent(
+                r["block_number"],
+                r["block_hash"],
+                r["event_id"],
+                r["message_key"],
+                orjson.loads(r["retraction"]),
+            )
+            for r in rows
+        ]
+
+    async def rewind(self, ancestor: BlockRef) -> None:
+        """After the retractions are acknowledged: forget orphaned blocks, checkpoint the
+        common ancestor."""
+        async with self._conn.transaction():
+            await self._conn.execute(
+                "delete from indexer_blocks where network = $1 and number > $2",
+                self._network,
+                ancestor.number,
+            )
+            await self._conn.execute(
+                "delete from indexer_window_events where network = $1 and block_number > $2",
+                self._network,
+                ancestor.number,
+            )
+            await self._upsert(Checkpoint(ancestor.number, ancestor.hash))
+
+    async def _upsert(self, checkpoint: Checkpoint) -> None:
+        await self._conn.execute(
+            "insert into indexer_checkpoints (network, block_number, block_hash) "
+            "values ($1, $2, $3) on conflict (network) do update set "
+            "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+            "updated_at = now()",
+            self._network,
+            checkpoint.block_number,
+            checkpoint.block_hash,
+        )

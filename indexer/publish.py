@@ -1,0 +1,133 @@
+"""Decoded events -> Kafka messages (``dnft.chain.event.v1``) and their retractions.
+
+Keys keep per-token order: ``chainId:contract:tokenId`` when the event names a token, else
+``chainId:contract``. The event id ``chainId:blockHash:logIndex`` is deterministic, so a
+republished event (restart, replay) carries the same id and consumers drop the duplicate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+from dnft.kafka import OutgoingMessage
+from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
+
+# Argument names that carry a token id in ERC-721, ERC-4906 and our sample contract.
+TOKEN_ID_ARGS = ("tokenId", "_tokenId", "tokenID", "id")
+
+_SCHEMA_HEADER = ("schema", CHAIN_EVENT_V1.encode())
+_RETRACTION_HEADER = ("schema", CHAIN_RETRACTION_V1.encode())
+
+
+class Event(Protocol):
+    """What the publisher needs of a decoded log (``indexer.decode.DecodedEvent``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def block_hash(self) -> str: ...
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def log_index(self) -> int: ...
+
+
+def event_id(chain_id: int, block_hash: str, log_index: int) -> str:
+    return f"{chain_id}:{block_hash.lower()}:{log_index}"
+
+
+def token_id_of(args: dict[str, Any]) -> str | None:
+    for name in TOKEN_ID_ARGS:
+        value = args.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+    return None
+
+
+def jsonable(value: Any) -> Any:
+    """Integers become decimal strings (uint256 exceeds JSON's safe integers)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+class EventPublisher:
+    """Builds the messages for one network; pure (no I/O), cheap enough for the hot path."""
+
+    def __init__(self, *, chain_id: int, network: str, topic: str) -> None:
+        self.chain_id = chain_id
+        self.network = network
+        self.topic = topic
+
+    def key(self, contract: str, token_id: str | None) -> str:
+        if token_id is None:
+            return f"{self.chain_id}:{contract}"
+        return f"{self.chain_id}:{contract}:{token_id}"
+
+    def message(self, event: Event, block_timestamp: int | None = None) -> OutgoingMessage:
+        contract = event.address.lower()
+        token_id = token_id_of(event.args)
+        eid = event_id(self.chain_id, event.block_hash, event.log_index)
+        body = {
+            "schema": CHAIN_EVENT_V1,
+            "event_id": eid,
+            "chain_id": self.chain_id,
+            "network": self.network,
+            "contract": contract,
+            "event": event.name,
+            "args": jsonable(event.args),
+            "token_id": token_id,
+            "block_number": event.block_number,
+            "block_hash": event.block_hash.lower(),
+            "block_timestamp": block_timestamp,
+            "tx_hash": event.tx_hash.lower(),
+            "log_index": event.log_index,
+            "removed": False,
+        }
+        return OutgoingMessage(
+            self.topic,
+            value=orjson.dumps(body),
+            key=self.key(contract, token_id).encode(),
+            headers=(("event-id", eid.encode()), _SCHEMA_HEADER),
+        )
+
+    def retraction_body(self, event: Event) -> dict[str, Any]:
+        """What to publish if this event's block is orphaned (stored until it is final)."""
+        return {
+            "schema": CHAIN_RETRACTION_V1,
+            "event_id": event_id(self.chain_id, event.block_hash, event.log_index),
+            "chain_id": self.chain_id,
+            "network": self.network,
+            "contract": event.address.lower(),
+            "event": event.name,
+            "token_id": token_id_of(event.args),
+            "block_number": event.block_number,
+            "block_hash": event.block_hash.lower(),
+            "removed": True,
+        }
+
+    def retraction(self, body: dict[str, Any]) -> OutgoingMessage:
+        """The retraction message, on the original event's topic and key."""
+        key = self.key(body["contract"], body.get("token_id"))
+        return OutgoingMessage(
+            self.topic,
+            value=orjson.dumps(body),
+            key=key.encode(),
+            headers=(("event-id", str(body["event_id"]).encode()), _RETRACTION_HEADER),
+        )

@@ -1,0 +1,165 @@
+"""Realtime sync: follow the head, link every block by parentHash, and report reorgs.
+
+Yields a closed set of events, as Ponder does: :class:`NewBlocks` (consecutive blocks with
+their logs, linked to the window) and :class:`Reorg` (the window was cut back to a common
+ancestor; the orphaned blocks' events must be retracted). It never touches Kafka or Postgres.
+
+Logs of a step are fetched with one ``eth_getLogs`` over the step's range and checked
+against the headers: a log whose blockHash differs means the chain moved during the step,
+which is simply retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from dnft.settings import NetworkSettings
+from indexer.checkpoint import BlockRef
+from indexer.rpc.client import RpcClient
+from indexer.rpc.errors import BlockNotFoundError
+from indexer.rpc.logs import get_block_headers
+from indexer.rpc.types import Header, RawLog
+from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
+
+log = structlog.get_logger("dnft.indexer.realtime")
+
+# Headers fetched per step when catching up; also bounds the logs held in memory.
+MAX_BLOCKS_PER_STEP = 100
+# Headers fetched per round while walking back to a common ancestor.
+_WALK_BACK_BATCH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlocks:
+    headers: list[Header]
+    logs: list[RawLog]
+    finalized: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reorg:
+    ancestor: BlockRef
+    orphaned: list[BlockRef]
+
+    @property
+    def depth(self) -> int:
+        return len(self.orphaned)
+
+
+RealtimeEvent = NewBlocks | Reorg
+
+
+class ChainMovedError(Exception):
+    """The chain changed while a step read it; the step is retried."""
+
+
+def block_ref(header: Header) -> BlockRef:
+    return BlockRef(header.number, header.hash, header.parent_hash)
+
+
+async def finalized_block(client: RpcClient, network: NetworkSettings, head: int) -> int:
+    """The newest block this network's confirmation policy treats as final."""
+    conf = network.confirmations
+    if conf.depth is not None:
+        return max(0, head - conf.depth)
+    block = await client.call("eth_getBlockByNumber", [conf.tag, False])
+    return 0 if block is None else min(head, int(block["number"], 16))
+
+
+class RealtimeSync:
+    def __init__(
+        self,
+        client: RpcClient,
+        network: NetworkSettings,
+        window: ChainWindow,
+        addresses: Sequence[str],
+        *,
+        max_blocks_per_step: int = MAX_BLOCKS_PER_STEP,
+    ) -> None:
+        if window.tip is None:
+            raise ValueError("realtime sync needs a window anchored at a known block")
+        self._client = client
+        self._network = network
+        self.window = window
+        self._addresses = list(addresses)
+        self._max_blocks = max_blocks_per_step
+
+    async def step(self, head: int) -> RealtimeEvent | None:
+        """Advance towards ``head`` by at most one step; None when already at the head.
+
+        Raises ReorgBeyondWindowError when the fork point is below the window's anchor.
+        """
+        tip = self.window.tip
+        assert tip is not None
+        if head < tip.number:
+            # A node behind us (failover to a lagging replica) or a chain cut shorter. Only a
+            # hash mismatch at its head proves a reorg; otherwise wait for it to catch up.
+            (at_head,) = await get_block_headers(self._client, [head])
+            ours = self.window.get(head)
+            if ours is None or ours.hash == at_head.hash:
+                return None
+            return await self._reconcile(head)
+        end = min(head, tip.number + self._max_blocks)
+        # Re-read the tip too: a reorg at equal height shows only as a changed tip hash.
+        try:
+            headers = await get_block_headers(self._client, range(tip.number, end + 1))
+        except BlockNotFoundError as exc:
+            raise ChainMovedError(str(exc)) from exc
+        if headers[0].hash != tip.hash:
+            return await self._reconcile(tip.number)
+        new = headers[1:]
+        if not new:
+            return None
+        for prev, cur in zip(headers, new, strict=False):
+            if cur.parent_hash != prev.hash:
+                raise ChainMovedError(f"block {cur.number} does not link to {prev.number}")
+        logs = await self._logs(new)
+        finalized = await finalized_block(self._client, self._network, head)
+        for header in new:
+            self.window.append(block_ref(header))
+        # Final blocks, and blocks older than the configured window, can be forgotten.
+        self.window.prune_below(max(finalized, end - self._network.reorg_window))
+        return NewBlocks(new, logs, min(finalized, end))
+
+    async def _logs(self, headers: list[Header]) -> list[RawLog]:
+        params: dict[str, Any] = {
+            "address": self._addresses,
+            "fromBlock": hex(headers[0].number),
+            "toBlock": hex(headers[-1].number),
+        }
+        logs: list[RawLog] = await self._client.call("eth_getLogs", [params])
+        first = headers[0].number
+        for entry in logs:
+            number = int(entry["blockNumber"] or "0x0", 16)
+            index = number - first
+            if not 0 <= index < len(headers) or entry["blockHash"] != headers[index].hash:
+                raise ChainMovedError(f"log of block {number} has an unexpected block hash")
+        return logs
+
+    async def _reconcile(self, mismatch: int) -> Reorg:
+        """Walk back from block ``mismatch`` (whose hash differs) to the newest block whose
+        hash the node still agrees with."""
+        anchor = self.window.anchor
+        assert anchor is not None
+        seen_at = mismatch
+        number = mismatch - 1
+        while number >= anchor.number:
+            low = max(anchor.number, number - _WALK_BACK_BATCH + 1)
+            canonical = await get_block_headers(self._client, range(low, number + 1))
+            for header in reversed(canonical):
+                ours = self.window.get(header.number)
+                if ours is not None and ours.hash == header.hash:
+                    orphaned = self.window.truncate_after(header.number)
+                    log.warning(
+                        "reorg",
+                        network=self._network.name,
+                        ancestor=header.number,
+                        depth=len(orphaned),
+                    )
+                    return Reorg(ours, orphaned)
+            number = low - 1
+        raise ReorgBeyondWindowError(self._network.name, anchor.number, seen_at)

@@ -1,0 +1,262 @@
+"""The indexer against real anvil, tansu and Postgres: backfill, realtime, reorgs, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chainkit import (
+    World,
+    apply_stream,
+    as_comparable,
+    canonical_events,
+    indexer_settings,
+    make_world,
+    read_topic,
+    wait_until,
+)
+
+from dnft.devservices import AnvilService
+from dnft.errors import ConfigError
+from dnft.kafka import AsyncProducer
+from dnft.migrations import apply_migrations
+from dnft.settings import Settings
+from indexer.runtime import NetworkIndexer
+
+
+@pytest.fixture
+def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    """A chain of this test's own: reorgs and mining here disturb no other test."""
+    service = AnvilService(tmp_path)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def db(fresh_db_dsn: str) -> str:
+    await apply_migrations(fresh_db_dsn)
+    return fresh_db_dsn
+
+
+class Running:
+    """An in-process indexer task with its own producer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = AsyncProducer(settings.kafka)
+        self.stopping = asyncio.Event()
+        self.indexer: NetworkIndexer | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> NetworkIndexer:
+        await self.producer.start()
+        self.indexer = NetworkIndexer(self.settings, "local", self.producer)
+        self.task = asyncio.create_task(self.indexer.run(self.stopping))
+        return self.indexer
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stopping.set()
+        assert self.task is not None
+        try:
+            await asyncio.wait_for(self.task, 15)
+        finally:
+            await self.producer.close()
+
+
+@pytest.fixture
+def settings_for(
+    kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
+) -> Callable[..., Settings]:
+    topic = unique_topic("chain")
+
+    def make(anvil: AnvilService, world: World, **network: Any) -> Settings:
+        return indexer_settings(
+            rpc_urls=[anvil.rpc_url],
+            ws_url=network.pop("ws_url", None),
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=db,
+            topic=topic,
+            **network,
+        )
+
+    return make
+
+
+async def caught_up(indexer: NetworkIndexer, world: World, timeout_s: float = 30) -> int:
+    head = await world.block_number()
+    await wait_until(lambda: indexer.indexed_block >= head, timeout_s, f"indexing to {head}")
+    return head
+
+
+class TestBackfill:
+    """A backfill of thousands of events equals an independent eth_getLogs read."""
+
+    async def test_backfill_matches_node(
+        self,
+        fresh_anvil: AnvilService,
+        settings_for: Callable[..., Settings],
+        kafka_bootstrap: str,
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url, mint_count=3000)
+        for i in range(1, 41):
+            await world.feed(i, amount=i)
+            await world.set_trait(i, "mood", f"m{i} <script>")
+        await world.rpc("anvil_mine", [5])
+        settings = settings_for(fresh_anvil, world)
+        async with Running(settings) as indexer:
+            head = await caught_up(indexer, world)
+        expected = await canonical_events(world, head)
+        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        counts: dict[str, int] = {}
+        for v in expected.values():
+            counts[v["event"]] = counts.get(v["event"], 0) + 1
+        assert (counts["Transfer"], counts["Fed"], counts["TraitSet"]) == (3000, 40, 40)
+        assert as_comparable(apply_stream(messages)) == expected
+        ids = [m["event_id"] for m in messages]
+        assert len(ids) == len(set(ids)), "no duplicate event ids without a restart"
+        # Per-token order: a token's events share one partition, in chain order.
+        by_token: dict[str, list[int]] = {}
+        for m in messages:
+            if m["token_id"] is not None:
+                assert m["_key"] == f"{world.chain_id}:{world.address.lower()}:{m['token_id']}"
+                by_token.setdefault(m["token_id"], []).append(m["_partition"])
+        assert all(len(set(parts)) == 1 for parts in by_token.values())
+
+
+class TestRealtime:
+    """The hand-over from backfill to realtime under continuous traffic: no gap, no duplicate."""
+
+    async def test_handover_under_traffic(
+        self,
+        fresh_anvil: AnvilService,
+        settings_for: Callable[..., Settings],
+        kafka_bootstrap: str,
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url, mint_count=50)
+        for i in range(1, 30):
+            await world.feed(i)
+        settings = settings_for(fresh_anvil, world, ws_url=fresh_anvil.ws_url)
+        stop_traffic = asyncio.Event()
+
+        async def traffic() -> int:
+            sent = 0
+            while not stop_traffic.is_set():
+                await world.feed(1 + sent % 50, amount=sent + 1)
+                sent += 1
+            return sent
+
+        traffic_task = asyncio.create_task(traffic())
+        async with Running(settings) as indexer:
+            await wait_until(lambda: indexer.state == "realtime", 20, "realtime")
+            await asyncio.sleep(2.0)
+            stop_traffic.set()
+            sent = await traffic_task
+            head = await caught_up(indexer, world)
+            latencies = list(indexer.head_latencies)
+        assert sent > 20
+        expected = await canonical_events(world, head)
+        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        ids = [m["event_id"] for m in messages]
+        assert len(ids) == len(set(ids)), "a duplicate id crossed the hand-over"
+        assert as_comparable(apply_stream(messages)) == expected
+        assert latencies, "realtime blocks were measured"
+
+
+class TestReorgs:
+    """Reorgs of depth 1 to 5 while streaming: applying retractions yields the canonical set."""
+
+    async def test_reorgs_depth_1_to_5(
+        self,
+        fresh_anvil: AnvilService,
+        settings_for: Callable[..., Settings],
+        kafka_bootstrap: str,
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url, mint_count=20)
+        settings = settings_for(fresh_anvil, world, confirmations={"depth": 8}, reorg_window=16)
+        rng = random.Random(7)
+        async with Running(settings) as indexer:
+            await caught_up(indexer, world)
+            for depth in (1, 2, 3, 4, 5, 3, 1):  # the window (16) and confirmations (8) cover 5
+                for _ in range(depth + 2):
+                    await world.feed(rng.randint(1, 20), amount=rng.randint(1, 9))
+                await caught_up(indexer, world)
+                replacement = [
+                    [
+                        {
+                            "from": world.signer.address,
+                            "to": world.address,
+                            "value": hex(1000 + depth),
+                            "data": world.collection.encode_abi("feed", [rng.randint(1, 20)]),
+                        },
+                        0,
+                    ]
+                ]
+                await world.rpc("anvil_reorg", [depth, replacement])
+                world.signer._nonce = None  # the reorg changed the account's nonce
+                await world.feed(rng.randint(1, 20))  # a new head past the reorged ones
+                head = await caught_up(indexer, world)
+            depths = list(indexer.reorg_depths)
+        expected = await canonical_events(world, head)
+        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        retractions = [m for m in messages if m["removed"]]
+        assert depths == [1, 2, 3, 4, 5, 3, 1], "each reorg detected once, at its true depth"
+        assert retractions, "orphaned events were retracted"
+        assert as_comparable(apply_stream(messages)) == expected
+
+
+class TestErrors:
+    """Bad configuration and unreachable nodes fail clearly."""
+
+    async def test_unknown_event_name(
+        self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings]
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url)
+        base = settings_for(fresh_anvil, world)
+        contract = base.contracts[0].model_copy(update={"include_events": ["Transfer", "Fedd"]})
+        settings = base.model_copy(update={"contracts": [contract]})
+        with pytest.raises(ConfigError, match=r"Fedd.*not in the ABI") as info:
+            NetworkIndexer(settings, "local", AsyncProducer(settings.kafka))
+        assert info.value.key == "contracts[collection].include_events"
+
+    async def test_bad_abi_file(
+        self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings], tmp_path: Path
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url)
+        bad = tmp_path / "abi.json"
+        bad.write_text("{not json")
+        base = settings_for(fresh_anvil, world)
+        contract = base.contracts[0].model_copy(update={"abi": bad})
+        settings = base.model_copy(update={"contracts": [contract]})
+        with pytest.raises(ConfigError, match="is not JSON") as info:
+            NetworkIndexer(settings, "local", AsyncProducer(settings.kafka))
+        assert info.value.key == "contracts[collection].abi"
+
+    async def test_unreachable_rpc(
+        self, kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
+    ) -> None:
+        settings = indexer_settings(
+            rpc_urls=["http://127.0.0.1:9"],
+            ws_url=None,
+            chain_id=31337,
+            address="0x" + "11" * 20,
+            bootstrap=kafka_bootstrap,
+            dsn=db,
+            topic=unique_topic("chain"),
+            request_timeout_s=1,
+        )
+        producer = AsyncProducer(settings.kafka)
+        await producer.start()
+        try:
+            indexer = NetworkIndexer(settings, "local", producer)
+            with pytest.raises(Exception, match=r"127\.0\.0\.1:9") as info:
+                await asyncio.wait_for(indexer.run(asyncio.Event()), 60)
+            assert "eth_blockNumber" in str(info.value)
+        finally:
+            await producer.close()

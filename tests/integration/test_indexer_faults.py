@@ -1,0 +1,271 @@
+"""The indexer under faults: a misbehaving provider, and kill -9 at any moment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from chainkit import (
+    apply_stream,
+    as_comparable,
+    canonical_events,
+    indexer_config,
+    indexer_settings,
+    make_world,
+    read_topic,
+    wait_until,
+)
+from rpcproxy import Faults, RpcProxy
+
+from dnft.devservices import AnvilService
+from dnft.kafka import AsyncProducer
+from dnft.migrations import apply_migrations
+from indexer.runtime import NetworkIndexer
+
+
+@pytest.fixture
+def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    service = AnvilService(tmp_path)
+    service.start()
+    yield service
+    service.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestProviderFaults:
+    """Range refusals, 429, 500, garbage, dropped connections and a dead first URL."""
+
+    async def test_indexer_adapts_and_loses_nothing(
+        self,
+        fresh_anvil: AnvilService,
+        kafka_bootstrap: str,
+        fresh_db_dsn: str,
+        unique_topic: Callable[[str], str],
+    ) -> None:
+        await apply_migrations(fresh_db_dsn)
+        world = await make_world(fresh_anvil.rpc_url, mint_count=1500)
+        for i in range(1, 31):
+            await world.feed(i, amount=i)
+        await world.rpc("anvil_mine", [hex(300)])  # enough blocks for ~50 range requests
+        faults = Faults(
+            max_log_range=7,
+            p_429=0.08,
+            p_500=0.08,
+            p_garbage=0.08,
+            p_drop=0.05,
+            p_delay=0.05,
+            seed=11,
+        )
+        proxy = RpcProxy(fresh_anvil.rpc_url, faults)
+        await proxy.start()
+        settings = indexer_settings(
+            rpc_urls=[f"http://127.0.0.1:{free_port()}", proxy.url],
+            ws_url=None,
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=fresh_db_dsn,
+            topic=unique_topic("chain"),
+            max_block_range=200,
+            request_timeout_s=2,
+        )
+        producer = AsyncProducer(settings.kafka)
+        await producer.start()
+        stopping = asyncio.Event()
+        indexer = NetworkIndexer(settings, "local", producer)
+        task = asyncio.create_task(indexer.run(stopping))
+        try:
+            head = await world.block_number()
+            await wait_until(lambda: indexer.indexed_block >= head, 90, "backfill under faults")
+            for i in range(1, 11):  # and realtime under the same faults
+                await world.feed(i, amount=100 + i)
+            head = await world.block_number()
+            await wait_until(lambda: indexer.indexed_block >= head, 60, "realtime under faults")
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 20)
+            await producer.close()
+            await proxy.stop()
+        expected = await canonical_events(world, head)
+        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        assert as_comparable(apply_stream(messages)) == expected
+        ids = [m["event_id"] for m in messages]
+        assert len(ids) == len(set(ids))
+        for kind in ("range", "429", "500", "garbage", "drop"):
+            assert faults.counts.get(kind, 0) > 0, f"fault {kind} was never injected"
+
+
+class DaemonProcess:
+    """`dnft indexer` as a real subprocess, with its metrics endpoint."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.config, self.port, self.log = config, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dnft", "--config", str(self.config), "indexer"],
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+
+    async def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"http://127.0.0.1:{self.port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
+                ) as r,
+            ):
+                text = await r.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return out
+        for line in text.splitlines():
+            if line.startswith("dnft_indexer_") and "{" in line:
+                name = line.split("{", 1)[0]
+                out[name] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def kill_if_running(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill9()
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+async def metric_reaches(
+    daemon: DaemonProcess, name: str, predicate: Callable[[float], bool], timeout_s: float
+) -> float:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        assert daemon.proc is not None
+        assert daemon.proc.poll() is None, daemon.log.read_text()[-3000:]
+        value = (await daemon.metrics()).get(name)
+        if value is not None and predicate(value):
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} did not reach the expected value in {timeout_s}s")
+
+
+class TestKillNine:
+    """kill -9 five times mid-backfill and five times mid-realtime: nothing missing."""
+
+    async def test_nothing_lost_across_kills(
+        self,
+        fresh_anvil: AnvilService,
+        kafka_bootstrap: str,
+        fresh_db_dsn: str,
+        unique_topic: Callable[[str], str],
+        tmp_path: Path,
+    ) -> None:
+        await apply_migrations(fresh_db_dsn)
+        world = await make_world(fresh_anvil.rpc_url)
+        for _ in range(12):  # events spread over ~4,800 blocks: a backfill of many chunks
+            await world.rpc("anvil_mine", [hex(400)])
+            await world.signer.transact(
+                world.w3,
+                {
+                    "to": world.address,
+                    "data": world.collection.encode_abi("mintBatch", [world.signer.address, 300]),
+                },
+            )
+        for i in range(1, 21):
+            await world.feed(i)
+        port = free_port()
+        config: dict[str, Any] = indexer_config(
+            rpc_urls=[fresh_anvil.rpc_url],
+            ws_url=fresh_anvil.ws_url,
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=fresh_db_dsn,
+            topic=unique_topic("chain"),
+            http_port=port,
+            max_block_range=1,
+            max_in_flight=2,
+        )
+        path = tmp_path / "dnft.yaml"
+        path.write_text(yaml.safe_dump(config))
+        daemon = DaemonProcess(path, port, tmp_path / "indexer.log")
+        try:
+            rng = random.Random(5)
+            target = await world.block_number()
+
+            last = -1.0
+            for _ in range(5):  # mid-backfill: kill as soon as progress shows, before the end
+                daemon.start()
+                last = await metric_reaches(
+                    daemon, "dnft_indexer_indexed_block", lambda v, floor=last: v > floor, 60
+                )
+                await asyncio.sleep(rng.uniform(0, 0.2))
+                daemon.kill9()
+                assert last < target - 2, "backfill finished before the kill: test too small"
+
+            stop = asyncio.Event()
+
+            async def traffic() -> None:
+                n = 0
+                while not stop.is_set():
+                    await world.feed(1 + n % 20, amount=n + 1)
+                    n += 1
+
+            traffic_task = asyncio.create_task(traffic())
+            try:
+                for _ in range(5):  # mid-realtime, with blocks arriving all the time
+                    daemon.start()
+                    await metric_reaches(
+                        daemon, "dnft_indexer_following_head", lambda v: v == 1, 90
+                    )
+                    await asyncio.sleep(rng.uniform(0.1, 0.8))
+                    daemon.kill9()
+            finally:
+                stop.set()
+                await traffic_task
+
+            daemon.start()
+            head = await world.block_number()
+            await metric_reaches(daemon, "dnft_indexer_indexed_block", lambda v: v >= head, 90)
+            assert daemon.terminate() == 0, "SIGTERM shuts down cleanly"
+
+        finally:
+            daemon.kill_if_running()
+
+        expected = await canonical_events(world, head)
+        messages = read_topic(kafka_bootstrap, config["kafka"]["topics"]["chain_events"])
+        state = apply_stream(messages)
+        assert as_comparable(state) == expected, "every on-chain event is in Kafka"
+        # Repeats are allowed after a crash, but each carries the same id and content.
+        seen: dict[str, Any] = {}
+        for m in messages:
+            if not m["removed"]:
+                body = {k: v for k, v in m.items() if not k.startswith("_")}
+                assert seen.setdefault(m["event_id"], body) == body
