@@ -23,8 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[render,dev]'
 	touch $@
 
+# `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
+# anvil binary in the lock, and `npm ci` then refuses the lock as out of sync.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-save --no-audit --no-fund
 	test -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil || npm rebuild @foundry-rs/anvil
 	touch $@
 

@@ -1,0 +1,279 @@
+"""Benchmark: `dnft indexer` backfill against the limits of its node and its broker.
+
+One run, on this machine, against real servers started here (anvil, tansu, Postgres):
+
+  (a) node limit:    raw eth_getLogs (aiohttp + orjson, 8 requests in flight) + hand decoding
+  (b) broker limit:  raw kafka-python produce of pre-serialised messages of the indexer's
+                     message size, with the indexer's producer settings
+  (c) dnft indexer:  the real daemon (`dnft indexer`, a subprocess) from start of backfill
+                     until the last event is acknowledged by Kafka and checkpointed
+  (d) ethereum-etl:  `ethereumetl export_token_transfers` over the same blocks, in its own
+                     virtualenv (it pins web3 5)
+
+Prints per-line figures, then as its last lines ``indexer_logs_per_s=``, ``ratio_vs_limit=``
+(c over the smaller of a and b) and ``ratio_vs_ethereum_etl=``.
+
+    .venv/bin/python bench/indexer_backfill.py [--logs 200000] [--skip-etl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import yaml
+from kafka import KafkaProducer
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dnft.contracts import DevSigner, at, deploy  # noqa: E402
+from dnft.devservices import AnvilService, PostgresService, TansuService  # noqa: E402
+from dnft.devservices.ports import free_port  # noqa: E402
+from dnft.migrations import apply_migrations  # noqa: E402
+
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+MINT_BATCH = 500  # 12.5M gas: keeps each mint transaction well inside a 30M-gas block
+ETL_VENV = REPO / ".bench" / "etl-venv"
+# Each request asks for about this many blocks; with MINT_BATCH logs per block a request
+# returns ~5k logs, below the 10k-result cap of hosted providers.
+BLOCKS_PER_REQUEST = 10
+
+
+async def make_chain(rpc_url: str, n_logs: int) -> tuple[str, int]:
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    signer = DevSigner()
+    address = await deploy(w3, "DynamicCollection", "Bench", "B", "http://127.0.0.1/", True, 0,
+                           sender=signer)
+    collection = at(w3, "DynamicCollection", address)
+    data = collection.encode_abi("mintBatch", [signer.address, MINT_BATCH])
+    last = None
+    for _ in range(n_logs // MINT_BATCH):
+        last = await signer.send(w3, {"to": address, "data": data, "gas": 14_000_000})
+    assert last is not None
+    await w3.eth.wait_for_transaction_receipt(last, timeout=120, poll_latency=0.05)
+    head = int(await w3.eth.block_number)
+    await w3.provider.disconnect()
+    return address, head
+
+
+async def node_limit(rpc_url: str, address: str, head: int, in_flight: int = 8) -> tuple[int, float]:
+    """Raw eth_getLogs over ranges, 8 in flight, topics decoded by hand: logs/s."""
+    ranges = [(s, min(s + BLOCKS_PER_REQUEST - 1, head)) for s in range(0, head + 1,
+                                                                        BLOCKS_PER_REQUEST)]
+    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+    for r in ranges:
+        queue.put_nowait(r)
+    total = 0
+    checksum = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal total, checksum
+        while not queue.empty():
+            start, end = queue.get_nowait()
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [
+                {"address": address, "fromBlock": hex(start), "toBlock": hex(end)}]}
+            async with session.post(rpc_url, data=orjson.dumps(body),
+                                    headers={"Content-Type": "application/json"}) as r:
+                logs = orjson.loads(await r.read())["result"]
+            for log in logs:
+                topics = log["topics"]
+                if topics[0] == TRANSFER_TOPIC:
+                    checksum ^= int(topics[3], 16)  # tokenId
+                    _to = "0x" + topics[2][26:]
+                total += 1
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+    return total, time.perf_counter() - started
+
+
+def broker_limit(bootstrap: str, n: int, size: int) -> float:
+    """kafka-python produce of pre-serialised messages, the indexer's producer settings."""
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", enable_idempotence=True,
+                             linger_ms=5, batch_size=256 * 1024)
+    value = b"x" * size
+    keys = [f"31337:0x{'ab' * 20}:{i}".encode() for i in range(1000)]
+    topic = f"bench.limit.{os.getpid()}"
+    producer.send(topic, value=value, key=keys[0]).get(30)  # topic auto-created, warm
+    started = time.perf_counter()
+    for i in range(n):
+        producer.send(topic, value=value, key=keys[i % 1000])
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return n / elapsed
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def metric(port: int, name: str) -> float | None:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+            text = await r.text()
+    except aiohttp.ClientError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def run_indexer(workdir: Path, rpc_url: str, address: str, head: int, bootstrap: str,
+                      dsn: str) -> tuple[float, float, int]:
+    """Run `dnft indexer` until the head is checkpointed; (seconds, peak RSS MB, messages)."""
+    port = free_port()
+    topic = f"bench.chain.{os.getpid()}"
+    config = {
+        "http": {"port": port},
+        "networks": [{"name": "bench", "chain_id": 31337, "rpc_urls": [rpc_url],
+                      "confirmations": {"depth": 0}, "max_block_range": BLOCKS_PER_REQUEST,
+                      "max_in_flight": 8, "poll_interval_s": 0.5}],
+        "contracts": [{"name": "collection", "network": "bench", "address": address,
+                       "abi": str(REPO / "schemas/abi/DynamicCollection.json")}],
+        "kafka": {"bootstrap_servers": [bootstrap], "topics": {"chain_events": topic},
+                  "partitions": 6},
+        "postgres": {"dsn": dsn},
+    }
+    path = workdir / "dnft.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log_path = workdir / "indexer.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dnft", "--config", str(path), "indexer"],
+                                stdout=out, stderr=out, env=env)
+    try:
+        while (await metric(port, "dnft_indexer_indexed_block") or -1) < head:
+            if proc.poll() is not None:
+                raise RuntimeError(log_path.read_text()[-3000:])
+            await asyncio.sleep(0.02)
+        done = time.time()
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    started = None
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{") and '"event": "backfill"' in line:
+            stamp = json.loads(line)["timestamp"].replace("Z", "+00:00")
+            from datetime import datetime
+
+            started = datetime.fromisoformat(stamp).timestamp()
+    assert started is not None, "no backfill line in the indexer log"
+    produced = 0
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap])
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    produced = sum(consumer.end_offsets(parts).values())
+    consumer.close()
+    return done - started, rss, produced
+
+
+def ensure_etl_venv() -> Path:
+    bin_ = ETL_VENV / "bin" / "ethereumetl"
+    if bin_.exists():
+        return bin_
+    print("creating ethereum-etl virtualenv in .bench/etl-venv (once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(ETL_VENV)], check=True)
+    pip = [str(ETL_VENV / "bin" / "pip"), "install", "-q"]
+    subprocess.run([*pip, "ethereum-etl==2.4.2"], check=True)
+    subprocess.run([*pip, "--no-deps", "parsimonious==0.10.0", "regex"], check=True)
+    return bin_
+
+
+def run_etl(rpc_url: str, head: int, workdir: Path) -> tuple[int, float]:
+    etl = ensure_etl_venv()
+    out = workdir / "transfers.csv"
+    started = time.perf_counter()
+    subprocess.run(
+        [str(etl), "export_token_transfers", "--start-block", "0", "--end-block", str(head),
+         "--provider-uri", rpc_url, "--output", str(out), "--batch-size", str(BLOCKS_PER_REQUEST),
+         "--max-workers", "8"],
+        check=True, capture_output=True,
+    )
+    elapsed = time.perf_counter() - started
+    rows = sum(1 for _ in out.open()) - 1
+    return rows, elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--logs", type=int, default=200_000)
+    parser.add_argument("--skip-etl", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="dnft-bench-"))
+    anvil, tansu, pg = AnvilService(workdir), TansuService(workdir), PostgresService(workdir)
+    for service in (anvil, tansu, pg):
+        service.start()
+    try:
+        await apply_migrations(pg.dsn)
+        t0 = time.perf_counter()
+        address, head = await make_chain(anvil.rpc_url, args.logs)
+        print(f"setup: {args.logs} Transfer logs in {head} blocks "
+              f"({time.perf_counter() - t0:.1f}s)", flush=True)
+
+        n_a, s_a = await node_limit(anvil.rpc_url, address, head)
+        a = n_a / s_a
+        print(f"(a) node limit, raw eth_getLogs x8 + hand decode: {a:,.0f} logs/s", flush=True)
+
+        seconds, rss, produced = await run_indexer(workdir, anvil.rpc_url, address, head,
+                                                   tansu.bootstrap, pg.dsn)
+        c = produced / seconds
+        print(f"(c) dnft indexer end to end: {produced} events in {seconds:.2f}s = {c:,.0f}/s, "
+              f"peak RSS {rss:.0f} MB", flush=True)
+
+        size = 0
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=[tansu.bootstrap])
+        topic = f"bench.chain.{os.getpid()}"
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        for records in consumer.poll(timeout_ms=5000, max_records=100).values():
+            size = max(size, *(len(r.value) for r in records))
+        consumer.close()
+        b = broker_limit(tansu.bootstrap, min(args.logs, 200_000), size or 600)
+        print(f"(b) broker limit, raw kafka-python produce of {size}-byte messages: {b:,.0f} "
+              f"msg/s", flush=True)
+
+        etl_rate = None
+        if not args.skip_etl:
+            rows, s_d = run_etl(anvil.rpc_url, head, workdir)
+            etl_rate = rows / s_d
+            print(f"(d) ethereum-etl export_token_transfers: {rows} rows in {s_d:.2f}s = "
+                  f"{etl_rate:,.0f}/s", flush=True)
+        print(f"indexer_peak_rss_mb={rss:.0f}")
+        print(f"indexer_logs_per_s={c:.0f}")
+        print(f"ratio_vs_limit={c / min(a, b):.2f}")
+        print(f"ratio_vs_ethereum_etl={c / etl_rate:.2f}" if etl_rate else
+              "ratio_vs_ethereum_etl=skipped")
+    finally:
+        for service in (anvil, tansu):
+            service.stop()
+        pg.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
