@@ -27,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import yaml
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -56,8 +56,9 @@ async def make_chain(rpc_url: str, n_logs: int) -> tuple[str, int]:
 
     w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
     signer = DevSigner()
-    address = await deploy(w3, "DynamicCollection", "Bench", "B", "http://127.0.0.1/", True, 0,
-                           sender=signer)
+    address = await deploy(
+        w3, "DynamicCollection", "Bench", "B", "http://127.0.0.1/", True, 0, sender=signer
+    )
     collection = at(w3, "DynamicCollection", address)
     data = collection.encode_abi("mintBatch", [signer.address, MINT_BATCH])
     last = None
@@ -70,10 +71,13 @@ async def make_chain(rpc_url: str, n_logs: int) -> tuple[str, int]:
     return address, head
 
 
-async def node_limit(rpc_url: str, address: str, head: int, in_flight: int = 8) -> tuple[int, float]:
+async def node_limit(
+    rpc_url: str, address: str, head: int, in_flight: int = 8
+) -> tuple[int, float]:
     """Raw eth_getLogs over ranges, 8 in flight, topics decoded by hand: logs/s."""
-    ranges = [(s, min(s + BLOCKS_PER_REQUEST - 1, head)) for s in range(0, head + 1,
-                                                                        BLOCKS_PER_REQUEST)]
+    ranges = [
+        (s, min(s + BLOCKS_PER_REQUEST - 1, head)) for s in range(0, head + 1, BLOCKS_PER_REQUEST)
+    ]
     queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     for r in ranges:
         queue.put_nowait(r)
@@ -84,10 +88,15 @@ async def node_limit(rpc_url: str, address: str, head: int, in_flight: int = 8) 
         nonlocal total, checksum
         while not queue.empty():
             start, end = queue.get_nowait()
-            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [
-                {"address": address, "fromBlock": hex(start), "toBlock": hex(end)}]}
-            async with session.post(rpc_url, data=orjson.dumps(body),
-                                    headers={"Content-Type": "application/json"}) as r:
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "eth_getLogs",
+                "params": [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}],
+            }
+            async with session.post(
+                rpc_url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            ) as r:
                 logs = orjson.loads(await r.read())["result"]
             for log in logs:
                 topics = log["topics"]
@@ -104,8 +113,13 @@ async def node_limit(rpc_url: str, address: str, head: int, in_flight: int = 8) 
 
 def broker_limit(bootstrap: str, n: int, size: int) -> float:
     """kafka-python produce of pre-serialised messages, the indexer's producer settings."""
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", enable_idempotence=True,
-                             linger_ms=5, batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=[bootstrap],
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+    )
     value = b"x" * size
     keys = [f"31337:0x{'ab' * 20}:{i}".encode() for i in range(1000)]
     topic = f"bench.limit.{os.getpid()}"
@@ -138,20 +152,38 @@ async def metric(port: int, name: str) -> float | None:
     return None
 
 
-async def run_indexer(workdir: Path, rpc_url: str, address: str, head: int, bootstrap: str,
-                      dsn: str) -> tuple[float, float, int]:
+async def run_indexer(
+    workdir: Path, rpc_url: str, address: str, head: int, bootstrap: str, dsn: str
+) -> tuple[float, float, int]:
     """Run `dnft indexer` until the head is checkpointed; (seconds, peak RSS MB, messages)."""
     port = free_port()
     topic = f"bench.chain.{os.getpid()}"
     config = {
         "http": {"port": port},
-        "networks": [{"name": "bench", "chain_id": 31337, "rpc_urls": [rpc_url],
-                      "confirmations": {"depth": 0}, "max_block_range": BLOCKS_PER_REQUEST,
-                      "max_in_flight": 8, "poll_interval_s": 0.5}],
-        "contracts": [{"name": "collection", "network": "bench", "address": address,
-                       "abi": str(REPO / "schemas/abi/DynamicCollection.json")}],
-        "kafka": {"bootstrap_servers": [bootstrap], "topics": {"chain_events": topic},
-                  "partitions": 6},
+        "networks": [
+            {
+                "name": "bench",
+                "chain_id": 31337,
+                "rpc_urls": [rpc_url],
+                "confirmations": {"depth": 0},
+                "max_block_range": BLOCKS_PER_REQUEST,
+                "max_in_flight": 8,
+                "poll_interval_s": 0.5,
+            }
+        ],
+        "contracts": [
+            {
+                "name": "collection",
+                "network": "bench",
+                "address": address,
+                "abi": str(REPO / "schemas/abi/DynamicCollection.json"),
+            }
+        ],
+        "kafka": {
+            "bootstrap_servers": [bootstrap],
+            "topics": {"chain_events": topic},
+            "partitions": 6,
+        },
         "postgres": {"dsn": dsn},
     }
     path = workdir / "dnft.yaml"
@@ -159,34 +191,54 @@ async def run_indexer(workdir: Path, rpc_url: str, address: str, head: int, boot
     log_path = workdir / "indexer.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
     with log_path.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dnft", "--config", str(path), "indexer"],
-                                stdout=out, stderr=out, env=env)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dnft",
+            "--config",
+            str(path),
+            "indexer",
+            stdout=out,
+            stderr=out,
+            env=env,
+        )
     try:
         while (await metric(port, "dnft_indexer_indexed_block") or -1) < head:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise RuntimeError(log_path.read_text()[-3000:])
             await asyncio.sleep(0.02)
         done = time.time()
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
-        proc.wait(30)
+        await proc.wait()
     started = None
     for line in log_path.read_text().splitlines():
         if line.startswith("{") and '"event": "backfill"' in line:
             stamp = json.loads(line)["timestamp"].replace("Z", "+00:00")
-            from datetime import datetime
-
             started = datetime.fromisoformat(stamp).timestamp()
     assert started is not None, "no backfill line in the indexer log"
-    produced = 0
-    from kafka import KafkaConsumer, TopicPartition
+    return done - started, rss, topic
 
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap])
-    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-    produced = sum(consumer.end_offsets(parts).values())
+
+def count_topic(bootstrap: str, topic: str) -> tuple[int, int]:
+    """(distinct event ids, largest message size), by reading the whole topic.
+
+    Counted by consuming: tansu's end offsets lag just after a burst of produces.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=[bootstrap], enable_auto_commit=False, consumer_timeout_ms=5000
+    )
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ids: set[bytes] = set()
+    size = 0
+    for record in consumer:
+        ids.add(dict(record.headers)["event-id"])
+        size = max(size, len(record.value))
     consumer.close()
-    return done - started, rss, produced
+    return len(ids), size
 
 
 def ensure_etl_venv() -> Path:
@@ -206,10 +258,24 @@ def run_etl(rpc_url: str, head: int, workdir: Path) -> tuple[int, float]:
     out = workdir / "transfers.csv"
     started = time.perf_counter()
     subprocess.run(
-        [str(etl), "export_token_transfers", "--start-block", "0", "--end-block", str(head),
-         "--provider-uri", rpc_url, "--output", str(out), "--batch-size", str(BLOCKS_PER_REQUEST),
-         "--max-workers", "8"],
-        check=True, capture_output=True,
+        [
+            str(etl),
+            "export_token_transfers",
+            "--start-block",
+            "0",
+            "--end-block",
+            str(head),
+            "--provider-uri",
+            rpc_url,
+            "--output",
+            str(out),
+            "--batch-size",
+            str(BLOCKS_PER_REQUEST),
+            "--max-workers",
+            "8",
+        ],
+        check=True,
+        capture_output=True,
     )
     elapsed = time.perf_counter() - started
     rows = sum(1 for _ in out.open()) - 1
@@ -229,45 +295,50 @@ async def main() -> None:
         await apply_migrations(pg.dsn)
         t0 = time.perf_counter()
         address, head = await make_chain(anvil.rpc_url, args.logs)
-        print(f"setup: {args.logs} Transfer logs in {head} blocks "
-              f"({time.perf_counter() - t0:.1f}s)", flush=True)
+        print(
+            f"setup: {args.logs} Transfer logs in {head} blocks ({time.perf_counter() - t0:.1f}s)",
+            flush=True,
+        )
 
         n_a, s_a = await node_limit(anvil.rpc_url, address, head)
         a = n_a / s_a
         print(f"(a) node limit, raw eth_getLogs x8 + hand decode: {a:,.0f} logs/s", flush=True)
 
-        seconds, rss, produced = await run_indexer(workdir, anvil.rpc_url, address, head,
-                                                   tansu.bootstrap, pg.dsn)
+        seconds, rss, topic = await run_indexer(
+            workdir, anvil.rpc_url, address, head, tansu.bootstrap, pg.dsn
+        )
+        produced, size = count_topic(tansu.bootstrap, topic)
+        assert produced == n_a, f"indexer published {produced} events, the node has {n_a}"
         c = produced / seconds
-        print(f"(c) dnft indexer end to end: {produced} events in {seconds:.2f}s = {c:,.0f}/s, "
-              f"peak RSS {rss:.0f} MB", flush=True)
+        print(
+            f"(c) dnft indexer end to end: {produced} events in {seconds:.2f}s = {c:,.0f}/s, "
+            f"peak RSS {rss:.0f} MB",
+            flush=True,
+        )
 
-        size = 0
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=[tansu.bootstrap])
-        topic = f"bench.chain.{os.getpid()}"
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        for records in consumer.poll(timeout_ms=5000, max_records=100).values():
-            size = max(size, *(len(r.value) for r in records))
-        consumer.close()
         b = broker_limit(tansu.bootstrap, min(args.logs, 200_000), size or 600)
-        print(f"(b) broker limit, raw kafka-python produce of {size}-byte messages: {b:,.0f} "
-              f"msg/s", flush=True)
+        print(
+            f"(b) broker limit, raw kafka-python produce of {size}-byte messages: {b:,.0f} msg/s",
+            flush=True,
+        )
 
         etl_rate = None
         if not args.skip_etl:
             rows, s_d = run_etl(anvil.rpc_url, head, workdir)
             etl_rate = rows / s_d
-            print(f"(d) ethereum-etl export_token_transfers: {rows} rows in {s_d:.2f}s = "
-                  f"{etl_rate:,.0f}/s", flush=True)
+            print(
+                f"(d) ethereum-etl export_token_transfers: {rows} rows in {s_d:.2f}s = "
+                f"{etl_rate:,.0f}/s",
+                flush=True,
+            )
         print(f"indexer_peak_rss_mb={rss:.0f}")
         print(f"indexer_logs_per_s={c:.0f}")
         print(f"ratio_vs_limit={c / min(a, b):.2f}")
-        print(f"ratio_vs_ethereum_etl={c / etl_rate:.2f}" if etl_rate else
-              "ratio_vs_ethereum_etl=skipped")
+        print(
+            f"ratio_vs_ethereum_etl={c / etl_rate:.2f}"
+            if etl_rate
+            else "ratio_vs_ethereum_etl=skipped"
+        )
     finally:
         for service in (anvil, tansu):
             service.stop()
