@@ -62,6 +62,11 @@ class DecodedEvent:
     block_hash: str
     tx_hash: str
     log_index: int
+    block_timestamp: int | None = None  # from the log, where the node includes it
+
+
+def _optional_int(value: object) -> int | None:
+    return int(value, 16) if isinstance(value, str) else None
 
 
 # --- word decoders (hot path) ----------------------------------------------------------------
@@ -435,6 +440,7 @@ class EventDecoder:
                 block_hash,
                 tx_hash,
                 int(log["logIndex"], 16),  # type: ignore[arg-type]
+                _optional_int(log.get("blockTimestamp")),
             )
         except DecodeError as exc:
             raise DecodeError(f"{spec.signature}: {exc}") from None

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import structlog
@@ -206,7 +205,7 @@ class NetworkIndexer:
             # aclosing: leaving early (stop) cancels the requests still in flight.
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    messages = await self._messages(chunk, None)
+                    messages = await self._messages(chunk)
                     pending.append((chunk.to_block, await self._producer.enqueue(messages)))
                     while pending and (len(pending) > PIPELINE_DEPTH or pending[0][1].done()):
                         await self._confirm_chunk(store, pending.popleft(), progress, end)
@@ -235,27 +234,23 @@ class NetworkIndexer:
         metrics.indexer_backfill_remaining_blocks.labels(self.network.name).set(end - to_block)
         progress.update(to_block, len(batch))
 
-    async def _messages(
-        self, logs: Sequence[RawLog], timestamps: dict[int, int] | None
-    ) -> list[OutgoingMessage]:
-        out: list[OutgoingMessage] = []
+    async def _decode_all(self, logs: Sequence[RawLog]) -> list[DecodedEvent]:
+        """Our events among ``logs``, counted per contract; yields the loop now and then."""
+        out: list[DecodedEvent] = []
         for i, raw in enumerate(logs):
             if i and i % _DECODE_SLICE == 0:
                 await asyncio.sleep(0)
             event = self._decode(raw)
             if event is not None:
-                ts = timestamps.get(event.block_number) if timestamps else _log_timestamp(raw)
-                out.append(self._publisher.message(event, ts))
-        counts: dict[str, int] = {}
-        for m in out:
-            counts[m.topic] = counts.get(m.topic, 0) + 1
-        for contract in {raw["address"].lower() for raw in logs}:
-            c = self._contracts.get(contract)
-            if c is not None:
-                metrics.indexer_logs_total.labels(self.network.name, c.settings.name).inc(
-                    sum(1 for raw in logs if raw["address"].lower() == contract)
-                )
+                out.append(event)
+        for address, count in Counter(e.address.lower() for e in out).items():
+            name = self._contracts[address].settings.name
+            metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
         return out
+
+    async def _messages(self, logs: Sequence[RawLog]) -> list[OutgoingMessage]:
+        message = self._publisher.message
+        return [message(e, e.block_timestamp) for e in await self._decode_all(logs)]
 
     def _decode(self, raw: RawLog) -> DecodedEvent | None:
         contract = self._contracts.get(raw["address"].lower())
@@ -323,8 +318,11 @@ class NetworkIndexer:
         self, store: CheckpointStore, heads: HeadWatcher, event: NewBlocks
     ) -> None:
         timestamps = {h.number: h.timestamp for h in event.headers}
-        decoded = [e for e in (self._decode(raw) for raw in event.logs) if e is not None]
-        messages = [self._publisher.message(e, timestamps.get(e.block_number)) for e in decoded]
+        decoded = await self._decode_all(event.logs)
+        messages = [
+            self._publisher.message(e, e.block_timestamp or timestamps.get(e.block_number))
+            for e in decoded
+        ]
         await self._producer.send_many(messages)
         acked_at = time.monotonic()
         window_events = [
@@ -343,8 +341,6 @@ class NetworkIndexer:
             seen = heads.seen_at.get(header.number)
             if seen is not None and header.number > self.indexed_block:
                 self.head_latencies.append(acked_at - seen)
-        if messages:
-            metrics.indexer_logs_total.labels(self.network.name, "all").inc(len(messages))
         self._set_indexed(event.headers[-1])
 
     async def _retract(self, store: CheckpointStore, reorg: Reorg) -> None:
@@ -378,9 +374,3 @@ class NetworkIndexer:
         if isinstance(header, Header):
             lag_s = max(0.0, time.time() - header.timestamp)
             metrics.indexer_head_lag_seconds.labels(self.network.name).set(lag_s)
-
-
-def _log_timestamp(raw: RawLog) -> int | None:
-    # Newer nodes put the block's timestamp on each log; older ones don't.
-    value: Any = raw.get("blockTimestamp")
-    return int(value, 16) if isinstance(value, str) else None

@@ -29,6 +29,7 @@ class RawLog(TypedDict):
     transactionIndex: str | None
     logIndex: str | None
     removed: NotRequired[bool]
+    blockTimestamp: NotRequired[str]  # newer nodes (anvil, geth >= 1.14) include it
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,7 @@ class TestBackfill:
         assert as_comparable(apply_stream(messages)) == expected
         ids = [m["event_id"] for m in messages]
         assert len(ids) == len(set(ids)), "no duplicate event ids without a restart"
+        assert all(isinstance(m["block_timestamp"], int) for m in messages)
         # Per-token order: a token's events share one partition, in chain order.
         by_token: dict[str, list[int]] = {}
         for m in messages:
