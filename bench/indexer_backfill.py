@@ -31,9 +31,11 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import orjson
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from dnft.contracts import DevSigner, at, deploy  # noqa: E402
 from dnft.devservices import AnvilService, PostgresService, TansuService  # noqa: E402
 from dnft.devservices.ports import free_port  # noqa: E402
+from dnft.kafka import partition_for  # noqa: E402
 from dnft.migrations import apply_migrations  # noqa: E402
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -112,7 +115,12 @@ async def node_limit(
 
 
 def broker_limit(bootstrap: str, n: int, size: int) -> float:
-    """kafka-python produce of pre-serialised messages, the indexer's producer settings."""
+    """kafka-python produce of pre-serialised messages with the indexer's producer settings
+    and partitioning (explicit partitions from dnft's key hash, 6 partitions)."""
+    topic = f"bench.limit.{os.getpid()}"
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
+    admin.create_topics([NewTopic(topic, 6, 1)])
+    admin.close()
     producer = KafkaProducer(
         bootstrap_servers=[bootstrap],
         acks="all",
@@ -121,12 +129,12 @@ def broker_limit(bootstrap: str, n: int, size: int) -> float:
         batch_size=256 * 1024,
     )
     value = b"x" * size
-    keys = [f"31337:0x{'ab' * 20}:{i}".encode() for i in range(1000)]
-    topic = f"bench.limit.{os.getpid()}"
-    producer.send(topic, value=value, key=keys[0]).get(30)  # topic auto-created, warm
+    keys = [f"31337:0x{'ab' * 20}:{i}".encode() for i in range(n)]
+    producer.send(topic, value=value, key=keys[0], partition=0).get(30)  # warm metadata
     started = time.perf_counter()
-    for i in range(n):
-        producer.send(topic, value=value, key=keys[i % 1000])
+    count = len(producer.partitions_for(topic))
+    for key in keys:
+        producer.send(topic, value=value, key=key, partition=partition_for(key, count))
     producer.flush()
     elapsed = time.perf_counter() - started
     producer.close()
@@ -138,18 +146,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-async def metric(port: int, name: str) -> float | None:
-    try:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
-            text = await r.text()
-    except aiohttp.ClientError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 async def run_indexer(
@@ -202,14 +198,19 @@ async def run_indexer(
             stderr=out,
             env=env,
         )
+    # Watch the checkpoint in Postgres, not /metrics: scraping the daemon every few ms would
+    # load the process being measured. Done = the head is checkpointed (after Kafka acks).
+    conn = await asyncpg.connect(dsn)
     try:
-        while (await metric(port, "dnft_indexer_indexed_block") or -1) < head:
+        query = "select block_number from indexer_checkpoints where network = 'bench'"
+        while ((await conn.fetchval(query)) or -1) < head:
             if proc.returncode is not None:
                 raise RuntimeError(log_path.read_text()[-3000:])
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         done = time.time()
         rss = peak_rss_mb(proc.pid)
     finally:
+        await conn.close()
         proc.terminate()
         await proc.wait()
     started = None

@@ -68,6 +68,9 @@ class NetworkSettings(_Model):
     reorg_window: int = Field(default=128, ge=1, le=100_000)
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     request_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    # Backfill decodes in this many worker processes (0: in the daemon's process). One is
+    # enough to free the daemon for producing; more help only with spare cores.
+    decode_processes: int = Field(default=1, ge=0, le=32)
 
     @field_validator("rpc_urls")
     @classmethod

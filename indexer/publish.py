@@ -17,9 +17,6 @@ from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
 # Argument names that carry a token id in ERC-721, ERC-4906 and our sample contract.
 TOKEN_ID_ARGS = ("tokenId", "_tokenId", "tokenID", "id")
 
-_SCHEMA_HEADER = ("schema", CHAIN_EVENT_V1.encode())
-_RETRACTION_HEADER = ("schema", CHAIN_RETRACTION_V1.encode())
-
 
 class Event(Protocol):
     """What the publisher needs of a decoded log (``indexer.decode.DecodedEvent``)."""
@@ -80,7 +77,10 @@ class EventPublisher:
             return f"{self.chain_id}:{contract}"
         return f"{self.chain_id}:{contract}:{token_id}"
 
-    def message(self, event: Event, block_timestamp: int | None = None) -> OutgoingMessage:
+    def encoded(
+        self, event: Event, block_timestamp: int | None = None
+    ) -> tuple[bytes, bytes, bytes]:
+        """(key, value, event id) of the event's message: cheap to pickle between processes."""
         contract = event.address.lower()
         token_id = token_id_of(event.args)
         eid = event_id(self.chain_id, event.block_hash, event.log_index)
@@ -100,12 +100,14 @@ class EventPublisher:
             "log_index": event.log_index,
             "removed": False,
         }
-        return OutgoingMessage(
-            self.topic,
-            value=orjson.dumps(body),
-            key=self.key(contract, token_id).encode(),
-            headers=(("event-id", eid.encode()), _SCHEMA_HEADER),
-        )
+        return self.key(contract, token_id).encode(), orjson.dumps(body), eid.encode()
+
+    def outgoing(self, encoded: tuple[bytes, bytes, bytes]) -> OutgoingMessage:
+        key, value, eid = encoded
+        return OutgoingMessage(self.topic, value=value, key=key, headers=(("event-id", eid),))
+
+    def message(self, event: Event, block_timestamp: int | None = None) -> OutgoingMessage:
+        return self.outgoing(self.encoded(event, block_timestamp))
 
     def retraction_body(self, event: Event) -> dict[str, Any]:
         """What to publish if this event's block is orphaned (stored until it is final)."""
@@ -129,5 +131,5 @@ class EventPublisher:
             self.topic,
             value=orjson.dumps(body),
             key=key.encode(),
-            headers=(("event-id", str(body["event_id"]).encode()), _RETRACTION_HEADER),
+            headers=(("event-id", str(body["event_id"]).encode()),),
         )

@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
-from collections import Counter, deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 
-import orjson
 import structlog
 
 from dnft import metrics
-from dnft.errors import ConfigError, DecodeError, RpcError
-from dnft.kafka import AsyncProducer, OutgoingMessage, PendingBatch
+from dnft.errors import ConfigError, RpcError
+from dnft.kafka import AsyncProducer, PendingBatch
 from dnft.leader import LeaderLock
-from dnft.settings import ContractSettings, NetworkSettings, Settings
+from dnft.settings import NetworkSettings, Settings
 from indexer.checkpoint import BlockRef, Checkpoint, CheckpointStore, WindowEvent
-from indexer.decode import DecodedEvent, EventDecoder
+from indexer.encode import ChunkEncoder, Encoded, encode_in_worker, init_worker
 from indexer.observe import PrometheusRpcObserver
 from indexer.progress import ProgressBar
-from indexer.publish import EventPublisher
 from indexer.rpc.client import RpcClient
 from indexer.rpc.logs import get_block_headers, iter_logs
 from indexer.rpc.types import Header, RawLog
@@ -53,36 +50,10 @@ log = structlog.get_logger("dnft.indexer")
 # Backfill chunks whose acknowledgements may be outstanding at once: enough to keep the
 # broker busy while the next chunk is decoded, few enough to bound memory.
 PIPELINE_DEPTH = 3
-# Yield to the event loop every so many decoded logs, so probes stay answered.
-_DECODE_SLICE = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class _Contract:
-    settings: ContractSettings
-    decoder: EventDecoder
-
-
-def load_contracts(settings: Settings, network: str) -> dict[str, _Contract]:
-    """address (lowercase) -> decoder; raises ConfigError naming the contract on a bad ABI."""
-    out: dict[str, _Contract] = {}
-    for contract in settings.contracts_on(network):
-        key = f"contracts[{contract.name}]"
-        try:
-            raw = orjson.loads(Path(contract.abi).read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"{key}.abi", f"cannot read ABI file {contract.abi}: {exc}") from None
-        except orjson.JSONDecodeError as exc:
-            raise ConfigError(f"{key}.abi", f"{contract.abi} is not JSON: {exc}") from None
-        abi = raw.get("abi", raw) if isinstance(raw, dict) else raw
-        if not isinstance(abi, list):
-            raise ConfigError(f"{key}.abi", f"{contract.abi} holds no ABI list")
-        try:
-            decoder = EventDecoder.from_abi(abi, contract.include_events)
-        except DecodeError as exc:
-            raise ConfigError(f"{key}.include_events", str(exc)) from None
-        out[contract.address.lower()] = _Contract(contract, decoder)
-    return out
+# Chunks handed to decode workers ahead of the producer (memory: this many chunks of logs).
+ENCODE_AHEAD = 3
+# Smaller chunks decode inline: shipping them to a worker costs more than decoding them.
+_POOL_MIN_LOGS = 500
 
 
 class NetworkIndexer:
@@ -90,16 +61,13 @@ class NetworkIndexer:
         self._settings = settings
         self.network: NetworkSettings = settings.network(network)
         self._producer = producer
-        self._contracts = load_contracts(settings, network)
+        self._encoder = ChunkEncoder.from_settings(settings, network)
+        self._contracts = self._encoder.contracts
         if not self._contracts:
             raise ConfigError("contracts", f"no contract is configured on network {network!r}")
         self._addresses = sorted(self._contracts)
         self._topics = [sorted({t for c in self._contracts.values() for t in c.decoder.topic0s})]
-        self._publisher = EventPublisher(
-            chain_id=self.network.chain_id,
-            network=network,
-            topic=settings.kafka.topics.chain_events,
-        )
+        self._publisher = self._encoder.publisher
         self._log = log.bind(chain=self.network.chain_id, network=network)
         self.state = "starting"  # starting | standby | backfill | realtime | stopped
         # Head notification -> Kafka acknowledgement, seconds, for the latest blocks.
@@ -190,8 +158,10 @@ class NetworkIndexer:
         """Publish [start, end] chunk by chunk; True when complete, False if stopped."""
         self._log.info("backfill", from_block=start, to_block=end)
         progress = ProgressBar(f"{self.network.name} backfill", start, end)
+        encoding: deque[tuple[int, asyncio.Future[Encoded]]] = deque()
         pending: deque[tuple[int, PendingBatch]] = deque()
         completed = True
+        pool = self._decode_pool()
         try:
             chunks = iter_logs(
                 client,
@@ -205,18 +175,72 @@ class NetworkIndexer:
             # aclosing: leaving early (stop) cancels the requests still in flight.
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    messages = await self._messages(chunk)
-                    pending.append((chunk.to_block, await self._producer.enqueue(messages)))
+                    encoding.append((chunk.to_block, self._encode(pool, chunk)))
+                    # Chunks are encoded ahead, but produced strictly in chunk order.
+                    while encoding and (len(encoding) > ENCODE_AHEAD or encoding[0][1].done()):
+                        to_block, future = encoding.popleft()
+                        pending.append((to_block, await self._enqueue(await future)))
                     while pending and (len(pending) > PIPELINE_DEPTH or pending[0][1].done()):
                         await self._confirm_chunk(store, pending.popleft(), progress, end)
                     if stopping.is_set():
                         completed = False
                         break
+            while encoding:
+                to_block, future = encoding.popleft()
+                pending.append((to_block, await self._enqueue(await future)))
             while pending:
                 await self._confirm_chunk(store, pending.popleft(), progress, end)
         finally:
+            for _, future in encoding:
+                future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             progress.close()
         return completed
+
+    def _decode_pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes for backfill decoding (None: decode in the send thread).
+
+        The daemon's process is busy producing (kafka-python holds the GIL for most of a
+        send); decoding elsewhere lets a backfill use a second core. Spawned, not forked:
+        forking a process with running threads is unsafe.
+        """
+        if self.network.decode_processes == 0:
+            return None
+        return ProcessPoolExecutor(
+            max_workers=self.network.decode_processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(self._settings, self.network.name),
+        )
+
+    def _encode(
+        self, pool: ProcessPoolExecutor | None, chunk: list[RawLog]
+    ) -> asyncio.Future[Encoded]:
+        loop = asyncio.get_running_loop()
+        if pool is None or len(chunk) < _POOL_MIN_LOGS:
+            future: asyncio.Future[Encoded] = loop.create_future()
+            future.set_result(self._encoder.encode(chunk))
+            return future
+        return asyncio.wrap_future(pool.submit(encode_in_worker, list(chunk)))
+
+    async def _enqueue(self, encoded: Encoded) -> PendingBatch:
+        self._account(encoded)
+        outgoing = self._publisher.outgoing
+        return await self._producer.enqueue_built(lambda: [outgoing(m) for m in encoded.messages])
+
+    def _account(self, encoded: Encoded) -> None:
+        for name, count in encoded.counts.items():
+            metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
+        if encoded.undecodable:
+            # Not our event's shape (e.g. a same-signature event with other indexing): skip,
+            # count and say where, rather than stop the stream.
+            metrics.indexer_undecodable_logs_total.labels(self.network.name, "any").inc(
+                encoded.undecodable
+            )
+            self._log.warning(
+                "undecodable logs skipped", count=encoded.undecodable, first=encoded.reasons
+            )
 
     async def _confirm_chunk(
         self,
@@ -233,49 +257,6 @@ class NetworkIndexer:
         metrics.indexer_indexed_block.labels(self.network.name).set(to_block)
         metrics.indexer_backfill_remaining_blocks.labels(self.network.name).set(end - to_block)
         progress.update(to_block, len(batch))
-
-    async def _decode_all(self, logs: Sequence[RawLog]) -> list[DecodedEvent]:
-        """Our events among ``logs``, counted per contract; yields the loop now and then."""
-        out: list[DecodedEvent] = []
-        for i, raw in enumerate(logs):
-            if i and i % _DECODE_SLICE == 0:
-                await asyncio.sleep(0)
-            event = self._decode(raw)
-            if event is not None:
-                out.append(event)
-        for address, count in Counter(e.address.lower() for e in out).items():
-            name = self._contracts[address].settings.name
-            metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
-        return out
-
-    async def _messages(self, logs: Sequence[RawLog]) -> list[OutgoingMessage]:
-        message = self._publisher.message
-        return [message(e, e.block_timestamp) for e in await self._decode_all(logs)]
-
-    def _decode(self, raw: RawLog) -> DecodedEvent | None:
-        contract = self._contracts.get(raw["address"].lower())
-        if contract is None:
-            return None
-        try:
-            event = contract.decoder.decode(raw)
-        except DecodeError as exc:
-            # Not our event's shape (e.g. a same-signature event with other indexing): skip,
-            # count and say where, rather than stop the stream.
-            metrics.indexer_undecodable_logs_total.labels(
-                self.network.name, contract.settings.name
-            ).inc()
-            self._log.warning(
-                "undecodable log",
-                contract=contract.settings.name,
-                block=raw["blockNumber"],
-                tx=raw["transactionHash"],
-                log_index=raw["logIndex"],
-                error=str(exc),
-            )
-            return None
-        if event is None or event.block_number < contract.settings.start_block:
-            return None
-        return event
 
     # --- realtime -----------------------------------------------------------------------
 
@@ -318,22 +299,20 @@ class NetworkIndexer:
         self, store: CheckpointStore, heads: HeadWatcher, event: NewBlocks
     ) -> None:
         timestamps = {h.number: h.timestamp for h in event.headers}
-        decoded = await self._decode_all(event.logs)
-        messages = [
-            self._publisher.message(e, e.block_timestamp or timestamps.get(e.block_number))
-            for e in decoded
-        ]
+        encoded = self._encoder.encode(event.logs, timestamps, keep_events=True)
+        self._account(encoded)
+        messages = [self._publisher.outgoing(m) for m in encoded.messages]
         await self._producer.send_many(messages)
         acked_at = time.monotonic()
         window_events = [
             WindowEvent(
                 e.block_number,
                 e.block_hash.lower(),
-                m.headers[0][1].decode(),
-                (m.key or b"").decode(),
+                eid.decode(),
+                key.decode(),
                 self._publisher.retraction_body(e),
             )
-            for e, m in zip(decoded, messages, strict=True)
+            for e, (key, _, eid) in zip(encoded.events, encoded.messages, strict=True)
         ]
         refs = [block_ref(h) for h in event.headers]
         await store.advance_unfinalized(refs, window_events, event.finalized)

@@ -1,0 +1,136 @@
+"""Raw logs -> Kafka messages for one network: decode, filter by contract, serialise.
+
+Pure CPU, built from picklable settings, so a backfill can run it in a worker process while
+the daemon's own process produces (kafka-python holds the GIL for most of its work), and
+realtime can run it inline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from dnft.errors import ConfigError, DecodeError
+from dnft.settings import ContractSettings, Settings
+from indexer.decode import DecodedEvent, EventDecoder
+from indexer.publish import EventPublisher
+from indexer.rpc.types import RawLog
+
+# Undecodable logs reported per chunk, in full; the rest are only counted.
+_MAX_REPORTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    settings: ContractSettings
+    decoder: EventDecoder
+
+
+@dataclass(slots=True)
+class Encoded:
+    """A chunk's messages as (key, value, event id), plus what the metrics and logs need."""
+
+    messages: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    events: list[DecodedEvent] = field(default_factory=list)  # only with keep_events
+    counts: dict[str, int] = field(default_factory=dict)  # published, per contract name
+    undecodable: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
+    """address (lowercase) -> decoder; raises ConfigError naming the contract on a bad ABI."""
+    out: dict[str, Contract] = {}
+    for contract in settings.contracts_on(network):
+        key = f"contracts[{contract.name}]"
+        try:
+            raw = orjson.loads(Path(contract.abi).read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"{key}.abi", f"cannot read ABI file {contract.abi}: {exc}") from None
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"{key}.abi", f"{contract.abi} is not JSON: {exc}") from None
+        abi = raw.get("abi", raw) if isinstance(raw, dict) else raw
+        if not isinstance(abi, list):
+            raise ConfigError(f"{key}.abi", f"{contract.abi} holds no ABI list")
+        try:
+            decoder = EventDecoder.from_abi(abi, contract.include_events)
+        except DecodeError as exc:
+            raise ConfigError(f"{key}.include_events", str(exc)) from None
+        out[contract.address.lower()] = Contract(contract, decoder)
+    return out
+
+
+class ChunkEncoder:
+    def __init__(self, contracts: Mapping[str, Contract], publisher: EventPublisher) -> None:
+        self.contracts = dict(contracts)
+        self.publisher = publisher
+
+    @classmethod
+    def from_settings(cls, settings: Settings, network: str) -> ChunkEncoder:
+        net = settings.network(network)
+        publisher = EventPublisher(
+            chain_id=net.chain_id, network=network, topic=settings.kafka.topics.chain_events
+        )
+        return cls(load_contracts(settings, network), publisher)
+
+    def encode(
+        self,
+        logs: Sequence[RawLog],
+        timestamps: Mapping[int, int] | None = None,
+        *,
+        keep_events: bool = False,
+    ) -> Encoded:
+        """Decode our events among ``logs`` and serialise them, in log order.
+
+        Logs of other contracts, of events not configured, or before a contract's start block
+        are skipped; logs that carry a configured event's topic0 but do not match its ABI are
+        counted as undecodable (never raised: one odd log must not stop the stream).
+        """
+        out = Encoded()
+        contracts = self.contracts
+        message = self.publisher.encoded
+        names: Counter[str] = Counter()
+        for raw in logs:
+            contract = contracts.get(raw["address"].lower())
+            if contract is None:
+                continue
+            try:
+                event = contract.decoder.decode(raw)
+            except DecodeError as exc:
+                out.undecodable += 1
+                if len(out.reasons) < _MAX_REPORTED:
+                    out.reasons.append(
+                        f"{contract.settings.name} block {raw.get('blockNumber')} "
+                        f"tx {raw.get('transactionHash')} log {raw.get('logIndex')}: {exc}"
+                    )
+                continue
+            if event is None or event.block_number < contract.settings.start_block:
+                continue
+            timestamp = event.block_timestamp
+            if timestamp is None and timestamps is not None:
+                timestamp = timestamps.get(event.block_number)
+            out.messages.append(message(event, timestamp))
+            names[contract.settings.name] += 1
+            if keep_events:
+                out.events.append(event)
+        out.counts = dict(names)
+        return out
+
+
+# --- worker process ----------------------------------------------------------------------------
+
+_worker_encoder: ChunkEncoder | None = None
+
+
+def init_worker(settings: Settings, network: str) -> None:
+    """ProcessPoolExecutor initializer: build the encoder once per worker process."""
+    global _worker_encoder
+    _worker_encoder = ChunkEncoder.from_settings(settings, network)
+
+
+def encode_in_worker(logs: list[RawLog]) -> Encoded:
+    assert _worker_encoder is not None, "init_worker was not run in this process"
+    return _worker_encoder.encode(logs)
