@@ -115,8 +115,9 @@ async def node_limit(
 
 
 def broker_limit(bootstrap: str, n: int, size: int) -> float:
-    """kafka-python produce of pre-serialised messages with the indexer's producer settings
-    and partitioning (explicit partitions from dnft's key hash, 6 partitions)."""
+    """kafka-python produce of pre-serialised messages shaped like the indexer's (size, key,
+    event-id header), with its producer settings and partitioning (dnft's key hash, 6
+    partitions)."""
     topic = f"bench.limit.{os.getpid()}"
     admin = KafkaAdminClient(bootstrap_servers=[bootstrap])
     admin.create_topics([NewTopic(topic, 6, 1)])
@@ -133,8 +134,11 @@ def broker_limit(bootstrap: str, n: int, size: int) -> float:
     producer.send(topic, value=value, key=keys[0], partition=0).get(30)  # warm metadata
     started = time.perf_counter()
     count = len(producer.partitions_for(topic))
+    header = [("event-id", b"31337:0x" + b"ab" * 32 + b":100")]  # as the indexer's messages
     for key in keys:
-        producer.send(topic, value=value, key=key, partition=partition_for(key, count))
+        producer.send(
+            topic, value=value, key=key, headers=header, partition=partition_for(key, count)
+        )
     producer.flush()
     elapsed = time.perf_counter() - started
     producer.close()

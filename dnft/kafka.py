@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -34,8 +34,9 @@ from dnft.settings import KafkaSettings
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
+class OutgoingMessage(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: the indexer builds hundreds of thousands per
+    # second, and a frozen dataclass costs several times more to construct.
     topic: str
     value: bytes
     key: bytes | None = None
@@ -72,9 +73,9 @@ class PendingBatch:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._future: asyncio.Future[list[Delivery]] = loop.create_future()
+        self._future: asyncio.Future[None] = loop.create_future()
         self._messages: Sequence[OutgoingMessage] = ()
-        self._deliveries: list[Delivery | None] = []
+        self._sent: list[Any] = []  # kafka-python's per-message futures
         self._remaining = 0
         self._lock = threading.Lock()
         self._started = time.perf_counter()
@@ -82,7 +83,6 @@ class PendingBatch:
     def _begin(self, messages: Sequence[OutgoingMessage]) -> None:
         """Called on the send thread before the first send of this batch."""
         self._messages = messages
-        self._deliveries = [None] * len(messages)
         self._remaining = len(messages)
         if not messages:
             self._loop.call_soon_threadsafe(self._resolve)
@@ -93,16 +93,16 @@ class PendingBatch:
     def done(self) -> bool:
         return self._future.done()
 
-    def _on_ack(self, index: int, meta: Any) -> None:
+    def _on_done(self, outcome: Any) -> None:
+        # One callback per message for success and failure (kafka-python's add_both).
+        if isinstance(outcome, BaseException):
+            self._loop.call_soon_threadsafe(self._fail, outcome)
+            return
         with self._lock:
-            self._deliveries[index] = Delivery(meta.topic, meta.partition, meta.offset)
             self._remaining -= 1
             done = self._remaining == 0
         if done:
             self._loop.call_soon_threadsafe(self._resolve)
-
-    def _on_error(self, exc: BaseException) -> None:
-        self._loop.call_soon_threadsafe(self._fail, exc)
 
     def _resolve(self) -> None:
         if self._future.done():
@@ -111,15 +111,19 @@ class PendingBatch:
         for topic, count in _count_by_topic(self._messages).items():
             metrics.kafka_produce_seconds.labels(topic).observe(elapsed)
             metrics.kafka_messages_produced_total.labels(topic).inc(count)
-        self._future.set_result([d for d in self._deliveries if d is not None])
+        self._future.set_result(None)
 
     def _fail(self, exc: BaseException) -> None:
         if not self._future.done():
             self._future.set_exception(KafkaError(f"produce failed: {exc}"))
 
     async def acked(self) -> list[Delivery]:
-        """Wait until the broker acknowledged every message; raises KafkaError otherwise."""
-        return await asyncio.shield(self._future)
+        """Wait until the broker acknowledged every message; raises KafkaError otherwise.
+
+        Returns where each message landed, in the batch's order.
+        """
+        await asyncio.shield(self._future)
+        return [Delivery(f.value.topic, f.value.partition, f.value.offset) for f in self._sent]
 
 
 class AsyncProducer:
@@ -215,7 +219,7 @@ def _enqueue(
 ) -> None:
     counts: dict[str, int] = {}
     try:
-        for index, m in enumerate(messages):
+        for m in messages:
             partition = None
             if m.key is not None:
                 count = counts.get(m.topic)
@@ -225,10 +229,10 @@ def _enqueue(
             future = producer.send(
                 m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=partition
             )
-            future.add_callback(batch._on_ack, index)
-            future.add_errback(batch._on_error)
+            batch._sent.append(future)
+            future.add_both(batch._on_done)
     except _KafkaLibError as exc:
-        batch._on_error(exc)
+        batch._on_done(exc)
 
 
 def _count_by_topic(messages: Iterable[OutgoingMessage]) -> dict[str, int]:
