@@ -36,6 +36,8 @@ class LeaderLock:
         self._key = lock_key(f"{daemon}:{scope}")
         self._retry_s = retry_s
         self._conn: asyncpg.Connection | None = None
+        # Export 0 from the start, so a standby is visible as such (not as a missing series).
+        metrics.daemon_leader.labels(daemon, scope).set(0)
 
     @property
     def connection(self) -> asyncpg.Connection:

@@ -20,12 +20,14 @@ from chainkit import (
     wait_until,
 )
 
+from dnft import metrics
 from dnft.devservices import AnvilService
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
 from dnft.settings import Settings
 from indexer.runtime import NetworkIndexer
+from indexer.sync.window import ReorgBeyondWindowError
 
 
 @pytest.fixture
@@ -261,3 +263,29 @@ class TestErrors:
             assert "eth_blockNumber" in str(info.value)
         finally:
             await producer.close()
+
+
+class TestReorgBeyondWindow:
+    """A reorg deeper than the window stops the indexer loudly and sets the alert metric."""
+
+    async def test_deep_reorg_stops_with_metric(
+        self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings]
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url, mint_count=5)
+        for i in range(1, 9):
+            await world.feed(1 + i % 5)
+        settings = settings_for(fresh_anvil, world, confirmations={"depth": 2}, reorg_window=3)
+        producer = AsyncProducer(settings.kafka)
+        await producer.start()
+        indexer = NetworkIndexer(settings, "local", producer)
+        task = asyncio.create_task(indexer.run(asyncio.Event()))
+        try:
+            await caught_up(indexer, world)
+            await world.rpc("anvil_reorg", [6, []])  # deeper than window (3) + depth (2)
+            await world.rpc("anvil_mine", [1])
+            with pytest.raises(ReorgBeyondWindowError, match="raise the network's reorg_window"):
+                await asyncio.wait_for(task, 20)
+        finally:
+            await producer.close()
+        gauge = metrics.indexer_reorg_beyond_window.labels("local")._value.get()
+        assert gauge == 1

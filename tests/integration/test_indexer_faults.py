@@ -141,7 +141,7 @@ class DaemonProcess:
         except (aiohttp.ClientError, TimeoutError):
             return out
         for line in text.splitlines():
-            if line.startswith("dnft_indexer_") and "{" in line:
+            if line.startswith("dnft_") and "{" in line:
                 name = line.split("{", 1)[0]
                 out[name] = float(line.rsplit(" ", 1)[1])
         return out
@@ -269,3 +269,56 @@ class TestKillNine:
             if not m["removed"]:
                 body = {k: v for k, v in m.items() if not k.startswith("_")}
                 assert seen.setdefault(m["event_id"], body) == body
+
+
+class TestHotStandby:
+    """Two replicas: one leads, the other waits; kill -9 the leader and the standby takes over."""
+
+    async def test_standby_takes_over(
+        self,
+        fresh_anvil: AnvilService,
+        kafka_bootstrap: str,
+        fresh_db_dsn: str,
+        unique_topic: Callable[[str], str],
+        tmp_path: Path,
+    ) -> None:
+        await apply_migrations(fresh_db_dsn)
+        world = await make_world(fresh_anvil.rpc_url, mint_count=10)
+        topic = unique_topic("chain")
+        daemons = []
+        for name in ("a", "b"):
+            port = free_port()
+            config = indexer_config(
+                rpc_urls=[fresh_anvil.rpc_url],
+                ws_url=fresh_anvil.ws_url,
+                chain_id=world.chain_id,
+                address=world.address,
+                bootstrap=kafka_bootstrap,
+                dsn=fresh_db_dsn,
+                topic=topic,
+                http_port=port,
+            )
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            daemons.append(DaemonProcess(path, port, tmp_path / f"{name}.log"))
+        leader, standby = daemons
+        try:
+            leader.start()
+            await metric_reaches(leader, "dnft_indexer_following_head", lambda v: v == 1, 60)
+            standby.start()
+            await metric_reaches(standby, "dnft_daemon_leader", lambda v: v == 0, 30)
+            for i in range(1, 6):
+                await world.feed(i)
+            await asyncio.sleep(1.0)
+            assert (await standby.metrics()).get("dnft_indexer_following_head") != 1
+            leader.kill9()
+            for i in range(1, 6):  # blocks while nobody leads, then after the take-over
+                await world.feed(i, amount=7)
+            await metric_reaches(standby, "dnft_indexer_following_head", lambda v: v == 1, 30)
+            head = await world.block_number()
+            await metric_reaches(standby, "dnft_indexer_indexed_block", lambda v: v >= head, 30)
+        finally:
+            for daemon in daemons:
+                daemon.kill_if_running()
+        expected = await canonical_events(world, head)
+        assert as_comparable(apply_stream(read_topic(kafka_bootstrap, topic))) == expected
