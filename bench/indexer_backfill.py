@@ -145,11 +145,21 @@ def broker_limit(bootstrap: str, n: int, size: int) -> float:
     return n / elapsed
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants (the decode worker), in MB."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        stack.extend(int(c) for c in children)
+    return total / 1024
 
 
 async def run_indexer(
@@ -207,12 +217,13 @@ async def run_indexer(
     conn = await asyncpg.connect(dsn)
     try:
         query = "select block_number from indexer_checkpoints where network = 'bench'"
+        rss = 0.0
         while ((await conn.fetchval(query)) or -1) < head:
             if proc.returncode is not None:
                 raise RuntimeError(log_path.read_text()[-3000:])
+            rss = max(rss, tree_rss_mb(proc.pid))
             await asyncio.sleep(0.01)
         done = time.time()
-        rss = peak_rss_mb(proc.pid)
     finally:
         await conn.close()
         proc.terminate()
@@ -317,7 +328,7 @@ async def main() -> None:
         c = produced / seconds
         print(
             f"(c) dnft indexer end to end: {produced} events in {seconds:.2f}s = {c:,.0f}/s, "
-            f"peak RSS {rss:.0f} MB",
+            f"peak RSS {rss:.0f} MB (daemon + decode worker)",
             flush=True,
         )
 

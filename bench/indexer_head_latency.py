@@ -7,7 +7,7 @@ the time from the notification to the broker's acknowledgement of the block's ev
 Baseline in the same run: a raw kafka-python send of one message and wait for its ack (the
 floor any publisher pays), plus one eth_getLogs round trip. Prints p50/p99 and the ratio.
 
-    .venv/bin/python bench/indexer_head_latency.py [--seconds 30]
+    .venv/bin/python bench/indexer_head_latency.py [--seconds 120]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def raw_produce_latencies(bootstrap: str, n: int) -> list[float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=120)  # >= 100 blocks for a p99
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dnft-latency-"))
     anvil = AnvilService(workdir, block_time=1)
