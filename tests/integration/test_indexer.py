@@ -171,6 +171,31 @@ class TestRealtime:
         assert as_comparable(apply_stream(messages)) == expected
         assert latencies, "realtime blocks were measured"
 
+    async def test_interval_mining(
+        self, tmp_path: Path, settings_for: Callable[..., Settings], kafka_bootstrap: str
+    ) -> None:
+        """anvil --block-time: several transactions per block, empty blocks in between."""
+        anvil = AnvilService(tmp_path / "interval", block_time=0.5)
+        anvil.start()
+        try:
+            world = await make_world(anvil.rpc_url, mint_count=10)
+            settings = settings_for(anvil, world, ws_url=anvil.ws_url)
+            async with Running(settings) as indexer:
+                await wait_until(lambda: indexer.state == "realtime", 20, "realtime")
+                for i in range(30):
+                    await world.send_feed(1 + i % 10, amount=i + 1)
+                    await asyncio.sleep(0.05)
+                await world.rpc("anvil_mine", [1])
+                await asyncio.sleep(1.5)  # let the last interval block be mined
+                head = await caught_up(indexer, world)
+            expected = await canonical_events(world, head)
+            messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+            fed = [e for e in expected.values() if e["event"] == "Fed"]
+            assert len(fed) == 30
+            assert as_comparable(apply_stream(messages)) == expected
+        finally:
+            anvil.stop()
+
 
 class TestReorgs:
     """Reorgs of depth 1 to 5 while streaming: applying retractions yields the canonical set."""
