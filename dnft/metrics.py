@@ -37,6 +37,12 @@ kafka_consumer_lag_messages = Gauge(
     ["group", "topic", "partition"],
 )
 
+stream_dead_letters_total = Counter(
+    "dnft_stream_dead_letters_total",
+    "Invalid messages a consumer group sent to the dead-letter topic",
+    ["group"],
+)
+
 # --- Indexer --------------------------------------------------------------------------------
 indexer_head_block = Gauge("dnft_indexer_head_block", "Latest block the node reported", ["network"])
 indexer_indexed_block = Gauge(
