@@ -118,19 +118,3 @@ class ChunkEncoder:
                 out.events.append(event)
         out.counts = dict(names)
         return out
-
-
-# --- worker process ----------------------------------------------------------------------------
-
-_worker_encoder: ChunkEncoder | None = None
-
-
-def init_worker(settings: Settings, network: str) -> None:
-    """ProcessPoolExecutor initializer: build the encoder once per worker process."""
-    global _worker_encoder
-    _worker_encoder = ChunkEncoder.from_settings(settings, network)
-
-
-def encode_in_worker(logs: list[RawLog]) -> Encoded:
-    assert _worker_encoder is not None, "init_worker was not run in this process"
-    return _worker_encoder.encode(logs)

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 
 import structlog
 
 from dnft import metrics
 from dnft.errors import ConfigError, RpcError
-from dnft.kafka import AsyncProducer, PendingBatch
+from dnft.kafka import AsyncProducer, OutgoingMessage, PendingBatch
 from dnft.leader import LeaderLock
 from dnft.settings import NetworkSettings, Settings
 from indexer.checkpoint import BlockRef, Checkpoint, CheckpointStore, WindowEvent
-from indexer.encode import ChunkEncoder, Encoded, encode_in_worker, init_worker
+from indexer.encode import ChunkEncoder, Encoded
 from indexer.observe import PrometheusRpcObserver
 from indexer.progress import ProgressBar
 from indexer.rpc.client import RpcClient
@@ -50,10 +48,6 @@ log = structlog.get_logger("dnft.indexer")
 # Backfill chunks whose acknowledgements may be outstanding at once: enough to keep the
 # broker busy while the next chunk is decoded, few enough to bound memory.
 PIPELINE_DEPTH = 3
-# Chunks handed to decode workers ahead of the producer (memory: this many chunks of logs).
-ENCODE_AHEAD = 3
-# Smaller chunks decode inline: shipping them to a worker costs more than decoding them.
-_POOL_MIN_LOGS = 500
 
 
 class NetworkIndexer:
@@ -158,76 +152,44 @@ class NetworkIndexer:
         """Publish [start, end] chunk by chunk; True when complete, False if stopped."""
         self._log.info("backfill", from_block=start, to_block=end)
         progress = ProgressBar(f"{self.network.name} backfill", start, end)
-        encoding: deque[tuple[int, asyncio.Future[Encoded]]] = deque()
         pending: deque[tuple[int, PendingBatch]] = deque()
-        completed = True
-        pool = self._decode_pool()
+        chunks = iter_logs(
+            client,
+            self._addresses,
+            self._topics,
+            start,
+            end,
+            max_range=self.network.max_block_range,
+            in_flight=self.network.max_in_flight,
+        )
         try:
-            chunks = iter_logs(
-                client,
-                self._addresses,
-                self._topics,
-                start,
-                end,
-                max_range=self.network.max_block_range,
-                in_flight=self.network.max_in_flight,
-            )
             # aclosing: leaving early (stop) cancels the requests still in flight.
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    encoding.append((chunk.to_block, self._encode(pool, chunk)))
-                    # Chunks are encoded ahead, but produced strictly in chunk order.
-                    while encoding and (len(encoding) > ENCODE_AHEAD or encoding[0][1].done()):
-                        to_block, future = encoding.popleft()
-                        pending.append((to_block, await self._enqueue(await future)))
+                    pending.append((chunk.to_block, await self._enqueue_logs(chunk)))
                     while pending and (len(pending) > PIPELINE_DEPTH or pending[0][1].done()):
                         await self._confirm_chunk(store, pending.popleft(), progress, end)
                     if stopping.is_set():
-                        completed = False
                         break
-            while encoding:
-                to_block, future = encoding.popleft()
-                pending.append((to_block, await self._enqueue(await future)))
             while pending:
                 await self._confirm_chunk(store, pending.popleft(), progress, end)
         finally:
-            for _, future in encoding:
-                future.cancel()
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
             progress.close()
-        return completed
+        return not stopping.is_set()
 
-    def _decode_pool(self) -> ProcessPoolExecutor | None:
-        """Worker processes for backfill decoding (None: decode in the send thread).
+    async def _enqueue_logs(self, logs: list[RawLog]) -> PendingBatch:
+        """Decode and serialise on the producer's send thread, then enqueue, in order.
 
-        The daemon's process is busy producing (kafka-python holds the GIL for most of a
-        send); decoding elsewhere lets a backfill use a second core. Spawned, not forked:
-        forking a process with running threads is unsafe.
+        Off the event loop (a chunk can hold thousands of logs) and on the thread that sends,
+        rather than a third thread competing for the GIL.
         """
-        if self.network.decode_processes == 0:
-            return None
-        return ProcessPoolExecutor(
-            max_workers=self.network.decode_processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self._settings, self.network.name),
-        )
 
-    def _encode(
-        self, pool: ProcessPoolExecutor | None, chunk: list[RawLog]
-    ) -> asyncio.Future[Encoded]:
-        loop = asyncio.get_running_loop()
-        if pool is None or len(chunk) < _POOL_MIN_LOGS:
-            future: asyncio.Future[Encoded] = loop.create_future()
-            future.set_result(self._encoder.encode(chunk))
-            return future
-        return asyncio.wrap_future(pool.submit(encode_in_worker, list(chunk)))
+        def build() -> list[OutgoingMessage]:
+            encoded = self._encoder.encode(logs)
+            self._account(encoded)
+            return [self._publisher.outgoing(m) for m in encoded.messages]
 
-    async def _enqueue(self, encoded: Encoded) -> PendingBatch:
-        self._account(encoded)
-        outgoing = self._publisher.outgoing
-        return await self._producer.enqueue_built(lambda: [outgoing(m) for m in encoded.messages])
+        return await self._producer.enqueue_built(build)
 
     def _account(self, encoded: Encoded) -> None:
         for name, count in encoded.counts.items():
