@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_db,
         commands_dev,
         commands_indexer,
+        commands_oracle,
     )
 
     parser = argparse.ArgumentParser(prog="dnft", description="Dynamic NFT engine")
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_db,
         commands_dev,
         commands_indexer,
+        commands_oracle,
     ):
         module.register(sub)
     return parser

@@ -111,3 +111,39 @@ daemon_ready = Gauge("dnft_daemon_ready", "1 while the daemon reports ready", ["
 daemon_leader = Gauge(
     "dnft_daemon_leader", "1 while this replica holds its singleton lock", ["daemon", "scope"]
 )
+
+# --- Oracle feeds ---------------------------------------------------------------------------
+oracle_observations_total = Counter(
+    "dnft_oracle_observations_total",
+    "Feed readings by outcome: accepted, or the reason they were refused",
+    ["feed", "outcome"],
+)
+oracle_publishes_total = Counter(
+    "dnft_oracle_publishes_total",
+    "Observations acknowledged by Kafka, by why they were published"
+    " (first, deviation, heartbeat, recovered)",
+    ["feed", "reason"],
+)
+oracle_last_value = Gauge(
+    "dnft_oracle_last_value",
+    "Last published value (a float here; messages carry the exact decimal)",
+    ["feed"],
+)
+oracle_round = Gauge("dnft_oracle_round", "Round id of the last published observation", ["feed"])
+oracle_value_age_seconds = Gauge(
+    "dnft_oracle_value_age_seconds",
+    "Seconds since the observation time of the feed's last accepted reading",
+    ["feed"],
+)
+oracle_stale_after_seconds = Gauge(
+    "dnft_oracle_stale_after_seconds",
+    "Value age beyond which the feed counts as stale (the alert threshold)",
+    ["feed"],
+)
+oracle_request_seconds = Histogram(
+    "dnft_oracle_request_seconds",
+    "Duration of one feed read: an HTTP request (redirects and body included) or the"
+    " aggregator's JSON-RPC calls",
+    ["feed"],
+    buckets=_LATENCY_BUCKETS,
+)

@@ -1,0 +1,146 @@
+"""The SSRF guard of HTTP feeds: which hosts and addresses a feed may reach.
+
+* Only the configured URL's origin (scheme, host, port) is fetched; a redirect elsewhere is
+  refused (``redirect``), and aiohttp's own redirect following is off.
+* Every address a host name resolves to is checked inside aiohttp's connector (the resolver
+  below), so the address checked is the address connected to: no window for DNS rebinding
+  between a check and the connect. IP literals skip resolvers, so they are checked up front.
+* Loopback, private, link-local, shared and reserved addresses are refused unless the feed
+  sets ``allow_private_hosts``; unspecified, multicast and cloud metadata addresses always.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import socket
+from datetime import UTC
+from typing import Final
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from oracle_feeds.validate import Rejected
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Instance metadata services hand out cloud credentials: never a feed, whatever the config.
+METADATA_ADDRESSES: Final = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
+)
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# A Retry-After longer than this is treated as this: a feed is never parked for days.
+MAX_RETRY_AFTER_S: Final = 3600.0
+
+
+def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Why a feed may not connect to ``address``, or None if it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_multicast:
+        return "a multicast address"
+    if allow_private:
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private:
+        return "a private address"
+    if not address.is_global:
+        return "not a public address"
+    return None
+
+
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin | None:
+    """``(scheme, host, port)`` of an http(s) URL, or None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme]
+
+
+class HostGuard:
+    """The checks of one feed, whose configured URL fixes the only allowed origin."""
+
+    def __init__(self, url: str, *, allow_private: bool) -> None:
+        origin = origin_of(url)
+        if origin is None:
+            raise ValueError("feed URL must be http:// or https:// with a host")
+        self.origin = origin
+        self.allow_private = allow_private
+
+    def same_origin(self, url: str) -> bool:
+        return origin_of(url) == self.origin
+
+    def check_literal(self) -> None:
+        """Refuse an IP-literal host that is not allowed (names are checked on resolve)."""
+        host = self.origin[1].strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        problem = address_problem(address, allow_private=self.allow_private)
+        if problem is not None:
+            raise Rejected("blocked_host", f"{host} is {problem}")
+
+    def resolver(self) -> GuardedResolver:
+        return GuardedResolver(allow_private=self.allow_private)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that refuses names resolving to any address the guard forbids.
+
+    Raises ``Rejected('blocked_host')`` (not an OSError, so aiohttp passes it through).
+    Create inside the running event loop.
+    """
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._inner = ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            address = ipaddress.ip_address(result["host"].split("%", 1)[0])
+            problem = address_problem(address, allow_private=self._allow_private)
+            if problem is not None:
+                raise Rejected("blocked_host", f"{host} resolves to {address}, {problem}")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), capped at
+    :data:`MAX_RETRY_AFTER_S`; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)

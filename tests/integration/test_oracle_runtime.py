@@ -1,0 +1,446 @@
+"""Publish policy and durability with real Kafka and Postgres: deviation and heartbeat on a
+hand-moved clock, restarts, crashes inside a publish, and `dnft oracle` killed with -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import yaml
+from chainkit import wait_until
+from oraclekit import (
+    FeedServer,
+    ManualClock,
+    Oracle,
+    dedupe,
+    http_feed,
+    observations,
+    oracle_settings,
+    published,
+)
+
+from dnft.errors import ServiceError
+from dnft.kafka import AsyncProducer
+from dnft.migrations import apply_migrations
+from dnft.settings import Settings
+from oracle_feeds.parse import iso_utc
+from oracle_feeds.runtime import OracleRuntime
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FeedServer]:
+    s = FeedServer()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def db(fresh_db_dsn: str) -> str:
+    await apply_migrations(fresh_db_dsn)
+    return fresh_db_dsn
+
+
+@pytest.fixture
+def make_settings(
+    server: FeedServer, kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
+) -> Callable[..., Settings]:
+    topic = unique_topic("oracle")
+
+    def make(*feeds: dict[str, Any]) -> Settings:
+        return oracle_settings(list(feeds), bootstrap=kafka_bootstrap, dsn=db, topic=topic)
+
+    return make
+
+
+def fid(prefix: str) -> str:
+    return f"{prefix}-{time.monotonic_ns() % 10**9}"
+
+
+def rounds(stream: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    return [(m["round_id"], m["value"], m["reason"]) for m in stream]
+
+
+class TestPublishPolicy:
+    """Deviation and heartbeat publish exactly when they should, on a hand-moved clock."""
+
+    async def test_relative_deviation_and_heartbeat(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("policy")
+        settings = make_settings(
+            http_feed(server, feed, deviation={"relative": 0.01}, heartbeat_s=60, interval_s=10)
+        )
+        clock = ManualClock()
+        t0 = clock.t
+        schedule = [
+            (0, "100", "first"),
+            (10, "100.5", None),
+            (20, "100.99", None),  # 0.99%: below the threshold
+            (30, "101", "deviation"),  # exactly 1% from the last published 100
+            (40, "101.5", None),  # 0.5% from 101
+            (89.999, "101.5", None),  # 59.999 s after the last publish
+            (90, "101.5", "heartbeat"),  # 60 s: the heartbeat is due
+            (100, "100.6", None),
+            (149.9, "100.6", None),
+            (150, "100.6", "heartbeat"),  # 60 s after the heartbeat
+            (155, "99.5", "deviation"),  # -1.09% from 100.6
+        ]
+        async with Oracle(settings, clock) as oracle:
+            runner = oracle[feed]
+            for offset, price, expected in schedule:
+                clock.t = t0 + offset
+                server.serve("eth", server.price(price))
+                result = await runner.step()
+                assert (result.outcome, result.published) == ("accepted", expected), offset
+                if expected == "heartbeat":
+                    # Polled every 10 s, but woken exactly when the next heartbeat is due.
+                    assert runner.next_wake_at() == clock.t + 10
+            clock.t = t0 + 200
+            assert runner.next_wake_at() == t0 + 210
+        stream = await observations(settings, feed)
+        publishes = [(o, p, r) for o, p, r in schedule if r is not None]
+        assert rounds(stream) == [(i, p, r) for i, (_, p, r) in enumerate(publishes, start=1)]
+        assert [m["published_at"] for m in stream] == [iso_utc(t0 + o) for o, _, _ in publishes]
+
+    async def test_wakes_for_the_heartbeat_between_polls(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("wake")
+        settings = make_settings(http_feed(server, feed, heartbeat_s=60, interval_s=100))
+        clock = ManualClock()
+        server.serve("eth", server.price("7"))
+        async with Oracle(settings, clock) as oracle:
+            runner = oracle[feed]
+            assert (await runner.step()).published == "first"
+            assert runner.next_wake_at() == clock.t + 60
+            clock.advance(60)
+            assert (await runner.step()).published == "heartbeat"
+
+    async def test_absolute_deviation(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("abs")
+        settings = make_settings(http_feed(server, feed, deviation={"absolute": 0.5}))
+        clock = ManualClock()
+        async with Oracle(settings, clock) as oracle:
+            for price, expected in [("20", "first"), ("20.49", None), ("19.5", "deviation")]:
+                server.serve("eth", server.price(price))
+                assert (await oracle[feed].step()).published == expected
+                clock.advance(1)
+        assert rounds(await observations(settings, feed)) == [
+            (1, "20", "first"),
+            (2, "19.5", "deviation"),
+        ]
+
+
+class TestRestart:
+    """The last publish lives in Postgres: a restart neither re-publishes it nor misses the
+    heartbeat, and a spike right after a restart is still a jump."""
+
+    async def test_restart_between_two_readings(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("restart")
+        settings = make_settings(
+            http_feed(server, feed, deviation={"relative": 0.01}, heartbeat_s=60, max_change=0.5)
+        )
+        clock = ManualClock()
+        t0 = clock.t
+        server.serve("eth", server.price("100"))
+        async with Oracle(settings, clock) as oracle:
+            assert (await oracle[feed].step()).published == "first"
+
+        clock.t = t0 + 30
+        async with Oracle(settings, clock) as oracle:
+            runner = oracle[feed]
+            assert runner.last is not None
+            assert runner.last.round_id == 1
+            assert runner.next_wake_at() == t0 + 40
+            assert (await runner.step()).published is None, "no re-publish after a restart"
+            server.serve("eth", server.price("100000"))
+            assert (await runner.step()).outcome == "jump"
+            server.serve("eth", server.price("100.2"))
+            clock.t = t0 + 59.9
+            assert (await runner.step()).published is None
+            clock.t = t0 + 60
+            assert (await runner.step()).published == "heartbeat", "due from the stored time"
+
+        # Down for several heartbeats: the first good reading after the restart publishes.
+        clock.t = t0 + 500
+        async with Oracle(settings, clock) as oracle:
+            assert (await oracle[feed].step()).published == "heartbeat"
+
+        stream = await observations(settings, feed)
+        assert rounds(stream) == [
+            (1, "100", "first"),
+            (2, "100.2", "heartbeat"),
+            (3, "100.2", "heartbeat"),
+        ]
+        assert [m["published_at"] for m in stream] == [
+            iso_utc(t0),
+            iso_utc(t0 + 60),
+            iso_utc(t0 + 500),
+        ]
+
+
+class TestCrashInsidePublish:
+    """A crash between the steps of a publish (intent, Kafka, commit) loses no round and
+    leaves at most one byte-identical duplicate, dropped by (feed_id, round_id)."""
+
+    async def crash_mid_publish(
+        self, oracle: Oracle, feed: str, *, sent: bool, price: str, server: FeedServer
+    ) -> None:
+        """What ``FeedRunner.step`` does, stopped dead after the intent (or after Kafka)."""
+        runner = oracle[feed]
+        server.serve("eth", server.price(price))
+        reading = await runner.feed.read()
+        runner.validator.check(reading, oracle.clock.now())
+        assert oracle.publisher is not None
+        intent = oracle.publisher.intent(runner.last, reading, "deviation", oracle.clock.now())
+        await oracle.publisher.record(feed, intent)
+        if sent:
+            await oracle.producer.send(oracle.publisher.message(feed, intent.message))
+
+    async def test_crash_after_intent_before_kafka(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("crash1")
+        settings = make_settings(http_feed(server, feed, deviation={"relative": 0.01}))
+        clock = ManualClock()
+        server.serve("eth", server.price("100"))
+        async with Oracle(settings, clock) as oracle:
+            await oracle[feed].step()
+            await self.crash_mid_publish(oracle, feed, sent=False, price="105", server=server)
+        assert rounds(await observations(settings, feed)) == [(1, "100", "first")]
+
+        clock.advance(5)
+        async with Oracle(settings, clock) as oracle:  # start() re-sends the intent
+            runner = oracle[feed]
+            assert runner.pending is None
+            assert runner.last is not None
+            assert runner.last.round_id == 2
+            assert (await runner.step()).published is None, "105 is already published"
+        assert published(feed, "recovered") == 1
+        assert rounds(await observations(settings, feed)) == [
+            (1, "100", "first"),
+            (2, "105", "deviation"),
+        ]
+
+    async def test_crash_after_kafka_before_commit(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("crash2")
+        settings = make_settings(http_feed(server, feed, deviation={"relative": 0.01}))
+        clock = ManualClock()
+        server.serve("eth", server.price("100"))
+        async with Oracle(settings, clock) as oracle:
+            await oracle[feed].step()
+            await self.crash_mid_publish(oracle, feed, sent=True, price="105", server=server)
+
+        clock.advance(5)
+        async with Oracle(settings, clock) as oracle:
+            runner = oracle[feed]
+            assert runner.last is not None
+            assert runner.last.round_id == 2
+            server.serve("eth", server.price("110"))
+            assert (await runner.step()).round_id == 3
+
+        stream = await observations(settings, feed)
+        assert [m["round_id"] for m in stream] == [1, 2, 2, 3]
+        assert stream[1] == stream[2], "the re-sent round is byte-identical"
+        assert rounds(dedupe(stream)) == [
+            (1, "100", "first"),
+            (2, "105", "deviation"),
+            (3, "110", "deviation"),
+        ]
+
+
+class TestSingleton:
+    """One replica leads (LeaderLock "oracle:feeds"); another waits and takes over; the
+    store refuses a round that is not the next one."""
+
+    async def test_standby_takes_over(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("lead")
+        settings = make_settings(http_feed(server, feed, interval_s=0.05, heartbeat_s=0.3))
+        server.serve("eth", server.price("5"))
+        producer = AsyncProducer(settings.kafka)
+        await producer.start()
+        first, second = OracleRuntime(settings, producer), OracleRuntime(settings, producer)
+        stop_first, stop_second = asyncio.Event(), asyncio.Event()
+        try:
+            t1 = asyncio.create_task(first.run(stop_first))
+            await wait_until(lambda: first.state == "running", 10, "first leads")
+            t2 = asyncio.create_task(second.run(stop_second))
+            await asyncio.sleep(0.5)
+            assert second.state == "standby"
+            stop_first.set()
+            await asyncio.wait_for(t1, 10)
+            await wait_until(lambda: second.state == "running", 10, "second takes over")
+            runner = second.runners[feed]
+            await wait_until(
+                lambda: runner.last is not None and runner.last.round_id >= 3, 10, "heartbeats"
+            )
+            stop_second.set()
+            await asyncio.wait_for(t2, 10)
+        finally:
+            stop_first.set()
+            stop_second.set()
+            await producer.close()
+        ids = [m["round_id"] for m in await observations(settings, feed)]
+        assert ids == list(range(1, len(ids) + 1)), "one writer at a time: no gap, no repeat"
+
+    async def test_store_refuses_a_second_writer(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("fence")
+        settings = make_settings(http_feed(server, feed))
+        server.serve("eth", server.price("5"))
+        async with Oracle(settings, ManualClock()) as oracle:
+            runner = oracle[feed]
+            await runner.step()
+            assert oracle.publisher is not None
+            assert runner.latest is not None
+            stale = oracle.publisher.intent(None, runner.latest, "first", oracle.clock.now())
+            with pytest.raises(ServiceError, match="not the next round"):
+                await oracle.publisher.record(feed, stale)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    """`dnft oracle` as a real subprocess."""
+
+    def __init__(self, config: Path, log: Path, port: int) -> None:
+        self.config, self.log, self.port = config, log, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dnft", "--config", str(self.config), "oracle"],
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def metrics(self) -> str:
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"http://127.0.0.1:{self.port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
+                ) as r,
+            ):
+                return await r.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return ""
+
+    def kill9(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+async def published_round(dsn: str, feed: str) -> tuple[int, datetime | None]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "select round_id, published_at from oracle_feed_state where feed_id = $1", feed
+        )
+    finally:
+        await conn.close()
+    return (0, None) if row is None else (row["round_id"], row["published_at"])
+
+
+async def until(predicate: Callable[[], Any], timeout_s: float, daemon: Daemon, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert daemon.alive(), daemon.log.read_text()[-3000:]
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}: {daemon.log.read_text()[-2000:]}")
+
+
+class TestDaemon:
+    """`dnft oracle` killed with -9 and restarted: no duplicate, the heartbeat on time."""
+
+    async def test_kill9_and_restart(
+        self,
+        server: FeedServer,
+        make_settings: Callable[..., Settings],
+        tmp_path: Path,
+    ) -> None:
+        feed = fid("daemon")
+        heartbeat = 3.0
+        settings = make_settings(
+            http_feed(
+                server, feed, deviation={"relative": 0.01}, heartbeat_s=heartbeat, interval_s=0.2
+            )
+        )
+        port = free_port()
+        raw = settings.model_dump(mode="json", exclude_defaults=True)
+        raw["http"] = {"port": port}
+        config = tmp_path / "dnft.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        dsn = settings.postgres.dsn
+        server.serve("eth", server.price("100"))
+        daemon = Daemon(config, tmp_path / "oracle.log", port)
+        try:
+            daemon.start()
+
+            async def first() -> Any:
+                n, at = await published_round(dsn, feed)
+                return at if n == 1 else None
+
+            first_at: datetime = await until(first, 20, daemon, "round 1")
+            text = await until(daemon.metrics, 5, daemon, "metrics")
+            assert f'dnft_oracle_observations_total{{feed="{feed}",outcome="accepted"}}' in text
+            assert f'dnft_oracle_value_age_seconds{{feed="{feed}"}}' in text
+            await asyncio.sleep(0.5)
+            daemon.kill9()
+
+            daemon.start()  # restarts well within the heartbeat, reading the same value
+
+            async def second() -> Any:
+                n, at = await published_round(dsn, feed)
+                return at if n >= 2 else None
+
+            second_at: datetime = await until(second, 20, daemon, "round 2")
+            assert daemon.proc is not None
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(30) == 0, daemon.log.read_text()[-3000:]
+        finally:
+            daemon.kill9()
+        gap = (second_at - first_at).total_seconds()
+        assert heartbeat <= gap < heartbeat + 1.0, "the heartbeat came on time, no earlier"
+        stream = await observations(settings, feed)
+        assert rounds(stream) == [(1, "100", "first"), (2, "100", "heartbeat")]
+        assert datetime.fromisoformat(stream[1]["published_at"]) == second_at.replace(
+            microsecond=second_at.microsecond // 1000 * 1000
+        ).astimezone(UTC)
