@@ -1,0 +1,291 @@
+"""The planner: chain events and feed observations in, token states and render jobs out.
+
+One batch of messages is applied in one Postgres transaction:
+
+* a chain event is stored once per event id (a duplicate changes nothing);
+* a retraction deletes the event it names (the token's state is then recomputed without it);
+* an observation updates its feed's value when its round is newer;
+* every token touched, and every token of a collection bound to a changed feed, has its state
+  recomputed; where the ``state_hash`` changed, a render job is recorded in the outbox.
+
+Only after that transaction commits are the jobs sent to ``dnft.render.jobs.v1`` (keyed by
+token, so a token's jobs stay in order) and marked sent; unsent jobs are re-sent at start.
+The caller commits Kafka offsets after :meth:`Planner.apply` returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from dnft.kafka import AsyncProducer, OutgoingMessage
+from regenerator.collection import Collection
+from regenerator.renderers.base import derive_seed
+from regenerator.state import TokenEvent, TokenState, derive_state
+from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1, RENDER_JOB_V1
+
+log = structlog.get_logger("dnft.regenerator.planner")
+
+# Tokens recomputed per query when a feed change fans out to a whole collection.
+FANOUT_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class BoundCollection:
+    """A collection with the contract it follows on chain."""
+
+    collection: Collection
+    chain_id: int
+    contract: str  # lowercase 0x address
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    collection: str
+    chain_id: int
+    contract: str
+    token_id: int
+    state_hash: str
+    seed: int
+    triggered_by: list[str]
+
+
+class Planner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AsyncProducer,
+        collections: Sequence[BoundCollection],
+        *,
+        jobs_topic: str,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._jobs_topic = jobs_topic
+        self._by_contract = {(c.chain_id, c.contract): c for c in collections}
+        self._by_name = {c.collection.name: c for c in collections}
+        self._by_feed: dict[str, list[BoundCollection]] = defaultdict(list)
+        for bound in collections:
+            for feed in bound.collection.feeds:
+                self._by_feed[feed].append(bound)
+
+    async def apply(self, messages: Sequence[Mapping[str, Any]]) -> list[PlannedJob]:
+        """Apply a batch, plan its render jobs and send them; returns the jobs planned.
+
+        Raises on Postgres or Kafka failure; the batch can then be applied again (every
+        step is idempotent), so the caller must not commit its offsets.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            touched, triggers, feeds = await self._store(conn, messages)
+            for feed in feeds:
+                for bound in self._by_feed.get(feed, []):
+                    rows = await conn.fetch(
+                        "select token_id from regen_tokens where collection = $1",
+                        bound.collection.name,
+                    )
+                    for row in rows:
+                        key = (bound.collection.name, int(row["token_id"]))
+                        touched.add(key)
+                        triggers[key].append(f"feed:{feed}")
+            jobs = await self._recompute(conn, touched, triggers)
+        await self.send_pending()
+        return jobs
+
+    async def _store(
+        self, conn: asyncpg.Connection, messages: Sequence[Mapping[str, Any]]
+    ) -> tuple[set[tuple[str, int]], defaultdict[tuple[str, int], list[str]], set[str]]:
+        touched: set[tuple[str, int]] = set()
+        triggers: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+        feeds: set[str] = set()
+        for m in messages:
+            schema = m.get("schema")
+            if schema == ORACLE_OBSERVATION_V1:
+                changed = await conn.fetchval(
+                    "insert into regen_feed_values (feed_id, round_id, value, observed_at) "
+                    "values ($1, $2, $3, $4) on conflict (feed_id) do update set "
+                    "round_id = excluded.round_id, value = excluded.value, "
+                    "observed_at = excluded.observed_at "
+                    "where regen_feed_values.round_id < excluded.round_id returning true",
+                    m["feed_id"],
+                    m["round_id"],
+                    Decimal(m["value"]),
+                    datetime.fromisoformat(m["observed_at"]),
+                )
+                if changed:
+                    feeds.add(m["feed_id"])
+                continue
+            if schema not in (CHAIN_EVENT_V1, CHAIN_RETRACTION_V1):
+                continue
+            bound = self._by_contract.get((m["chain_id"], m["contract"]))
+            token = m.get("token_id")
+            if bound is None or token is None:
+                continue  # another contract, or an event of no single token
+            key = (bound.collection.name, int(token))
+            if schema == CHAIN_EVENT_V1:
+                status = await conn.execute(
+                    "insert into regen_events (collection, token_id, event_id, event, args, "
+                    "block_number, log_index, block_timestamp) values ($1,$2,$3,$4,$5,$6,$7,$8) "
+                    "on conflict do nothing",
+                    key[0],
+                    key[1],
+                    m["event_id"],
+                    m["event"],
+                    orjson.dumps(m["args"]).decode(),
+                    m["block_number"],
+                    m["log_index"],
+                    m.get("block_timestamp"),
+                )
+                if status.endswith(" 1"):
+                    touched.add(key)
+                    triggers[key].append(m["event_id"])
+            else:
+                status = await conn.execute(
+                    "delete from regen_events where collection = $1 and event_id = $2",
+                    key[0],
+                    m["event_id"],
+                )
+                if status.endswith(" 1"):
+                    touched.add(key)
+                    triggers[key].append(f"retracted:{m['event_id']}")
+        return touched, triggers, feeds
+
+    async def _recompute(
+        self,
+        conn: asyncpg.Connection,
+        touched: Iterable[tuple[str, int]],
+        triggers: Mapping[tuple[str, int], list[str]],
+    ) -> list[PlannedJob]:
+        by_collection: defaultdict[str, list[int]] = defaultdict(list)
+        for name, token_id in touched:
+            by_collection[name].append(token_id)
+        feed_rows = await conn.fetch("select feed_id, value from regen_feed_values")
+        feed_values = {r["feed_id"]: Decimal(r["value"]) for r in feed_rows}
+        jobs: list[PlannedJob] = []
+        for name, tokens in by_collection.items():
+            bound = self._by_name[name]
+            for start in range(0, len(tokens), FANOUT_BATCH):
+                part = sorted(tokens)[start : start + FANOUT_BATCH]
+                jobs.extend(await self._recompute_tokens(conn, bound, part, feed_values, triggers))
+        return jobs
+
+    async def _recompute_tokens(
+        self,
+        conn: asyncpg.Connection,
+        bound: BoundCollection,
+        tokens: list[int],
+        feeds: Mapping[str, Decimal],
+        triggers: Mapping[tuple[str, int], list[str]],
+    ) -> list[PlannedJob]:
+        name = bound.collection.name
+        events: defaultdict[int, list[TokenEvent]] = defaultdict(list)
+        for r in await conn.fetch(
+            "select token_id, event_id, event, args, block_number, log_index, block_timestamp "
+            "from regen_events where collection = $1 and token_id = any($2::numeric[])",
+            name,
+            tokens,
+        ):
+            events[int(r["token_id"])].append(
+                TokenEvent(
+                    r["event_id"],
+                    r["event"],
+                    orjson.loads(r["args"]),
+                    r["block_number"],
+                    r["log_index"],
+                    r["block_timestamp"],
+                )
+            )
+        current = {
+            int(r["token_id"]): r["state_hash"]
+            for r in await conn.fetch(
+                "select token_id, state_hash from regen_tokens where collection = $1 "
+                "and token_id = any($2::numeric[])",
+                name,
+                tokens,
+            )
+        }
+        states: list[TokenState] = []
+        for token_id in tokens:
+            state = derive_state(bound.collection, token_id, events[token_id], feeds)
+            if current.get(token_id) != state.state_hash:
+                states.append(state)
+        if not states:
+            return []
+        await conn.executemany(
+            "insert into regen_tokens (collection, token_id, state, state_hash) "
+            "values ($1, $2, $3, $4) on conflict (collection, token_id) do update set "
+            "state = excluded.state, state_hash = excluded.state_hash, updated_at = now()",
+            [(name, s.token_id, s.canonical().decode(), s.state_hash) for s in states],
+        )
+        candidates = {
+            s.token_id: PlannedJob(
+                name,
+                bound.chain_id,
+                bound.contract,
+                s.token_id,
+                s.state_hash,
+                derive_seed(bound.collection.salt, s.token_id, s.state_hash),
+                triggers.get((name, s.token_id), []),
+            )
+            for s in states
+        }
+        # A state seen before (e.g. restored by a retraction) keeps its job and its version:
+        # only jobs recorded now are new.
+        rows = await conn.fetch(
+            "insert into regen_render_jobs (collection, token_id, state_hash, seed, triggered_by) "
+            "select $1, * from unnest($2::numeric[], $3::text[], $4::bigint[], $5::jsonb[]) "
+            "on conflict do nothing returning token_id",
+            name,
+            [j.token_id for j in candidates.values()],
+            [j.state_hash for j in candidates.values()],
+            [j.seed for j in candidates.values()],
+            [orjson.dumps(j.triggered_by).decode() for j in candidates.values()],
+        )
+        return [candidates[int(r["token_id"])] for r in rows]
+
+    async def send_pending(self) -> int:
+        """Send every planned job Kafka has not acknowledged yet; returns how many."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select collection, token_id, state_hash, seed, triggered_by, planned_at "
+                "from regen_render_jobs where sent_at is null order by planned_at"
+            )
+            if not rows:
+                return 0
+            messages = [self._job_message(r) for r in rows]
+            await self._producer.send_many(messages)
+            await conn.executemany(
+                "update regen_render_jobs set sent_at = now() where collection = $1 "
+                "and token_id = $2 and state_hash = $3",
+                [(r["collection"], r["token_id"], r["state_hash"]) for r in rows],
+            )
+        return len(rows)
+
+    def _job_message(self, row: asyncpg.Record) -> OutgoingMessage:
+        bound = self._by_name[row["collection"]]
+        token = str(int(row["token_id"]))
+        body = {
+            "schema": RENDER_JOB_V1,
+            # Deterministic: the same (token, state) is the same job, however often it is sent.
+            "job_id": str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{row['collection']}/{token}/{row['state_hash']}")
+            ),
+            "collection": row["collection"],
+            "chain_id": bound.chain_id,
+            "contract": bound.contract,
+            "token_id": token,
+            "state_hash": row["state_hash"],
+            "seed": int(row["seed"]),
+            "triggered_by": orjson.loads(row["triggered_by"]),
+            "planned_at": row["planned_at"].astimezone(UTC).isoformat(),
+        }
+        key = f"{bound.chain_id}:{bound.contract}:{token}".encode()
+        return OutgoingMessage(self._jobs_topic, orjson.dumps(body), key=key)
