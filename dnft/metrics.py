@@ -106,6 +106,24 @@ indexer_backfill_remaining_blocks = Gauge(
     ["network"],
 )
 
+# --- Regenerator -----------------------------------------------------------------------------
+renders_total = Counter(
+    "dnft_renders_total",
+    "Render jobs by outcome: rendered, stale (state moved on), failed",
+    ["collection", "outcome"],
+)
+render_seconds = Histogram(
+    "dnft_render_seconds",
+    "Time to render one image",
+    ["renderer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+plan_to_metadata_seconds = Histogram(
+    "dnft_plan_to_metadata_seconds",
+    "From planning a render job to its new version's metadata being stored",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
 # --- Daemon lifecycle ----------------------------------------------------------------------
 daemon_ready = Gauge("dnft_daemon_ready", "1 while the daemon reports ready", ["daemon"])
 daemon_leader = Gauge(

@@ -1,0 +1,22 @@
+"""The renderer a collection asks for, built once at start-up (a bad model dir fails here)."""
+
+from __future__ import annotations
+
+from regenerator.collection import Collection
+from regenerator.metadata import bucket_of
+from regenerator.renderers.base import Renderer
+from regenerator.renderers.procedural import ProceduralRenderer
+from regenerator.state import TokenState
+
+
+def renderer_for(collection: Collection) -> Renderer:
+    """Raises ModelLoadError (diffusion) when the model directory is missing or corrupt."""
+    stages = [level.name for level in collection.stages.levels]
+    empty = TokenState(0, {}, stages[0])
+    buckets, _ = bucket_of(collection, empty)
+    if collection.renderer.kind == "procedural":
+        return ProceduralRenderer(stages=stages, buckets=buckets)
+    from regenerator.renderers.diffusion import DiffusionRenderer
+
+    assert collection.renderer.model_dir is not None  # checked when the collection loads
+    return DiffusionRenderer.load(collection.renderer.model_dir)
