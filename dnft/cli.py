@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_dev,
         commands_indexer,
         commands_oracle,
+        commands_regenerator,
     )
 
     parser = argparse.ArgumentParser(prog="dnft", description="Dynamic NFT engine")
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_dev,
         commands_indexer,
         commands_oracle,
+        commands_regenerator,
     ):
         module.register(sub)
     return parser

@@ -276,9 +276,34 @@ FeedSettings = Annotated[
 
 
 class CollectionRef(_Model):
-    name: str = Field(pattern=_NAME)
-    contract: str
+    """A collection rules file (it names the collection and its contract)."""
+
     file: Path
+
+
+class StorageSettings(_Model):
+    """Where images and metadata are stored, content-addressed."""
+
+    kind: Literal["local", "s3"] = "local"
+    path: Path = Path(".dnft/blobs")  # kind: local
+    bucket: str | None = None  # kind: s3 (credentials from the usual AWS_* environment)
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _s3_bucket(self) -> StorageSettings:
+        if self.kind == "s3" and not self.bucket:
+            raise ValueError("storage kind s3 needs 'bucket'")
+        return self
+
+
+class RegeneratorSettings(_Model):
+    storage: StorageSettings = StorageSettings()
+    # Base URL of `dnft api` as holders and marketplaces reach it; written into metadata.
+    public_url: str = "http://127.0.0.1:8000"
+    planner_group: str = "dnft-regenerator"
+    render_group: str = "dnft-render"
 
 
 class HttpSettings(_Model):
@@ -297,6 +322,7 @@ class Settings(_Model):
     postgres: PostgresSettings
     feeds: list[FeedSettings] = []
     collections: list[CollectionRef] = []
+    regenerator: RegeneratorSettings = RegeneratorSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
