@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_indexer,
         commands_oracle,
         commands_regenerator,
+        commands_verify,
     )
 
     parser = argparse.ArgumentParser(prog="dnft", description="Dynamic NFT engine")
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_indexer,
         commands_oracle,
         commands_regenerator,
+        commands_verify,
     ):
         module.register(sub)
     return parser

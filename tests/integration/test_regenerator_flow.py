@@ -20,6 +20,7 @@ from regenerator.planner import BoundCollection, Planner
 from regenerator.render_worker import RenderWorker
 from regenerator.renderers_factory import renderer_for
 from regenerator.storage import LocalBlobStore
+from regenerator.verify import VersionNotFoundError, verify_version
 
 RULES_WITH_NAME = RULES | {"token_name": "Critter #{token_id}", "image_size": 128}
 
@@ -133,3 +134,25 @@ class TestRegeneratorFlow:
         assert current == versions[0]["state_hash"]
         updates = read_topic(flow.bootstrap, flow.updates_topic)
         assert sorted((u["token_id"], u["version"]) for u in updates) == [("1", 1), ("1", 2)]
+
+
+class TestVerify:
+    """`dnft verify`: a stored version re-renders to the same bytes; tampering shows."""
+
+    async def test_verify_and_tamper(self, flow: Flow) -> None:
+        await flow.step([event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="3")])
+        bound = flow.worker._collections["sample"]
+        renderer = flow.worker._renderers["sample"]
+        ok = await verify_version(flow.pool, flow.store, bound, renderer, 1)
+        assert (ok.matches, ok.exact, ok.version) == (True, True, 1)
+
+        async with flow.pool.acquire() as conn:  # claim another seed than the one used
+            await conn.execute(
+                "update token_versions set metadata = jsonb_set(metadata, "
+                "'{provenance,seed}', to_jsonb(12345)) where token_id = 1"
+            )
+        bad = await verify_version(flow.pool, flow.store, bound, renderer, 1)
+        assert not bad.matches
+        assert bad.mean_abs_diff > 0
+        with pytest.raises(VersionNotFoundError):
+            await verify_version(flow.pool, flow.store, bound, renderer, 1, version=9)
