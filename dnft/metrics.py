@@ -107,6 +107,16 @@ indexer_backfill_remaining_blocks = Gauge(
 )
 
 # --- Regenerator -----------------------------------------------------------------------------
+regen_events_total = Counter(
+    "dnft_regenerator_events_total",
+    "Messages the planner applied, by kind and outcome (applied, duplicate, ignored)",
+    ["kind", "outcome"],
+)
+regen_jobs_planned_total = Counter(
+    "dnft_regenerator_jobs_planned_total",
+    "Render jobs planned (a token state changed)",
+    ["collection"],
+)
 renders_total = Counter(
     "dnft_renders_total",
     "Render jobs by outcome: rendered, stale (state moved on), failed",

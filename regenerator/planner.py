@@ -27,6 +27,7 @@ import asyncpg
 import orjson
 import structlog
 
+from dnft import metrics
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from regenerator.collection import Collection
 from regenerator.renderers.base import derive_seed
@@ -34,6 +35,11 @@ from regenerator.state import TokenEvent, TokenState, derive_state
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1, RENDER_JOB_V1
 
 log = structlog.get_logger("dnft.regenerator.planner")
+
+
+def _count(kind: str, outcome: str) -> None:
+    metrics.regen_events_total.labels(kind, outcome).inc()
+
 
 # Tokens recomputed per query when a feed change fans out to a whole collection.
 FANOUT_BATCH = 1000
@@ -122,13 +128,16 @@ class Planner:
                 )
                 if changed:
                     feeds.add(m["feed_id"])
+                _count("observation", "applied" if changed else "duplicate")
                 continue
             if schema not in (CHAIN_EVENT_V1, CHAIN_RETRACTION_V1):
                 continue
             bound = self._by_contract.get((m["chain_id"], m["contract"]))
             token = m.get("token_id")
+            kind = "event" if schema == CHAIN_EVENT_V1 else "retraction"
             if bound is None or token is None:
-                continue  # another contract, or an event of no single token
+                _count(kind, "ignored")  # another contract, or an event of no single token
+                continue
             key = (bound.collection.name, int(token))
             if schema == CHAIN_EVENT_V1:
                 status = await conn.execute(
@@ -147,6 +156,7 @@ class Planner:
                 if status.endswith(" 1"):
                     touched.add(key)
                     triggers[key].append(m["event_id"])
+                _count(kind, "applied" if status.endswith(" 1") else "duplicate")
             else:
                 status = await conn.execute(
                     "delete from regen_events where collection = $1 and event_id = $2",
@@ -156,6 +166,7 @@ class Planner:
                 if status.endswith(" 1"):
                     touched.add(key)
                     triggers[key].append(f"retracted:{m['event_id']}")
+                _count(kind, "applied" if status.endswith(" 1") else "duplicate")
         return touched, triggers, feeds
 
     async def _recompute(
@@ -249,6 +260,7 @@ class Planner:
             [j.seed for j in candidates.values()],
             [orjson.dumps(j.triggered_by).decode() for j in candidates.values()],
         )
+        metrics.regen_jobs_planned_total.labels(name).inc(len(rows))
         return [candidates[int(r["token_id"])] for r in rows]
 
     async def send_pending(self) -> int:
