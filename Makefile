@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[render,dev]'
+	$(BIN)/pip install -q -e '.[render,s3,dev]'
 	touch $@
 
 # `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional

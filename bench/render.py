@@ -1,0 +1,188 @@
+"""Benchmark: the procedural renderer on one core, and diffusion batching on CPU.
+
+(a) procedural: 512x512 renders of a stream of distinct token states (tokens, stages, buckets,
+    moods and feed counts all varying), pinned to one CPU core with one thread; best of three
+    rounds. Also the cost of each step and of the PNG settings it uses.
+(b) diffusion: the tiny random-weight Stable Diffusion of the tests (tests/integration/
+    tiny_pipeline.py), built offline and loaded through ``DiffusionRenderer.load``; 8 single
+    ``render`` calls against one ``render_batch`` of the same 8 requests, best of three.
+(c) GPU: measured only where CUDA is available; otherwise says so.
+
+Prints per-line figures, then as its last lines ``gpu=``, ``procedural_images_per_s=`` and
+``diffusion_batch_vs_single=``.
+
+    .venv/bin/python bench/render.py [--n 300] [--diffusion-size 64] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread for every numeric library, before any of them is imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from regenerator.renderers import ProceduralRenderer, RenderRequest  # noqa: E402
+from regenerator.renderers.base import encode_png  # noqa: E402
+
+MOODS = ("happy", "calm", "sad", "angry", "sleepy", "excited", "")
+
+
+def best_of(rounds: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(rounds))
+
+
+def procedural_requests(n: int, size: int = 512) -> list[RenderRequest]:
+    renderer = ProceduralRenderer()
+    return [
+        RenderRequest(
+            token_id=i * 7919 % 10_000,
+            traits={"mood": MOODS[i % len(MOODS)], "fed": i % 97},
+            stage=renderer.stages[i % len(renderer.stages)],
+            bucket=renderer.buckets[(i // 4) % len(renderer.buckets)],
+            seed=i * 1_000_003,
+            size=size,
+        )
+        for i in range(n)
+    ]
+
+
+def bench_procedural(n: int) -> float:
+    cpu = min(os.sched_getaffinity(0))
+    all_cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        renderer = ProceduralRenderer()
+        requests = procedural_requests(n)
+        for request in requests[:24]:  # per-size maps and the first layers
+            renderer.render(request)
+
+        def rate() -> float:
+            began = time.perf_counter()
+            for request in requests:
+                renderer.render(request)
+            return (time.perf_counter() - began) / n
+
+        per_image = best_of(3, rate)
+        scenes = [renderer.scene(r) for r in requests[:100]]
+        from regenerator.renderers.procedural import paint
+
+        began = time.perf_counter()
+        images = [paint(s) for s in scenes]
+        paint_ms = (time.perf_counter() - began) / len(scenes) * 1000
+        print(f"(a) procedural 512x512, 1 core, {n} distinct token states, best of 3:")
+        print(f"    {1 / per_image:.0f} images/s ({per_image * 1000:.1f} ms each)")
+        print(f"    painting pixels: {paint_ms:.1f} ms/image; the rest is PNG + hashing")
+        sample = images[:30]
+        for level in (1, 2, 3, 6):
+            began = time.perf_counter()
+            sizes = [len(encode_png(img, level)) for img in sample]
+            ms = (time.perf_counter() - began) / len(sample) * 1000
+            print(
+                f"    PNG (Up filter, zlib {level}): {ms:.1f} ms, {np.mean(sizes) / 1024:.0f} KiB"
+            )
+        began = time.perf_counter()
+        pil_sizes = []
+        for img in sample:
+            buffer = io.BytesIO()
+            Image.fromarray(img).save(buffer, format="PNG", compress_level=1)
+            pil_sizes.append(buffer.tell())
+        ms = (time.perf_counter() - began) / len(sample) * 1000
+        print(
+            f"    PNG (Pillow adaptive, zlib 1): {ms:.1f} ms, {np.mean(pil_sizes) / 1024:.0f} KiB"
+        )
+        return 1 / per_image
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+
+
+def bench_diffusion(size: int, steps: int, device: str) -> float:
+    import torch
+    from tiny_pipeline import save_tiny_pipeline
+
+    from regenerator.renderers.diffusion import DiffusionRenderer
+
+    threads = len(os.sched_getaffinity(0)) if device == "cpu" else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        model = save_tiny_pipeline(Path(tmp) / "model")
+        renderer = DiffusionRenderer.load(
+            model, device=device, threads=threads, defaults={"steps": steps, "mode": "txt2img"}
+        )
+    requests = [
+        RenderRequest(
+            token_id=i,
+            traits={},
+            stage="bloom",
+            bucket="mid",
+            seed=i,
+            prompt=f"a {MOODS[i % 6]} flower in the garden",
+            size=size,
+        )
+        for i in range(8)
+    ]
+    renderer.render_batch(requests[:2])  # warm-up: allocator, kernels
+
+    def singles() -> float:
+        began = time.perf_counter()
+        for request in requests:
+            renderer.render(request)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - began
+
+    def batch() -> float:
+        began = time.perf_counter()
+        renderer.render_batch(requests)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - began
+
+    single_s, batch_s = best_of(3, singles), best_of(3, batch)
+    print(
+        f"(b) diffusion tiny SD on {device}, {size}x{size}, {steps} steps, "
+        f"{threads} torch thread(s), best of 3:"
+    )
+    print(f"    8 single calls: {single_s:.2f} s ({8 / single_s:.1f} images/s)")
+    print(f"    1 batch of 8:   {batch_s:.2f} s ({8 / batch_s:.1f} images/s)")
+    return single_s / batch_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="procedural renders per round")
+    parser.add_argument("--diffusion-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+
+    procedural = bench_procedural(args.n)
+    diffusion = bench_diffusion(args.diffusion_size, args.steps, "cpu")
+
+    import torch
+
+    if torch.cuda.is_available():
+        gpu = bench_diffusion(args.diffusion_size, args.steps, "cuda")
+        print(f"gpu={torch.cuda.get_device_name()} diffusion_batch_vs_single_gpu={gpu:.2f}")
+    else:
+        print("gpu=unavailable")
+    print(f"procedural_images_per_s={procedural:.0f}")
+    print(f"diffusion_batch_vs_single={diffusion:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Renderers behind one Protocol: procedural (numpy, no weights) and diffusion (diffusers).
+
+The diffusion renderer is not imported here: it pulls in torch and diffusers, which only render
+workers install. Import it from ``regenerator.renderers.diffusion``.
+"""
+
+from regenerator.renderers.base import (
+    ModelLoadError,
+    Renderer,
+    RenderError,
+    RenderInputError,
+    RenderRequest,
+    RenderResult,
+    derive_seed,
+    encode_png,
+)
+from regenerator.renderers.procedural import ProceduralRenderer
+
+__all__ = [
+    "ModelLoadError",
+    "ProceduralRenderer",
+    "RenderError",
+    "RenderInputError",
+    "RenderRequest",
+    "RenderResult",
+    "Renderer",
+    "derive_seed",
+    "encode_png",
+]
