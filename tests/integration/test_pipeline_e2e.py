@@ -103,9 +103,13 @@ class TestPipeline:
                             task.result()  # surface a crash instead of a time-out
                     return check(await current_versions(fresh_db_dsn))
 
-                deadline = asyncio.get_running_loop().time() + 60
+                # Generous: consumer-group joins and renders share 2 busy cores in CI.
+                deadline = asyncio.get_running_loop().time() + 120
                 while not await poll():
-                    assert asyncio.get_running_loop().time() < deadline, "pipeline did not settle"
+                    if asyncio.get_running_loop().time() > deadline:
+                        seen = await current_versions(fresh_db_dsn)
+                        summary = {t: traits(m) for t, m in seen.items()}
+                        raise AssertionError(f"pipeline did not settle; current: {summary}")
                     await asyncio.sleep(0.2)
 
             def traits(m: dict[str, Any]) -> dict[str, Any]:
