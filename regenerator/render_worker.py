@@ -61,13 +61,18 @@ class RenderWorker:
         """Process render jobs in order; returns the versions created. Raises on failure
         (nothing is committed then; every step is idempotent, so a retry is safe)."""
         created: list[int] = []
+        announcements: list[OutgoingMessage] = []
         for job in jobs:
-            version = await self._handle(job)
+            version = await self._handle(job, announcements)
             if version is not None:
                 created.append(version)
+        # One produce for the batch, acknowledged before the caller commits the offsets.
+        await self._producer.send_many(announcements)
         return created
 
-    async def _handle(self, job: Mapping[str, Any]) -> int | None:
+    async def _handle(
+        self, job: Mapping[str, Any], announcements: list[OutgoingMessage]
+    ) -> int | None:
         bound = self._collections.get(str(job["collection"]))
         if bound is None:
             log.warning("job for an unknown collection", collection=job["collection"])
@@ -84,7 +89,7 @@ class RenderWorker:
                 state_hash,
             )
             if existing is not None:
-                await self._announce(bound, token_id, existing)  # idempotent re-announce
+                announcements.append(self._announcement(bound, token_id, existing))
                 return None
             row = await conn.fetchrow(
                 "select state, state_hash from regen_tokens where collection = $1 "
@@ -156,7 +161,7 @@ class RenderWorker:
         if created is None:  # another delivery of this job won the race: nothing new
             return None
         metrics.renders_total.labels(name, "rendered").inc()
-        await self._announce(bound, token_id, created)
+        announcements.append(self._announcement(bound, token_id, created))
         planned = job.get("planned_at")
         if isinstance(planned, str):
             lag = datetime.now(UTC) - datetime.fromisoformat(planned)
@@ -164,7 +169,11 @@ class RenderWorker:
         log_.info("version created", version=created["version"], image=image.sha256[:12])
         return int(created["version"])
 
-    async def _announce(self, bound: BoundCollection, token_id: int, row: asyncpg.Record) -> None:
+    def _announcement(
+        self, bound: BoundCollection, token_id: int, row: asyncpg.Record
+    ) -> OutgoingMessage:
+        """The metadata update of a version (re-announcing one is harmless: consumers dedupe
+        by (contract, token, version))."""
         body = {
             "schema": METADATA_UPDATE_V1,
             "collection": bound.collection.name,
@@ -179,4 +188,4 @@ class RenderWorker:
             "created_at": row["created_at"].astimezone(UTC).isoformat(),
         }
         key = f"{bound.chain_id}:{bound.contract}:{token_id}".encode()
-        await self._producer.send(OutgoingMessage(self._topic, orjson.dumps(body), key=key))
+        return OutgoingMessage(self._topic, orjson.dumps(body), key=key)
