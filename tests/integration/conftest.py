@@ -73,6 +73,15 @@ def fresh_db_dsn(postgres: PostgresService) -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    """A chain of this test's own: reorgs and mining there disturb no other test."""
+    service = AnvilService(tmp_path)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
 def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """A factory of topic names no other test or run uses: ``unique_topic("blocks")``."""
     test = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:80]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,6 @@ from dnft.migrations import apply_migrations
 from dnft.settings import Settings
 from indexer.runtime import NetworkIndexer
 from indexer.sync.window import ReorgBeyondWindowError
-
-
-@pytest.fixture
-def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    """A chain of this test's own: reorgs and mining here disturb no other test."""
-    service = AnvilService(tmp_path)
-    service.start()
-    yield service
-    service.stop()
 
 
 @pytest.fixture

@@ -6,15 +6,13 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 from chainkit import (
     apply_stream,
@@ -29,23 +27,10 @@ from chainkit import (
 from rpcproxy import Faults, RpcProxy
 
 from dnft.devservices import AnvilService
+from dnft.devservices.ports import free_port
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
 from indexer.runtime import NetworkIndexer
-
-
-@pytest.fixture
-def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    service = AnvilService(tmp_path)
-    service.start()
-    yield service
-    service.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TestProviderFaults:

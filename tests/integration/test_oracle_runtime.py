@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from oraclekit import (
     published,
 )
 
+from dnft.devservices.ports import free_port
 from dnft.errors import ServiceError
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
@@ -318,12 +318,6 @@ class TestSingleton:
             stale = oracle.publisher.intent(None, runner.latest, "first", oracle.clock.now())
             with pytest.raises(ServiceError, match="not the next round"):
                 await oracle.publisher.record(feed, stale)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Daemon:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 from chainkit import indexer_config, make_world, read_topic
 
 from dnft.devservices import AnvilService
@@ -21,14 +20,6 @@ from indexer.runtime import NetworkIndexer
 from regenerator.runtime import run_regenerator
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    service = AnvilService(tmp_path)
-    service.start()
-    yield service
-    service.stop()
 
 
 async def current_versions(dsn: str) -> dict[int, dict[str, Any]]:
@@ -150,7 +141,7 @@ class TestPipeline:
             )
             # And a Fed after that evolves token 3 once more.
             await world.feed(3)
-            await settled(lambda v: traits(v[3])["fed"] == 1)
+            await settled(lambda v: 3 in v and traits(v[3])["fed"] == 1)
         finally:
             stopping.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
