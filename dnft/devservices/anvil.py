@@ -15,12 +15,12 @@ from dnft.devservices.base import (
     existing_file,
     process_records,
     setting_int,
+    spawn_ready,
     start_on_free_port,
     stop_processes,
-    wait_ready,
 )
 from dnft.devservices.ports import LOOPBACK
-from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.process import ManagedProcess
 from dnft.devservices.state import ServiceRecord
 from dnft.errors import MissingDependencyError
 
@@ -136,7 +136,6 @@ class AnvilService:
         self.ready_seconds = time.monotonic() - began
 
     def _start_once(self, binary: Path, port: int) -> None:
-        process = spawn("anvil", self.argv(binary, port), self.log_path)
         url = f"http://{LOOPBACK}:{port}"
 
         def probe() -> bool:
@@ -145,19 +144,14 @@ class AnvilService:
             except (OSError, ValueError):
                 return False
 
-        try:
-            wait_ready(
-                probe,
-                what=f"anvil on port {port}",
-                timeout=self.ready_timeout,
-                log_path=self.log_path,
-                process=process,
-                port=port,
-            )
-        except BaseException:
-            process.terminate(timeout=2.0)
-            raise
-        self._process = process
+        self._process = spawn_ready(
+            "anvil",
+            self.argv(binary, port),
+            self.log_path,
+            probe,
+            port=port,
+            timeout=self.ready_timeout,
+        )
 
     def stop(self) -> None:
         """SIGTERM anvil's group, SIGKILL after 10 s; blocks until it is gone."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from dnft.devservices.ports import free_port
-from dnft.devservices.process import ManagedProcess, listens_on
+from dnft.devservices.process import ManagedProcess, listens_on, spawn
 from dnft.devservices.state import ProcessRecord, ServiceRecord
 from dnft.errors import MissingDependencyError, ServiceError
 
@@ -71,6 +71,34 @@ def tail_log(path: Path, lines: int = 25, max_chars: int = 4000) -> str:
 
 def failure(what: str, reason: str, log_path: Path) -> str:
     return f"{what} {reason}; log {log_path}, last lines:\n{tail_log(log_path)}"
+
+
+def spawn_ready(
+    role: str,
+    argv: Sequence[str],
+    log_path: Path,
+    probe: Callable[[], bool],
+    *,
+    port: int,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` detached (see ``process.spawn``) and wait until ``probe`` says it is
+    ready; a process that never gets ready is terminated. Raises what ``wait_ready`` raises."""
+    process = spawn(role, argv, log_path, env=env)
+    try:
+        wait_ready(
+            probe,
+            what=f"{role} on port {port}",
+            timeout=timeout,
+            log_path=log_path,
+            process=process,
+            port=port,
+        )
+    except BaseException:
+        process.terminate(timeout=2.0)
+        raise
+    return process
 
 
 def wait_ready(

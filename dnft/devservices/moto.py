@@ -15,12 +15,12 @@ from pathlib import Path
 
 from dnft.devservices.base import (
     process_records,
+    spawn_ready,
     start_on_free_port,
     stop_processes,
-    wait_ready,
 )
 from dnft.devservices.ports import LOOPBACK
-from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.process import ManagedProcess
 from dnft.devservices.state import ServiceRecord
 from dnft.errors import MissingDependencyError, ServiceError
 
@@ -90,7 +90,6 @@ class MotoService:
 
     def _start_once(self, port: int) -> None:
         argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-        process = spawn("moto", argv, self.log_path)
         url = f"http://{LOOPBACK}:{port}/"
 
         def probe() -> bool:
@@ -99,19 +98,9 @@ class MotoService:
             except OSError:
                 return False
 
-        try:
-            wait_ready(
-                probe,
-                what=f"moto_server on port {port}",
-                timeout=self.ready_timeout,
-                log_path=self.log_path,
-                process=process,
-                port=port,
-            )
-        except BaseException:
-            process.terminate(timeout=2.0)
-            raise
-        self._process = process
+        self._process = spawn_ready(
+            "moto", argv, self.log_path, probe, port=port, timeout=self.ready_timeout
+        )
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` (path-style PUT); an existing bucket is fine. Raises ServiceError."""

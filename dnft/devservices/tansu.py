@@ -19,13 +19,13 @@ from dnft.devservices.base import (
     existing_file,
     process_records,
     setting_int,
+    spawn_ready,
     start_on_free_port,
     stop_processes,
-    wait_ready,
 )
 from dnft.devservices.moto import S3_ENV, MotoService
 from dnft.devservices.ports import LOOPBACK
-from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.process import ManagedProcess
 from dnft.devservices.state import ServiceRecord
 from dnft.errors import MissingDependencyError
 
@@ -172,20 +172,15 @@ class TansuService:
         listener = f"tcp://{LOOPBACK}:{port}"
         argv = [str(binary), "broker", "--listener-url", listener]
         argv += ["--advertised-listener-url", listener, "--storage-engine", self.storage]
-        process = spawn("tansu", argv, self.log_path, env=env)
-        try:
-            wait_ready(
-                lambda: api_versions_ok(LOOPBACK, port),
-                what=f"tansu on port {port}",
-                timeout=self.ready_timeout,
-                log_path=self.log_path,
-                process=process,
-                port=port,
-            )
-        except BaseException:
-            process.terminate(timeout=2.0)
-            raise
-        self._process = process
+        self._process = spawn_ready(
+            "tansu",
+            argv,
+            self.log_path,
+            lambda: api_versions_ok(LOOPBACK, port),
+            port=port,
+            timeout=self.ready_timeout,
+            env=env,
+        )
 
     def stop(self) -> None:
         """Stop the broker, then moto; blocks until both are gone. Raises ServiceError."""
