@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 from chainkit import (
     apply_stream,
@@ -24,6 +19,7 @@ from chainkit import (
     read_topic,
     wait_until,
 )
+from daemonkit import DaemonProcess
 from rpcproxy import Faults, RpcProxy
 
 from dnft.devservices import AnvilService
@@ -96,56 +92,6 @@ class TestProviderFaults:
             assert faults.counts.get(kind, 0) > 0, f"fault {kind} was never injected"
 
 
-class DaemonProcess:
-    """`dnft indexer` as a real subprocess, with its metrics endpoint."""
-
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dnft", "--config", str(self.config), "indexer"],
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
-
-    async def metrics(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(
-                    f"http://127.0.0.1:{self.port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r,
-            ):
-                text = await r.text()
-        except (aiohttp.ClientError, TimeoutError):
-            return out
-        for line in text.splitlines():
-            if line.startswith("dnft_") and "{" in line:
-                name = line.split("{", 1)[0]
-                out[name] = float(line.rsplit(" ", 1)[1])
-        return out
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def kill_if_running(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill9()
-
-    def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-
 async def metric_reaches(
     daemon: DaemonProcess, name: str, predicate: Callable[[float], bool], timeout_s: float
 ) -> float:
@@ -200,7 +146,7 @@ class TestKillNine:
         )
         path = tmp_path / "dnft.yaml"
         path.write_text(yaml.safe_dump(config))
-        daemon = DaemonProcess(path, port, tmp_path / "indexer.log")
+        daemon = DaemonProcess("indexer", path, port, tmp_path / "indexer.log")
         try:
             rng = random.Random(5)
             target = await world.block_number()
@@ -242,7 +188,7 @@ class TestKillNine:
             assert daemon.terminate() == 0, "SIGTERM shuts down cleanly"
 
         finally:
-            daemon.kill_if_running()
+            daemon.kill9()
 
         expected = await canonical_events(world, head)
         messages = read_topic(kafka_bootstrap, config["kafka"]["topics"]["chain_events"])
@@ -285,7 +231,7 @@ class TestHotStandby:
             )
             path = tmp_path / f"{name}.yaml"
             path.write_text(yaml.safe_dump(config))
-            daemons.append(DaemonProcess(path, port, tmp_path / f"{name}.log"))
+            daemons.append(DaemonProcess("indexer", path, port, tmp_path / f"{name}.log"))
         leader, standby = daemons
         try:
             leader.start()
@@ -304,6 +250,6 @@ class TestHotStandby:
             await metric_reaches(standby, "dnft_indexer_indexed_block", lambda v: v >= head, 30)
         finally:
             for daemon in daemons:
-                daemon.kill_if_running()
+                daemon.kill9()
         expected = await canonical_events(world, head)
         assert as_comparable(apply_stream(read_topic(kafka_bootstrap, topic))) == expected

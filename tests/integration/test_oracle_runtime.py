@@ -4,21 +4,18 @@ hand-moved clock, restarts, crashes inside a publish, and `dnft oracle` killed w
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 import yaml
 from chainkit import wait_until
+from daemonkit import DaemonProcess
 from oraclekit import (
     FeedServer,
     ManualClock,
@@ -320,45 +317,6 @@ class TestSingleton:
                 await oracle.publisher.record(feed, stale)
 
 
-class Daemon:
-    """`dnft oracle` as a real subprocess."""
-
-    def __init__(self, config: Path, log: Path, port: int) -> None:
-        self.config, self.log, self.port = config, log, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dnft", "--config", str(self.config), "oracle"],
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def metrics(self) -> str:
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(
-                    f"http://127.0.0.1:{self.port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r,
-            ):
-                return await r.text()
-        except (aiohttp.ClientError, TimeoutError):
-            return ""
-
-    def kill9(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 async def published_round(dsn: str, feed: str) -> tuple[int, datetime | None]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -370,7 +328,9 @@ async def published_round(dsn: str, feed: str) -> tuple[int, datetime | None]:
     return (0, None) if row is None else (row["round_id"], row["published_at"])
 
 
-async def until(predicate: Callable[[], Any], timeout_s: float, daemon: Daemon, what: str) -> Any:
+async def until(
+    predicate: Callable[[], Any], timeout_s: float, daemon: DaemonProcess, what: str
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert daemon.alive(), daemon.log.read_text()[-3000:]
@@ -404,7 +364,7 @@ class TestDaemon:
         config.write_text(yaml.safe_dump(raw))
         dsn = settings.postgres.dsn
         server.serve("eth", server.price("100"))
-        daemon = Daemon(config, tmp_path / "oracle.log", port)
+        daemon = DaemonProcess("oracle", config, port, tmp_path / "oracle.log")
         try:
             daemon.start()
 
@@ -413,7 +373,7 @@ class TestDaemon:
                 return at if n == 1 else None
 
             first_at: datetime = await until(first, 20, daemon, "round 1")
-            text = await until(daemon.metrics, 5, daemon, "metrics")
+            text = await until(daemon.metrics_text, 5, daemon, "metrics")
             assert f'dnft_oracle_observations_total{{feed="{feed}",outcome="accepted"}}' in text
             assert f'dnft_oracle_value_age_seconds{{feed="{feed}"}}' in text
             await asyncio.sleep(0.5)
