@@ -36,6 +36,10 @@ from schemas import METADATA_UPDATE_V1, validate_metadata
 
 log = structlog.get_logger("dnft.regenerator.render")
 
+# Tokens a worker handles at once: enough to keep the renderer busy while others wait for
+# Postgres or storage; rendering itself stays CPU bound.
+CONCURRENT_TOKENS = 4
+
 
 class RenderWorker:
     def __init__(
@@ -58,14 +62,27 @@ class RenderWorker:
         self._public_url = public_url.rstrip("/")
 
     async def handle(self, jobs: Sequence[Mapping[str, Any]]) -> list[int]:
-        """Process render jobs in order; returns the versions created. Raises on failure
-        (nothing is committed then; every step is idempotent, so a retry is safe)."""
+        """Process render jobs; returns the versions created. Raises on failure (nothing is
+        committed then; every step is idempotent, so a retry is safe).
+
+        Jobs of different tokens overlap (one renders while another waits for Postgres);
+        each token's jobs run in their order, so its versions are numbered in state order.
+        """
+        by_token: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for job in jobs:
+            by_token.setdefault((str(job["collection"]), str(job["token_id"])), []).append(job)
         created: list[int] = []
         announcements: list[OutgoingMessage] = []
-        for job in jobs:
-            version = await self._handle(job, announcements)
-            if version is not None:
-                created.append(version)
+        slots = asyncio.Semaphore(CONCURRENT_TOKENS)
+
+        async def run(token_jobs: list[Mapping[str, Any]]) -> None:
+            async with slots:
+                for job in token_jobs:
+                    version = await self._handle(job, announcements)
+                    if version is not None:
+                        created.append(version)
+
+        await asyncio.gather(*(run(token_jobs) for token_jobs in by_token.values()))
         # One produce for the batch, acknowledged before the caller commits the offsets.
         await self._producer.send_many(announcements)
         return created
