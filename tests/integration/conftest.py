@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from oraclekit import FeedServer
 
 from dnft.devservices import AnvilService, PostgresService, TansuService
+from dnft.migrations import apply_migrations
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +72,22 @@ def fresh_db_dsn(postgres: PostgresService) -> Iterator[str]:
     dsn = postgres.create_database(name)
     yield dsn
     postgres.drop_database(name)
+
+
+@pytest.fixture
+async def db(fresh_db_dsn: str) -> str:
+    """DSN of an empty database made for this test, with dnft's migrations applied."""
+    await apply_migrations(fresh_db_dsn)
+    return fresh_db_dsn
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FeedServer]:
+    """A local HTTP feed server whose payloads a test sets (the oracle tests' outside world)."""
+    s = FeedServer()
+    await s.start()
+    yield s
+    await s.stop()
 
 
 @pytest.fixture

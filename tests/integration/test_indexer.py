@@ -24,16 +24,9 @@ from dnft import metrics
 from dnft.devservices import AnvilService
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
 from dnft.settings import Settings
 from indexer.runtime import NetworkIndexer
 from indexer.sync.window import ReorgBeyondWindowError
-
-
-@pytest.fixture
-async def db(fresh_db_dsn: str) -> str:
-    await apply_migrations(fresh_db_dsn)
-    return fresh_db_dsn
 
 
 class Running:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,25 +23,10 @@ from oraclekit import (
     sha256,
 )
 
-from dnft.migrations import apply_migrations
 from dnft.settings import HttpFeedSettings
 from oracle_feeds.http import HttpFeed
 from oracle_feeds.types import SystemClock
 from oracle_feeds.validate import Rejected
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FeedServer]:
-    s = FeedServer()
-    await s.start()
-    yield s
-    await s.stop()
-
-
-@pytest.fixture
-async def db(fresh_db_dsn: str) -> str:
-    await apply_migrations(fresh_db_dsn)
-    return fresh_db_dsn
 
 
 def feed_id(prefix: str) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from chainkit import wait_until
 from oraclekit import (
     FeedServer,
@@ -22,14 +21,6 @@ from oraclekit import oracle_settings as make
 
 from dnft.migrations import apply_migrations
 from oracle_feeds.types import SystemClock
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FeedServer]:
-    s = FeedServer()
-    await s.start()
-    yield s
-    await s.stop()
 
 
 class TestMedian:

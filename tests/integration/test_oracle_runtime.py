@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,24 +30,9 @@ from oraclekit import (
 from dnft.devservices.ports import free_port
 from dnft.errors import ServiceError
 from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
 from dnft.settings import Settings
 from oracle_feeds.parse import iso_utc
 from oracle_feeds.runtime import OracleRuntime
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FeedServer]:
-    s = FeedServer()
-    await s.start()
-    yield s
-    await s.stop()
-
-
-@pytest.fixture
-async def db(fresh_db_dsn: str) -> str:
-    await apply_migrations(fresh_db_dsn)
-    return fresh_db_dsn
 
 
 @pytest.fixture
