@@ -332,11 +332,6 @@ class AsyncConsumer:
         result: int | None = await self._run(consumer.committed, TopicPartition(topic, partition))
         return result
 
-    async def assignment(self) -> set[tuple[str, int]]:
-        consumer = self._require()
-        tps = await self._run(consumer.assignment)
-        return {(tp.topic, tp.partition) for tp in tps}
-
     async def update_lag(self) -> dict[tuple[str, int], int]:
         """Measure lag for the assigned partitions and export it as a gauge.
 

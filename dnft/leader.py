@@ -79,9 +79,6 @@ class LeaderLock:
                     await asyncio.wait_for(stopping.wait(), self._retry_s)
         return False
 
-    def is_held(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed()
-
     async def release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

@@ -106,9 +106,6 @@ class EventPublisher:
         key, value, eid = encoded
         return OutgoingMessage(self.topic, value=value, key=key, headers=(("event-id", eid),))
 
-    def message(self, event: Event, block_timestamp: int | None = None) -> OutgoingMessage:
-        return self.outgoing(self.encoded(event, block_timestamp))
-
     def retraction_body(self, event: Event) -> dict[str, Any]:
         """What to publish if this event's block is orphaned (stored until it is final)."""
         return {

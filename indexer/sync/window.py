@@ -42,9 +42,6 @@ class ChainWindow:
     def tip(self) -> BlockRef | None:
         return self._blocks[-1] if self._blocks else None
 
-    def blocks(self) -> list[BlockRef]:
-        return list(self._blocks)
-
     def get(self, number: int) -> BlockRef | None:
         anchor = self.anchor
         if anchor is None or number < anchor.number or number > anchor.number + len(self) - 1:
@@ -77,6 +74,3 @@ class ChainWindow:
             return
         drop = min(number - anchor.number, len(self) - 1)
         self._blocks = self._blocks[drop:]
-
-    def reset(self, anchor: BlockRef) -> None:
-        self._blocks = [anchor]
