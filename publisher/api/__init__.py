@@ -1,0 +1,1 @@
+"""The read-only metadata API and the holders' gallery (`dnft api`)."""

@@ -1,0 +1,1 @@
+"""On-chain announcement of new metadata versions (`dnft pusher`)."""
