@@ -15,7 +15,7 @@ token stays recognisable; trait ``palette`` (a palette name or index) overrides 
 trait ``mood`` tints it. Byte-identical output for the same request on any machine: geometry is
 integer-only (a Bhaskara sine table, an integer arctangent, exact integer square roots), random
 numbers come from SHAKE-256, and the PNG encoder writes no metadata (``base.encode_png``; the
-compressed bytes also depend on the zlib build, so provenance records ``pixels_sha256`` too).
+compressed bytes also depend on the deflate library, so provenance records ``pixels_sha256`` too).
 
 Speed: what a request's palette and token do not change is cached (polar coordinate maps per
 size, glow and sun-ray masks per bucket, orbit masks per stage, petal outlines per token and
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +37,8 @@ import numpy.typing as npt
 
 from regenerator.renderers.base import (
     PNG_COMPRESS_LEVEL,
+    PNG_DEFLATE,
+    PNG_MAX_LEVEL,
     JSONValue,
     RenderInputError,
     RenderRequest,
@@ -513,8 +514,8 @@ class ProceduralRenderer:
             raise ValueError("stages and buckets must not be empty")
         if len(set(stages)) != len(stages) or len(set(buckets)) != len(buckets):
             raise ValueError("stage and bucket names must be unique")
-        if not 0 <= png_level <= 9:
-            raise ValueError(f"png_level is a zlib level, 0 to 9, not {png_level}")
+        if not 0 <= png_level <= PNG_MAX_LEVEL:
+            raise ValueError(f"png_level is an ISA-L level, 0 to {PNG_MAX_LEVEL}, not {png_level}")
         self.stages = tuple(stages)
         self.buckets = tuple(buckets)
         self.png_level = png_level
@@ -607,8 +608,8 @@ class ProceduralRenderer:
             "pixels_sha256": sha256_hex(pixels.tobytes()),
             "png": {
                 "filter": "up",
-                "zlib_level": self.png_level,
-                "zlib": zlib.ZLIB_RUNTIME_VERSION,
+                "deflate": PNG_DEFLATE,
+                "level": self.png_level,
             },
             "numpy": np.__version__,
         }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 import pytest
 from chainkit import read_topic
+from PIL import Image
 from test_planner import CONTRACT, RULES, event, observation, retraction
 
 from dnft.kafka import AsyncProducer
@@ -18,6 +21,7 @@ from dnft.settings import KafkaSettings
 from regenerator.collection import collection_from_mapping
 from regenerator.planner import BoundCollection, Planner
 from regenerator.render_worker import RenderWorker
+from regenerator.renderers.base import encode_png
 from regenerator.renderers_factory import renderer_for
 from regenerator.storage import LocalBlobStore
 from regenerator.verify import VersionNotFoundError, verify_version
@@ -156,3 +160,26 @@ class TestVerify:
         assert bad.mean_abs_diff > 0
         with pytest.raises(VersionNotFoundError):
             await verify_version(flow.pool, flow.store, bound, renderer, 1, version=9)
+
+    async def test_same_pixels_other_deflate_matches(self, flow: Flow) -> None:
+        """A stored PNG with the same pixels but another deflate stream verifies, not exactly."""
+        await flow.step([event(1, "Transfer", 1, to="0xaa")])
+        bound = flow.worker._collections["sample"]
+        renderer = flow.worker._renderers["sample"]
+        async with flow.pool.acquire() as conn:
+            stored_sha = await conn.fetchval("select image_sha256 from token_versions")
+        pixels = np.asarray(Image.open(io.BytesIO(flow.store.get(stored_sha))).convert("RGB"))
+        other = flow.store.put(encode_png(pixels, level=3), "image/png")
+        assert other.sha256 != stored_sha
+        async with flow.pool.acquire() as conn:
+            await conn.execute("update token_versions set image_sha256 = $1", other.sha256)
+        result = await verify_version(flow.pool, flow.store, bound, renderer, 1)
+        assert (result.matches, result.exact) == (True, False)
+        assert "identical pixels" in result.detail
+
+        pixels = pixels.copy()
+        pixels[0, 0, 0] ^= 1  # one channel of one pixel off by one: no longer the same art
+        tampered = flow.store.put(encode_png(pixels), "image/png")
+        async with flow.pool.acquire() as conn:
+            await conn.execute("update token_versions set image_sha256 = $1", tampered.sha256)
+        assert not (await verify_version(flow.pool, flow.store, bound, renderer, 1)).matches
