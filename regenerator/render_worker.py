@@ -29,9 +29,9 @@ from dnft import metrics
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from regenerator.metadata import bucket_of, build_metadata, render_prompt
 from regenerator.planner import BoundCollection
-from regenerator.renderers.base import Renderer, RenderRequest
+from regenerator.renderers.base import Renderer, RenderRequest, RenderResult
 from regenerator.state import TokenState
-from regenerator.storage import BlobStore
+from regenerator.storage import BlobStore, StoredBlob
 from schemas import METADATA_UPDATE_V1, validate_metadata
 
 log = structlog.get_logger("dnft.regenerator.render")
@@ -97,24 +97,23 @@ class RenderWorker:
         name, token_id, state_hash = bound.collection.name, int(job["token_id"]), job["state_hash"]
         log_ = log.bind(collection=name, token=token_id, state=state_hash[:12])
         async with self._pool.acquire() as conn:
-            existing = await conn.fetchrow(
-                "select version, metadata_sha256, metadata_cid, image_sha256, created_at "
-                "from token_versions where collection = $1 and token_id = $2 "
-                "and state_hash = $3",
+            # One round trip: the version this state may already have, and the current state.
+            row = await conn.fetchrow(
+                "select t.state, t.state_hash, v.version, v.metadata_sha256, v.metadata_cid, "
+                "v.image_sha256, v.created_at "
+                "from (select $1::text as collection, $2::numeric as token_id) k "
+                "left join token_versions v on v.collection = k.collection "
+                "and v.token_id = k.token_id and v.state_hash = $3 "
+                "left join regen_tokens t on t.collection = k.collection "
+                "and t.token_id = k.token_id",
                 name,
                 token_id,
                 state_hash,
             )
-            if existing is not None:
-                announcements.append(self._announcement(bound, token_id, existing))
-                return None
-            row = await conn.fetchrow(
-                "select state, state_hash from regen_tokens where collection = $1 "
-                "and token_id = $2",
-                name,
-                token_id,
-            )
-        if row is None or row["state_hash"] != state_hash:
+        if row["version"] is not None:
+            announcements.append(self._announcement(bound, token_id, row))
+            return None
+        if row["state_hash"] != state_hash:
             metrics.renders_total.labels(name, "stale").inc()
             log_.info("stale render job skipped")
             return None
@@ -143,19 +142,9 @@ class RenderWorker:
             raise
         metrics.render_seconds.labels(renderer.name).observe(time.perf_counter() - started)
 
-        image = await asyncio.to_thread(self._store.put, result.png, "image/png")
-        document = build_metadata(
-            bound.collection,
-            state,
-            result,
-            image_uri=f"{self._public_url}/images/{image.sha256}",
-            image_cid=image.cid,
-            triggered_by=list(job.get("triggered_by") or []),
-            prompt=prompt,
+        image, meta, meta_bytes = await asyncio.to_thread(
+            self._store_version, bound, state, result, job, prompt
         )
-        validate_metadata(document)
-        meta_bytes = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-        meta = await asyncio.to_thread(self._store.put, meta_bytes, "application/json")
         async with self._pool.acquire() as conn:
             created = await conn.fetchrow(
                 "insert into token_versions (collection, token_id, version, state_hash, state, "
@@ -185,6 +174,30 @@ class RenderWorker:
             metrics.plan_to_metadata_seconds.observe(max(0.0, lag.total_seconds()))
         log_.info("version created", version=created["version"], image=image.sha256[:12])
         return int(created["version"])
+
+    def _store_version(
+        self,
+        bound: BoundCollection,
+        state: TokenState,
+        result: RenderResult,
+        job: Mapping[str, Any],
+        prompt: str,
+    ) -> tuple[StoredBlob, StoredBlob, bytes]:
+        """Store the image, then its metadata JSON. Blocks (hashing, file or S3 I/O): one
+        worker-thread hop for both."""
+        image = self._store.put(result.png, "image/png")
+        document = build_metadata(
+            bound.collection,
+            state,
+            result,
+            image_uri=f"{self._public_url}/images/{image.sha256}",
+            image_cid=image.cid,
+            triggered_by=list(job.get("triggered_by") or []),
+            prompt=prompt,
+        )
+        validate_metadata(document)
+        meta_bytes = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        return image, self._store.put(meta_bytes, "application/json"), meta_bytes
 
     def _announcement(
         self, bound: BoundCollection, token_id: int, row: asyncpg.Record
