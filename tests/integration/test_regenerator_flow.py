@@ -43,13 +43,16 @@ class Flow:
         self.planner, self.worker, self.pool = planner, worker, pool
         self.bootstrap, self.jobs_topic, self.updates_topic = bootstrap, jobs_topic, updates_topic
         self.store = store
-        self.jobs_seen = 0
+        self.seen: set[str] = set()
 
     async def step(self, messages: list[dict[str, Any]]) -> list[int]:
         """Plan, then render every job the planner sent since the last step."""
         await self.planner.apply(messages)
-        jobs = read_topic(self.bootstrap, self.jobs_topic)
-        new, self.jobs_seen = jobs[self.jobs_seen :], len(jobs)
+        # By job id, not by count: read_topic returns partition by partition, not in time order.
+        new = [
+            j for j in read_topic(self.bootstrap, self.jobs_topic) if j["job_id"] not in self.seen
+        ]
+        self.seen.update(j["job_id"] for j in new)
         return await self.worker.handle(new)
 
     async def versions(self, token: int) -> list[asyncpg.Record]:
@@ -121,6 +124,26 @@ class TestRegeneratorFlow:
         # The stored image is the one the metadata names, byte for byte.
         image = flow.store.get(versions[-1]["image_sha256"])
         assert image.startswith(b"\x89PNG")
+
+    async def test_feed_change_rerenders_every_bound_token(self, flow: Flow) -> None:
+        await flow.step([event(n, "Transfer", n, to="0xaa") for n in range(1, 1001)])
+        created = await flow.step([observation(1, "2500")])  # market: unknown -> bull
+        assert len(created) == 1000 and set(created) == {2}, "every token gets its version 2"
+        async with flow.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select token_id, metadata, image_sha256 from token_versions where version = 2"
+            )
+        assert sorted(int(r["token_id"]) for r in rows) == list(range(1, 1001))
+        for row in rows:
+            metadata = orjson.loads(row["metadata"])
+            traits = {a["trait_type"]: a["value"] for a in metadata["attributes"]}
+            assert traits["market"] == "bull"
+            assert metadata["provenance"]["triggered_by"] == ["feed:eth-usd"]
+            assert flow.store.exists(row["image_sha256"])
+        updates = read_topic(flow.bootstrap, flow.updates_topic)
+        assert sorted(int(u["token_id"]) for u in updates if u["version"] == 2) == list(
+            range(1, 1001)
+        )
 
     async def test_replay_and_retraction_create_no_version(self, flow: Flow) -> None:
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
