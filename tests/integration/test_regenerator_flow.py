@@ -128,7 +128,8 @@ class TestRegeneratorFlow:
     async def test_feed_change_rerenders_every_bound_token(self, flow: Flow) -> None:
         await flow.step([event(n, "Transfer", n, to="0xaa") for n in range(1, 1001)])
         created = await flow.step([observation(1, "2500")])  # market: unknown -> bull
-        assert len(created) == 1000 and set(created) == {2}, "every token gets its version 2"
+        assert len(created) == 1000
+        assert set(created) == {2}, "every token gets its version 2"
         async with flow.pool.acquire() as conn:
             rows = await conn.fetch(
                 "select token_id, metadata, image_sha256 from token_versions where version = 2"
@@ -206,3 +207,34 @@ class TestVerify:
         async with flow.pool.acquire() as conn:
             await conn.execute("update token_versions set image_sha256 = $1", tampered.sha256)
         assert not (await verify_version(flow.pool, flow.store, bound, renderer, 1)).matches
+
+
+class TestBatchedRendering:
+    """A render worker hands a diffusion renderer its jobs in chunks of its batch size."""
+
+    async def test_diffusion_jobs_render_in_batches(
+        self, flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        from tiny_pipeline import save_tiny_pipeline
+
+        from regenerator.renderers.diffusion import DiffusionRenderer
+
+        model = save_tiny_pipeline(tmp_path / "model", channels=(8, 16))
+        collection = flow.worker._collections["sample"].collection
+        diffusion = DiffusionRenderer.load(
+            model,
+            threads=1,
+            base=renderer_for(collection),
+            defaults={"steps": 2, "mode": "txt2img"},
+            max_batch=4,
+        )
+        flow.worker._renderers = {"sample": diffusion}
+        created = await flow.step([event(n, "Transfer", n, to="0xaa") for n in range(1, 7)])
+        assert created == [1] * 6
+        async with flow.pool.acquire() as conn:
+            rows = await conn.fetch("select metadata from token_versions")
+        batches = sorted(
+            orjson.loads(r["metadata"])["provenance"]["render"]["batch_size"] for r in rows
+        )
+        assert batches == [2, 2, 4, 4, 4, 4], "6 jobs: one call of 4, one of 2"
