@@ -15,12 +15,14 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from dnft import (
+        commands_api,
         commands_config,
         commands_contracts,
         commands_db,
         commands_dev,
         commands_indexer,
         commands_oracle,
+        commands_pusher,
         commands_regenerator,
         commands_verify,
     )
@@ -34,12 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (
+        commands_api,
         commands_config,
         commands_contracts,
         commands_db,
         commands_dev,
         commands_indexer,
         commands_oracle,
+        commands_pusher,
         commands_regenerator,
         commands_verify,
     ):

@@ -19,7 +19,7 @@ from dnft.errors import ConfigError, ServiceError
 _FEED_DECIMALS = 8
 _FEED_DESCRIPTION = "ETH / USD"
 _FEED_INITIAL_ANSWER = 3000 * 10**_FEED_DECIMALS
-_COLLECTION_ARGS = ("dnft Sample", "DNFTS", "http://127.0.0.1:8000/metadata/", True, 0)
+_COLLECTION_ARGS = ("dnft Sample", "DNFTS", "http://127.0.0.1:8000/tokens/", True, 0)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -134,6 +134,26 @@ plan_to_metadata_seconds = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
+# --- Metadata API and gallery ----------------------------------------------------------------
+api_requests_total = Counter(
+    "dnft_api_requests_total",
+    "HTTP requests `dnft api` answered, by route template (unmatched for none) and status",
+    ["route", "status"],
+)
+api_request_seconds = Histogram(
+    "dnft_api_request_seconds",
+    "Time to answer an HTTP request (for live streams: until the stream is open)",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+api_rate_limited_total = Counter(
+    "dnft_api_rate_limited_total", "Requests refused with 429 by the per-client rate limit"
+)
+api_live_clients = Gauge("dnft_api_live_clients", "Open server-sent event streams (gallery pages)")
+api_live_events_total = Counter(
+    "dnft_api_live_events_total", "New versions sent to open server-sent event streams"
+)
+
 # --- Daemon lifecycle ----------------------------------------------------------------------
 daemon_ready = Gauge("dnft_daemon_ready", "1 while the daemon reports ready", ["daemon"])
 daemon_leader = Gauge(
@@ -174,4 +194,33 @@ oracle_request_seconds = Histogram(
     " aggregator's JSON-RPC calls",
     ["feed"],
     buckets=_LATENCY_BUCKETS,
+)
+
+# --- Pusher ---------------------------------------------------------------------------------
+pusher_pending_updates = Gauge(
+    "dnft_pusher_pending_updates",
+    "Metadata updates recorded in the outbox but not yet confirmed on chain",
+)
+pusher_oldest_pending_seconds = Gauge(
+    "dnft_pusher_oldest_pending_seconds",
+    "Age of the oldest unconfirmed update (from its created_at; 0 when none)",
+)
+pusher_transactions_total = Counter(
+    "dnft_pusher_transactions_total",
+    "Pusher transactions by outcome: sent, confirmed, failed, replaced (fee bump)",
+    ["outcome"],
+)
+pusher_gas_spent_wei_total = Counter(
+    "dnft_pusher_gas_spent_wei_total",
+    "gasUsed * effectiveGasPrice of confirmed pushes, in wei",
+)
+pusher_push_latency_seconds = Histogram(
+    "dnft_pusher_push_latency_seconds",
+    "From an update's created_at to its push being confirmed on chain",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+pusher_signer_balance_wei = Gauge(
+    "dnft_pusher_signer_balance_wei",
+    "Balance of the pusher's signer account on a network, in wei",
+    ["network"],
 )

@@ -306,6 +306,113 @@ class RegeneratorSettings(_Model):
     render_group: str = "dnft-render"
 
 
+class ApiRateLimitSettings(_Model):
+    """Per-client token bucket: ``burst`` requests at once, refilled at ``requests_per_s``."""
+
+    requests_per_s: float = Field(default=20.0, gt=0, le=100_000)
+    burst: int = Field(default=60, ge=1, le=1_000_000)
+    # Clients remembered at once (least recently seen forgotten first): bounds memory.
+    max_clients: int = Field(default=100_000, ge=1, le=10_000_000)
+    # Behind a reverse proxy, the client is the last X-Forwarded-For address (the one the
+    # proxy saw). Only set this when a proxy you run always sets the header.
+    trust_forwarded_for: bool = False
+
+
+class ApiSettings(_Model):
+    """``dnft api``: the read-only metadata API and the gallery."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # The collection /tokens/{id} serves when several are configured (a collection name).
+    collection: str | None = None
+    rate_limit: ApiRateLimitSettings = ApiRateLimitSettings()
+    # Current metadata may change at any time (marketplaces also get an ERC-4906 event).
+    current_max_age_s: int = Field(default=60, ge=0, le=86_400)
+    # Open server-sent event streams (gallery pages) this replica serves at once.
+    max_live_clients: int = Field(default=1_000, ge=1, le=100_000)
+    keepalive_s: float = Field(default=15.0, gt=0, le=300)
+    # Safety net beside LISTEN/NOTIFY: open pages also re-check their token this often.
+    resync_s: float = Field(default=30.0, gt=0, le=3_600)
+    # Images and metadata are immutable (content-addressed): kept in memory up to this size.
+    blob_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024**3)
+
+
+class PusherCollectionSettings(_Model):
+    """How one contract's new metadata versions are announced on chain."""
+
+    contract: str  # a name from `contracts`
+    # erc4906: refreshMetadata(from, to) emits MetadataUpdate / BatchMetadataUpdate;
+    # token-uri: setTokenURIs(ids, uris) stores each token's new URI (also ERC-4906 events).
+    mode: Literal["erc4906", "token-uri"] = "erc4906"
+    # token-uri mode: the URI written on chain; {cid} is the metadata CID.
+    uri_template: str = "ipfs://{cid}"
+
+    @field_validator("uri_template")
+    @classmethod
+    def _has_cid(cls, template: str) -> str:
+        if "{cid}" not in template:
+            raise ValueError("uri_template must contain {cid}")
+        return template
+
+
+class PusherSignerSettings(_Model):
+    """Where the pusher's private key comes from; the key itself is never in the config."""
+
+    key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    key_file: Path | None = None  # e.g. a mounted Kubernetes secret
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PusherSignerSettings:
+        if (self.key_env is None) == (self.key_file is None):
+            raise ValueError("set exactly one of 'key_env' or 'key_file'")
+        return self
+
+
+class PusherFeeSettings(_Model):
+    """EIP-1559 fees. Caps are generous on purpose: only base fee + tip is charged, while an
+    underpriced transaction silently leaves a node's pool."""
+
+    priority_fee_gwei: Decimal = Field(default=Decimal("1.5"), gt=0)
+    # maxFeePerGas = base fee * this + tip: 3 survives about 9 consecutive full blocks.
+    base_fee_multiplier: Decimal = Field(default=Decimal(3), ge=1, le=100)
+    min_max_fee_gwei: Decimal = Field(default=Decimal(10), gt=0)
+    # Never sign above this maxFeePerGas (a replacement that would needs an operator).
+    max_fee_gwei: Decimal = Field(default=Decimal(500), gt=0)
+    # A replacement must raise tip and max fee by at least 10% (geth's rule).
+    bump_percent: int = Field(default=15, ge=10, le=1_000)
+
+    @model_validator(mode="after")
+    def _cap(self) -> PusherFeeSettings:
+        if self.min_max_fee_gwei > self.max_fee_gwei:
+            raise ValueError("min_max_fee_gwei is greater than max_fee_gwei")
+        return self
+
+
+class PusherSettings(_Model):
+    """``dnft pusher``: announce new metadata versions on chain, each exactly once."""
+
+    group: str = "dnft-pusher"
+    collections: list[PusherCollectionSettings] = []
+    signer: PusherSignerSettings | None = None
+    # Updates of a contract are gathered this long (from the oldest waiting) into one plan.
+    window_s: float = Field(default=10.0, ge=0, le=3_600)
+    # Marketplaces rate-limit refreshes; also bounds spend if something loops.
+    max_transactions_per_minute: int = Field(default=12, ge=1, le=10_000)
+    max_range_size: int = Field(default=10_000, ge=1, le=10_000_000)  # erc4906
+    max_uris_per_transaction: int = Field(default=100, ge=1, le=2_000)  # token-uri
+    # A push counts once this many blocks hold it (1: the block it was mined in).
+    confirmations: int = Field(default=3, ge=1, le=10_000)
+    # Unmined this long after signing: replaced with bumped fees (same nonce).
+    replace_after_s: float = Field(default=60.0, gt=0, le=86_400)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    fees: PusherFeeSettings = PusherFeeSettings()
+    balance_every_s: float = Field(default=30.0, gt=0, le=86_400)
+    # Below this the signer's balance is logged as a warning (and alerted on by rules).
+    low_balance_wei: int = Field(default=10**17, ge=0)
+    # The advisory-lock scope: one leading pusher per scope (per signer key, usually).
+    leader_scope: str = Field(default="default", pattern=_NAME)
+
+
 class HttpSettings(_Model):
     """The side server each daemon runs for /metrics, /healthz and /readyz."""
 
@@ -323,6 +430,8 @@ class Settings(_Model):
     feeds: list[FeedSettings] = []
     collections: list[CollectionRef] = []
     regenerator: RegeneratorSettings = RegeneratorSettings()
+    pusher: PusherSettings = PusherSettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -336,6 +445,7 @@ class Settings(_Model):
                     f" (known: {sorted(networks)})"
                 )
         _check_feed_references(self.feeds, networks)
+        _check_pusher_references(self.pusher, self.contracts)
         return self
 
     def network(self, name: str) -> NetworkSettings:
@@ -366,6 +476,23 @@ def _check_feed_references(feeds: list[FeedSettings], networks: set[str]) -> Non
                         f"feeds[{feed.id}].sources: {source!r} is a median feed;"
                         " sources must be http or chainlink feeds"
                     )
+
+
+def _check_pusher_references(pusher: PusherSettings, contracts: list[ContractSettings]) -> None:
+    """Each pushed collection names a configured contract, once; pushing needs a signer."""
+    known = {c.name for c in contracts}
+    seen: set[str] = set()
+    for item in pusher.collections:
+        if item.contract not in known:
+            raise ValueError(
+                f"pusher.collections[{item.contract}].contract: unknown contract"
+                f" {item.contract!r} (known: {sorted(known)})"
+            )
+        if item.contract in seen:
+            raise ValueError(f"pusher.collections: contract {item.contract!r} is listed twice")
+        seen.add(item.contract)
+    if pusher.collections and pusher.signer is None:
+        raise ValueError("pusher.signer: set key_env or key_file to push collections")
 
 
 def _unique(names: list[str], key: str) -> set[str]:

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dnft's tests and demo run for real: PostgreSQL (server
-# binaries) and Prometheus (promtool). Skips what is already there; never prompts.
+# binaries), Prometheus (promtool) and Chromium (the gallery's browser test). Skips what is
+# already there; never prompts.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Headless browser for the gallery test (driven by Playwright via executable_path).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

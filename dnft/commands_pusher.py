@@ -1,0 +1,38 @@
+"""``dnft pusher``: announce new metadata versions on chain (ERC-4906 or setTokenURI)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from dnft.health import HealthServer
+from dnft.logging import configure_logging
+from dnft.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "pusher", help="run the pusher (metadata updates -> ERC-4906 / setTokenURI transactions)"
+    )
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from dnft.daemon import run_daemon
+    from publisher.pusher.runtime import PusherRuntime, load_signer, push_targets
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    push_targets(settings)  # nothing to push, a bad key: fail before anything starts
+    signer = load_signer(settings)
+
+    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
+        runtime = PusherRuntime(settings, signer)
+
+        async def ready() -> str | None:
+            return None if runtime.state in ("standby", "running") else runtime.state
+
+        health.add_readiness_check("pusher", ready)
+        await runtime.run(stopping)
+
+    return asyncio.run(run_daemon("pusher", settings, main))

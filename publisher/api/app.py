@@ -1,0 +1,167 @@
+"""The aiohttp Application of ``dnft api``: routes, and the middlewares every request passes.
+
+Middlewares, outermost first:
+
+1. ``observe``: counts every answer by route template and status, and times it;
+2. ``headers``: security headers on every response (a strict Content-Security-Policy on
+   HTML; nosniff; CORS for the read-only JSON and images marketplaces fetch from browsers);
+3. ``errors``: every error, ours or aiohttp's (404 no route, 405 method), becomes JSON
+   ``{"error": code, "message": text}``; an unexpected exception is logged and answered 500
+   without its details;
+4. ``rate_limit``: a per-client token bucket; over budget is 429 with Retry-After.
+
+Only GET (and HEAD) routes exist, so any other method is 405: the API is read-only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+import structlog
+from aiohttp import web
+
+from dnft import metrics
+from dnft.settings import ApiSettings
+from publisher.api.caching import BlobCache
+from publisher.api.errors import ApiError, RateLimitedError
+from publisher.api.live import VersionFeed
+from publisher.api.ratelimit import TokenBucketLimiter
+from publisher.api.security import set_security_headers
+from regenerator.planner import BoundCollection
+
+log = structlog.get_logger("dnft.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What handlers need; one per application."""
+
+    settings: ApiSettings
+    pool: asyncpg.Pool
+    blobs: BlobCache
+    collections: tuple[BoundCollection, ...]
+    # The collection /tokens/{id} serves.
+    default: BoundCollection
+    # Base of the absolute URLs in JSON (regenerator.public_url, as in the stored metadata).
+    public_url: str
+    live: VersionFeed
+    limiter: TokenBucketLimiter
+
+
+CONTEXT = web.AppKey("dnft_api_context", ApiContext)
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+def json_response(
+    body: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _route(request: web.Request) -> str:
+    """The matched route's template (a bounded label set), or ``unmatched``."""
+    info = request.match_info
+    resource = info.route.resource if info.http_exception is None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        route = _route(request)
+        metrics.api_requests_total.labels(route, str(status)).inc()
+        metrics.api_request_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:  # a live stream set its headers before it started
+        set_security_headers(response)
+    return response
+
+
+def error_response(status: int, code: str, message: str, hdrs: dict[str, str]) -> web.Response:
+    return json_response({"error": code, "message": message}, status=status, headers=hdrs)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # 304 and redirects are answers, not errors
+        hdrs = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        message = exc.reason
+        if exc.status == 405:
+            message = "the API is read-only: use GET or HEAD"
+        return error_response(exc.status, code, message, hdrs)
+    except Exception:
+        log.exception("request failed", path=request.path[:200], method=request.method)
+        return error_response(500, "internal_error", "internal error (logged)", {})
+
+
+def client_of(request: web.Request, trust_forwarded_for: bool) -> str:
+    """Who the rate limit counts: the peer address, or the proxy's view of the client."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.remote or "unknown"
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = context(request)
+    wait = ctx.limiter.take(client_of(request, ctx.settings.rate_limit.trust_forwarded_for))
+    if wait > 0:
+        metrics.api_rate_limited_total.inc()
+        retry = str(max(1, math.ceil(wait)))
+        raise RateLimitedError(
+            f"too many requests from this client; retry in {retry} s",
+            headers={"Retry-After": retry},
+        )
+    return await handler(request)
+
+
+def build_app(ctx: ApiContext) -> web.Application:
+    """The application with every route; ``ctx`` must be started (pool open, feed listening).
+    Shutting the application down closes every live stream."""
+    from publisher.api import routes_api, routes_gallery
+
+    app = web.Application(middlewares=[observe, headers, errors, rate_limit])
+    app[CONTEXT] = ctx
+    routes_api.add_routes(app)
+    routes_gallery.add_routes(app)
+
+    async def close_streams(_: web.Application) -> None:
+        await ctx.live.close()
+
+    app.on_shutdown.append(close_streams)
+    return app

@@ -1,0 +1,30 @@
+"""Security headers of every response ``dnft api`` sends.
+
+HTML (the gallery) gets a strict Content-Security-Policy: only the server's own script, style,
+images and event stream; no inline script, no framing, no forms. Everything else is data
+(JSON, images, event streams) and may be read cross-origin: marketplaces and dapps fetch
+metadata from browsers, and the API is read-only without credentials.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+HTML_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+
+def set_security_headers(response: web.StreamResponse) -> None:
+    """Add the headers; call before the response is prepared."""
+    html = response.content_type == "text/html"
+    response.headers["Content-Security-Policy"] = HTML_CSP if html else DATA_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if html:
+        response.headers["X-Frame-Options"] = "DENY"
+    else:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Content-Location"

@@ -1,0 +1,407 @@
+"""The pusher's outbox in Postgres: updates -> pushes -> signed transactions -> receipts.
+
+Each step is recorded before the next one happens, in one statement or transaction:
+
+1. ``record_updates``: an update is durable before its Kafka offset is committed (a
+   redelivery is a no-op: the key is (chain, contract, token, version));
+2. ``plan``: a push row and the assignment of its updates, atomically;
+3. ``record_signed``: the signed raw transaction, its hash and nonce, before broadcasting
+   (after a crash the same bytes are broadcast again: never a second transaction);
+4. ``mark_mined`` / ``confirm`` / ``unmine`` (reorg) / ``fail`` / ``release_nonce``.
+
+Every method commits its own transaction; none blocks the event loop (asyncpg).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from publisher.pusher.fees import Fees
+from publisher.pusher.signer import SignedTx
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRecord:
+    """One metadata update to announce (from a ``dnft.metadata.update.v1`` message)."""
+
+    chain_id: int
+    contract: str  # lowercase 0x address
+    token_id: int
+    version: int
+    metadata_uri: str
+    metadata_cid: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingUpdate:
+    token_id: int
+    version: int
+    metadata_cid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPush:
+    """A push to create: its call and exactly which tokens' waiting updates it covers."""
+
+    first_token: int
+    last_token: int
+    updates: Sequence[WaitingUpdate]
+    calldata: bytes
+
+    @property
+    def token_count(self) -> int:
+        return len({u.token_id for u in self.updates})
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    hash: str
+    nonce: int
+    fees: Fees
+    raw: bytes
+    signed_at: datetime
+    broadcast_at: datetime | None
+
+
+@dataclass(slots=True)
+class Push:
+    id: int
+    chain_id: int
+    contract: str
+    mode: str
+    first_token: int
+    last_token: int
+    token_count: int
+    calldata: bytes
+    state: str
+    nonce: int | None
+    gas_limit: int | None
+    mined_hash: str | None
+    mined_block: int | None
+    mined_block_hash: str | None
+    created_at: datetime
+    txs: list[TxRecord] = field(default_factory=list)  # live ones, oldest first
+
+    @property
+    def latest_tx(self) -> TxRecord | None:
+        return self.txs[-1] if self.txs else None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """What confirming a push changed: the updates it covered (created_at, for latency)."""
+
+    update_created_at: list[datetime]
+
+
+Planner = Callable[[Sequence[WaitingUpdate]], list[PlannedPush]]
+
+_PUSH_COLUMNS = (
+    "id, chain_id, contract, mode, first_token, last_token, token_count, calldata, state, "
+    "nonce, gas_limit, mined_hash, mined_block, mined_block_hash, created_at"
+)
+
+
+class Outbox:
+    def __init__(self, pool: asyncpg.Pool, *, sender: str) -> None:
+        self._pool = pool
+        self.sender = sender.lower()
+
+    # --- updates ----------------------------------------------------------------------
+
+    async def record_updates(self, updates: Sequence[UpdateRecord]) -> int:
+        """Insert updates not seen before; returns how many were new. Commits."""
+        if not updates:
+            return 0
+        async with self._pool.acquire() as conn:
+            result: str = await conn.execute(
+                "insert into pusher_updates (chain_id, contract, token_id, version, "
+                "metadata_uri, metadata_cid, created_at) "
+                "select * from unnest($1::bigint[], $2::text[], $3::numeric[], $4::int[], "
+                "$5::text[], $6::text[], $7::timestamptz[]) "
+                "on conflict do nothing",
+                [u.chain_id for u in updates],
+                [u.contract for u in updates],
+                [Decimal(u.token_id) for u in updates],
+                [u.version for u in updates],
+                [u.metadata_uri for u in updates],
+                [u.metadata_cid for u in updates],
+                [u.created_at for u in updates],
+            )
+        return int(result.rsplit(" ", 1)[1])
+
+    # --- planning ---------------------------------------------------------------------
+
+    async def pushes_since(self, chain_id: int, seconds: float) -> int:
+        """Pushes planned for this sender on ``chain_id`` in the last ``seconds``."""
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                "select count(*) from pusher_pushes where chain_id = $1 and sender = $2 "
+                "and created_at > now() - make_interval(secs => $3)",
+                chain_id,
+                self.sender,
+                seconds,
+            )
+        return count
+
+    async def plan(
+        self,
+        chain_id: int,
+        contract: str,
+        mode: str,
+        *,
+        window_s: float,
+        max_pushes: int,
+        planner: Planner,
+    ) -> int:
+        """Turn the waiting updates of ``contract`` into at most ``max_pushes`` pushes, once
+        the oldest of them has waited ``window_s``. Returns the pushes created. Commits the
+        pushes and the assignment of their updates in one transaction."""
+        if max_pushes < 1:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            due = await conn.fetchval(
+                "select min(recorded_at) <= now() - make_interval(secs => $3) "
+                "from pusher_updates where chain_id = $1 and contract = $2 "
+                "and push_id is null and failed_at is null",
+                chain_id,
+                contract,
+                window_s,
+            )
+            if not due:
+                return 0
+            rows = await conn.fetch(
+                "select token_id, version, metadata_cid from pusher_updates "
+                "where chain_id = $1 and contract = $2 and push_id is null "
+                "and failed_at is null order by token_id, version",
+                chain_id,
+                contract,
+            )
+            waiting = [WaitingUpdate(int(r[0]), r[1], r[2]) for r in rows]
+            pushes = planner(waiting)[:max_pushes]
+            for push in pushes:
+                push_id = await conn.fetchval(
+                    "insert into pusher_pushes (chain_id, contract, sender, mode, first_token, "
+                    "last_token, token_count, calldata) values ($1, $2, $3, $4, $5, $6, $7, $8) "
+                    "returning id",
+                    chain_id,
+                    contract,
+                    self.sender,
+                    mode,
+                    Decimal(push.first_token),
+                    Decimal(push.last_token),
+                    push.token_count,
+                    push.calldata,
+                )
+                # Exactly the updates the call was built from: one recorded meanwhile waits
+                # for the next push (in token-uri mode it may carry a newer URI).
+                await conn.execute(
+                    "update pusher_updates set push_id = $5 where chain_id = $1 "
+                    "and contract = $2 and (token_id, version) in "
+                    "(select * from unnest($3::numeric[], $4::int[])) and push_id is null",
+                    chain_id,
+                    contract,
+                    [Decimal(u.token_id) for u in push.updates],
+                    [u.version for u in push.updates],
+                    push_id,
+                )
+        return len(pushes)
+
+    # --- signing and sending ------------------------------------------------------------
+
+    async def max_nonce(self, chain_id: int) -> int | None:
+        """The highest nonce any live push of this sender holds on ``chain_id``."""
+        async with self._pool.acquire() as conn:
+            value: int | None = await conn.fetchval(
+                "select max(nonce) from pusher_pushes where chain_id = $1 and sender = $2",
+                chain_id,
+                self.sender,
+            )
+        return value
+
+    async def open_pushes(self, chain_id: int) -> list[Push]:
+        """Planned, sent and mined pushes with their live transactions; planned ones last,
+        the others by nonce."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"select {_PUSH_COLUMNS} from pusher_pushes where chain_id = $1 and sender = $2 "
+                "and state in ('planned', 'sent', 'mined') order by nonce nulls last, id",
+                chain_id,
+                self.sender,
+            )
+            pushes = [_push(r) for r in rows]
+            if pushes:
+                txs = await conn.fetch(
+                    "select push_id, hash, nonce, max_fee_per_gas, max_priority_fee_per_gas, "
+                    "raw, signed_at, broadcast_at from pusher_transactions "
+                    "where push_id = any($1::bigint[]) and not dropped order by signed_at, hash",
+                    [p.id for p in pushes],
+                )
+                by_id = {p.id: p for p in pushes}
+                for t in txs:
+                    by_id[t["push_id"]].txs.append(
+                        TxRecord(
+                            hash=t["hash"],
+                            nonce=t["nonce"],
+                            fees=Fees(
+                                int(t["max_fee_per_gas"]), int(t["max_priority_fee_per_gas"])
+                            ),
+                            raw=bytes(t["raw"]),
+                            signed_at=t["signed_at"],
+                            broadcast_at=t["broadcast_at"],
+                        )
+                    )
+        return pushes
+
+    async def record_signed(
+        self, push: Push, nonce: int, gas_limit: int, fees: Fees, signed: SignedTx
+    ) -> TxRecord:
+        """Record a signed transaction of ``push`` before it is broadcast. The push keeps the
+        nonce from now on. Commits. Raises asyncpg.UniqueViolationError if the nonce is
+        another push's (two leaders: the loser must stop)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.execute(
+                "update pusher_pushes set nonce = $2, gas_limit = $3, state = 'sent' "
+                "where id = $1 and (nonce is null or nonce = $2) "
+                "and state in ('planned', 'sent')",
+                push.id,
+                nonce,
+                gas_limit,
+            )
+            if updated != "UPDATE 1":
+                raise RuntimeError(f"push {push.id} changed under the pusher ({updated})")
+            signed_at = await conn.fetchval(
+                "insert into pusher_transactions (hash, push_id, nonce, max_fee_per_gas, "
+                "max_priority_fee_per_gas, raw) values ($1, $2, $3, $4, $5, $6) "
+                "returning signed_at",
+                signed.hash,
+                push.id,
+                nonce,
+                Decimal(fees.max_fee_per_gas),
+                Decimal(fees.max_priority_fee_per_gas),
+                signed.raw,
+            )
+        return TxRecord(signed.hash, nonce, fees, signed.raw, signed_at, None)
+
+    async def mark_broadcast(self, tx_hash: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "update pusher_transactions set broadcast_at = now() where hash = $1", tx_hash
+            )
+
+    # --- receipts -----------------------------------------------------------------------
+
+    async def mark_mined(
+        self,
+        push_id: int,
+        *,
+        tx_hash: str,
+        block: int,
+        block_hash: str,
+        gas_used: int,
+        effective_gas_price: int,
+    ) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "update pusher_pushes set state = 'mined', mined_hash = $2, mined_block = $3, "
+                "mined_block_hash = $4, gas_used = $5, effective_gas_price = $6 "
+                "where id = $1 and state in ('sent', 'mined')",
+                push_id,
+                tx_hash,
+                block,
+                block_hash,
+                Decimal(gas_used),
+                Decimal(effective_gas_price),
+            )
+
+    async def unmine(self, push_id: int) -> None:
+        """A reorg removed the push's transaction: it is in flight again (same nonce)."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "update pusher_pushes set state = 'sent', mined_hash = null, mined_block = null, "
+                "mined_block_hash = null, gas_used = null, effective_gas_price = null "
+                "where id = $1 and state = 'mined'",
+                push_id,
+            )
+
+    async def confirm(self, push_id: int) -> Confirmed:
+        """The push is final: it and its updates are confirmed. Commits."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "update pusher_pushes set state = 'confirmed', confirmed_at = now() "
+                "where id = $1 and state = 'mined'",
+                push_id,
+            )
+            if done != "UPDATE 1":
+                return Confirmed([])
+            rows = await conn.fetch(
+                "update pusher_updates set confirmed_at = now() where push_id = $1 "
+                "returning created_at",
+                push_id,
+            )
+        return Confirmed([r[0] for r in rows])
+
+    async def fail(self, push_id: int, error: str) -> int:
+        """The push cannot succeed (its call reverts): it and its updates are failed, kept
+        with the reason for an operator. Returns the updates failed. Commits."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "update pusher_pushes set state = 'failed', error = $2 where id = $1",
+                push_id,
+                error[:2000],
+            )
+            result: str = await conn.execute(
+                "update pusher_updates set failed_at = now() where push_id = $1", push_id
+            )
+        return int(result.rsplit(" ", 1)[1])
+
+    async def release_nonce(self, push_id: int) -> None:
+        """Another transaction consumed the push's nonce and none of ours was mined: its
+        transactions can never be mined, so it is planned again for a new nonce."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "update pusher_transactions set dropped = true where push_id = $1", push_id
+            )
+            await conn.execute(
+                "update pusher_pushes set state = 'planned', nonce = null, gas_limit = null "
+                "where id = $1 and state = 'sent'",
+                push_id,
+            )
+
+    # --- gauges -------------------------------------------------------------------------
+
+    async def pending(self) -> tuple[int, float]:
+        """(updates not yet confirmed nor failed, age in seconds of the oldest of them)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "select count(*), coalesce(extract(epoch from now() - min(created_at)), 0) "
+                "from pusher_updates where confirmed_at is null and failed_at is null"
+            )
+        assert row is not None
+        return int(row[0]), max(0.0, float(row[1]))
+
+
+def _push(r: asyncpg.Record) -> Push:
+    return Push(
+        id=r["id"],
+        chain_id=r["chain_id"],
+        contract=r["contract"],
+        mode=r["mode"],
+        first_token=int(r["first_token"]),
+        last_token=int(r["last_token"]),
+        token_count=r["token_count"],
+        calldata=bytes(r["calldata"]),
+        state=r["state"],
+        nonce=r["nonce"],
+        gas_limit=r["gas_limit"],
+        mined_hash=r["mined_hash"],
+        mined_block=r["mined_block"],
+        mined_block_hash=r["mined_block_hash"],
+        created_at=r["created_at"],
+    )

@@ -1,0 +1,296 @@
+"""`dnft pusher` against real anvil, tansu and Postgres: coalescing, token URIs, redelivery,
+stuck transactions, reorgs, and the signer key kept out of the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from chainkit import World
+from pusherkit import (
+    Updater,
+    announcements,
+    cid_of,
+    coverage,
+    funded_updater,
+    new_world,
+    outbox_counts,
+    produce,
+    pusher_config,
+    query,
+    update_message,
+    wait_for,
+    write_key,
+)
+
+from dnft import metrics
+from dnft.devservices import AnvilService
+from dnft.settings import settings_from_mapping
+from publisher.pusher.runtime import PusherRuntime, load_signer
+
+
+@pytest.fixture
+def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    """A chain of this test's own that mines a block every 0.25 s (confirmations happen)."""
+    service = AnvilService(tmp_path, block_time=0.25)
+    service.start()
+    yield service
+    service.stop()
+
+
+@dataclass
+class Running:
+    world: World
+    updater: Updater
+    runtime: PusherRuntime
+    dsn: str
+    topic: str
+    bootstrap: str
+    events: list[dict[str, Any]]
+
+    def produce(self, updates: list[tuple[int, int]]) -> int:
+        return produce(
+            self.bootstrap, self.topic, [update_message(self.world, t, v) for t, v in updates]
+        )
+
+    async def confirmed(self, count: int, timeout_s: float = 30.0) -> None:
+        async def done() -> bool:
+            c = await outbox_counts(self.dsn)
+            return c["confirmed"] >= count
+
+        await wait_for(f"{count} confirmed updates", done, timeout_s)
+
+
+StartPusher = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_pusher(
+    db: str, kafka_bootstrap: str, unique_topic: Callable[[str], str], tmp_path: Path
+) -> AsyncIterator[StartPusher]:
+    """Start an in-process pusher for a world; stopped (SIGTERM path) after the test."""
+    stops: list[tuple[asyncio.Event, asyncio.Task[None], Any]] = []
+
+    async def start(world: World, **pusher: Any) -> Running:
+        updater = await funded_updater(world)
+        topic = unique_topic("pusher")
+        raw = pusher_config(
+            rpc_url=world.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=db,
+            topic=topic,
+            key_file=write_key(tmp_path / f"key-{len(stops)}", updater),
+            group=f"g-{topic}",
+            **pusher,
+        )
+        settings = settings_from_mapping(raw, {})
+        runtime = PusherRuntime(settings, load_signer(settings))
+        capture = structlog.testing.capture_logs()
+        events = capture.__enter__()
+        stopping = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stopping))
+        stops.append((stopping, task, capture))
+        await wait_for("pusher running", _async(lambda: runtime.state == "running"), 30)
+        return Running(world, updater, runtime, db, topic, kafka_bootstrap, events)
+
+    yield start
+    for stopping, task, capture in stops:
+        stopping.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        capture.__exit__(None, None, None)
+
+
+def _async(predicate: Callable[[], bool]) -> Callable[[], Any]:
+    async def check() -> bool:
+        return predicate()
+
+    return check
+
+
+def assert_key_absent(running: Running) -> None:
+    text = repr(running.events)
+    assert running.updater.key_hex not in text.lower()
+    assert running.updater.address in text  # the logs did talk about the signer
+
+
+async def nonce(world: World, address: str) -> int:
+    return int(await world.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
+
+
+async def receipt(world: World, tx_hash: str) -> Any:
+    return (await world.rpc("eth_getTransactionReceipt", [tx_hash]))["result"]
+
+
+class TestCoalescing:
+    """1,000 updates in one window become a handful of range transactions covering each once."""
+
+    async def test_thousand_updates_few_transactions(
+        self, ticking_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await new_world(ticking_anvil.rpc_url)
+        running = await start_pusher(world, window_s=2.0, max_range_size=400)
+        tokens = list(range(1, 1001))
+        assert running.produce([(t, 1) for t in tokens]) == 1000
+        await running.confirmed(1000)
+
+        events = await announcements(world)
+        assert len(events) <= 5, events
+        covered = coverage(events)
+        assert all(covered[t] == 1 for t in tokens), "every token announced exactly once"
+        assert set(covered) == set(tokens)
+        sent = await nonce(world, running.updater.address)
+        assert sent == len({h for h, _, _ in events}) <= 5
+        assert metrics.registry.get_sample_value("dnft_pusher_pending_updates") is not None
+
+        # The same 1,000 messages again (a redelivery): recorded as duplicates, nothing sent.
+        intake = running.runtime.intake
+        assert intake is not None
+        seen = intake.seen
+        running.produce([(t, 1) for t in tokens])
+        await wait_for("redelivery consumed", _async(lambda: intake.seen >= seen + 1000), 30)
+        await asyncio.sleep(1.5)  # past the window: a push would be planned by now
+        counts = await outbox_counts(running.dsn)
+        assert counts["updates"] == 1000
+        assert counts["pushes"] == len(events)
+        assert await nonce(world, running.updater.address) == sent
+        assert await announcements(world) == events
+        assert_key_absent(running)
+
+    async def test_rate_cap_limits_new_transactions(
+        self, ticking_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await new_world(ticking_anvil.rpc_url)
+        running = await start_pusher(
+            world, window_s=0.2, max_range_size=10, max_transactions_per_minute=3
+        )
+        running.produce([(t, 1) for t in range(1, 101)])  # 10 ranges of 10
+        await running.confirmed(30)
+        await asyncio.sleep(2.0)
+        counts = await outbox_counts(running.dsn)
+        assert counts["pushes"] == 3
+        assert counts["confirmed"] == 30
+        pending = metrics.registry.get_sample_value("dnft_pusher_pending_updates")
+        assert pending == 70
+
+
+class TestTokenUriMode:
+    """token-uri mode stores each token's newest ipfs:// URI with batched setTokenURIs."""
+
+    async def test_sets_uris(self, ticking_anvil: AnvilService, start_pusher: StartPusher) -> None:
+        world = await new_world(ticking_anvil.rpc_url, mint_count=12)
+        running = await start_pusher(
+            world, mode="token-uri", window_s=1.0, max_uris_per_transaction=5
+        )
+        updates = [(t, 1) for t in range(1, 13)] + [(3, 2), (7, 2)]
+        running.produce(updates)
+        await running.confirmed(len(updates))
+        for token in range(1, 13):
+            version = 2 if token in (3, 7) else 1
+            uri = await world.collection.functions.tokenURI(token).call()
+            assert uri == f"ipfs://{cid_of(token, version)}"
+        pushes = await query(running.dsn, "select token_count from pusher_pushes order by id")
+        assert [p["token_count"] for p in pushes] == [5, 5, 2]
+        covered = coverage(await announcements(world))
+        assert all(covered[t] == 1 for t in range(1, 13))
+        assert_key_absent(running)
+
+
+class TestStuckTransaction:
+    """A transaction that stays pending is replaced with bumped fees; exactly one is mined."""
+
+    async def test_replaced_and_one_mined(
+        self, fresh_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await new_world(fresh_anvil.rpc_url)
+        running = await start_pusher(world, replace_after_s=1.0, confirmations=1)
+        await world.rpc("evm_setAutomine", [False])  # nothing is mined until the test says
+        replaced = metrics.registry.get_sample_value(
+            "dnft_pusher_transactions_total", {"outcome": "replaced"}
+        )
+        running.produce([(5, 1)])
+
+        async def two_signed() -> list[Any]:
+            rows = await query(
+                running.dsn,
+                "select hash, max_fee_per_gas, max_priority_fee_per_gas, broadcast_at "
+                "from pusher_transactions order by signed_at",
+            )
+            return rows if len(rows) >= 2 and rows[1]["broadcast_at"] else []
+
+        first, second = (await wait_for("a replacement", two_signed, 20))[:2]
+        assert second["max_fee_per_gas"] * 100 >= first["max_fee_per_gas"] * 110
+        assert second["max_priority_fee_per_gas"] * 100 >= first["max_priority_fee_per_gas"] * 110
+        assert (
+            metrics.registry.get_sample_value(
+                "dnft_pusher_transactions_total", {"outcome": "replaced"}
+            )
+            or 0
+        ) > (replaced or 0)
+        await world.rpc("evm_setAutomine", [True])
+        await world.rpc("evm_mine", [])
+        await running.confirmed(1)
+
+        txs = await query(running.dsn, "select hash from pusher_transactions")
+        mined = [t["hash"] for t in txs if await receipt(world, t["hash"])]
+        assert len(mined) == 1
+        assert await nonce(world, running.updater.address) == 1
+        events = await announcements(world)
+        assert [(f, la) for _, f, la in events] == [(5, 5)]
+        assert events[0][0] == mined[0]
+        assert_key_absent(running)
+
+
+class TestReorg:
+    """A confirmed-to-be push dropped by a reorg is sent again with the same signed bytes."""
+
+    async def test_resent_after_rollback(
+        self, fresh_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await new_world(fresh_anvil.rpc_url)
+        running = await start_pusher(world, confirmations=3)
+        await world.rpc("evm_setAutomine", [False])
+        running.produce([(9, 1), (10, 1)])
+
+        async def broadcast() -> list[Any]:
+            return await query(
+                running.dsn,
+                "select hash from pusher_transactions where broadcast_at is not null",
+            )
+
+        (tx,) = await wait_for("the push broadcast", broadcast, 20)
+        await world.rpc("evm_mine", [])
+
+        async def mined() -> list[Any]:
+            return await query(
+                running.dsn, "select mined_block_hash from pusher_pushes where state = 'mined'"
+            )
+
+        (before,) = await wait_for("the push mined", mined, 10)
+        assert len(await announcements(world)) == 1
+        await world.rpc("anvil_rollback", [1])  # the block holding the push is gone
+        assert await announcements(world) == []
+        assert await receipt(world, tx["hash"]) is None
+
+        async def mine_until_confirmed() -> bool:
+            await world.rpc("evm_mine", [])
+            c = await outbox_counts(running.dsn)
+            return c["confirmed"] == 2
+
+        await wait_for("the push confirmed again", mine_until_confirmed, 20, every_s=0.3)
+        (push,) = await query(running.dsn, "select mined_hash, mined_block_hash from pusher_pushes")
+        assert push["mined_hash"] == tx["hash"]  # the same signed transaction, not a new one
+        assert push["mined_block_hash"] != before["mined_block_hash"]
+        assert (await outbox_counts(running.dsn))["txs"] == 1
+        events = await announcements(world)
+        assert [(h, f, la) for h, f, la in events] == [(tx["hash"], 9, 10)]
+        assert any(e["event"] == "push reorged out; sending it again" for e in running.events)
+        assert_key_absent(running)

