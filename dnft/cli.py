@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         commands_oracle,
         commands_pusher,
         commands_regenerator,
+        commands_replay,
+        commands_rerender,
         commands_verify,
     )
 
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         commands_oracle,
         commands_pusher,
         commands_regenerator,
+        commands_replay,
+        commands_rerender,
         commands_verify,
     ):
         module.register(sub)

@@ -106,6 +106,18 @@ class Planner:
         await self.send_pending()
         return jobs
 
+    async def recompute(
+        self, conn: asyncpg.Connection, keys: Iterable[tuple[str, int]], trigger: str
+    ) -> list[PlannedJob]:
+        """Recompute the state of ``keys`` (collection name, token id) inside the caller's
+        transaction, e.g. after a collection's rules changed; plans a job for each state that
+        changed. Sends nothing: call ``send_pending`` after the commit."""
+        keys = list(keys)
+        triggers: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+        for key in keys:
+            triggers[key].append(trigger)
+        return await self._recompute(conn, keys, triggers)
+
     async def _store(
         self, conn: asyncpg.Connection, messages: Sequence[Mapping[str, Any]]
     ) -> tuple[set[tuple[str, int]], defaultdict[tuple[str, int], list[str]], set[str]]:

@@ -23,6 +23,7 @@ from regenerator.planner import BoundCollection, Planner
 from regenerator.render_worker import RenderWorker
 from regenerator.renderers.base import encode_png
 from regenerator.renderers_factory import renderer_for
+from regenerator.rerender import Selection, rerender
 from regenerator.storage import LocalBlobStore
 from regenerator.verify import VersionNotFoundError, verify_version
 
@@ -238,3 +239,56 @@ class TestBatchedRendering:
             orjson.loads(r["metadata"])["provenance"]["render"]["batch_size"] for r in rows
         )
         assert batches == [2, 2, 4, 4, 4, 4], "6 jobs: one call of 4, one of 2"
+
+
+class TestRerender:
+    """`dnft rerender`: new versions only where the state changed or had none; never twice."""
+
+    async def test_rerender_renders_only_what_needs_it(self, flow: Flow) -> None:
+        await flow.step([event(n, "Transfer", n, to="0xaa") for n in (1, 2, 3)])
+        everything = Selection(None)
+        report = await rerender(flow.pool, flow.planner, everything)
+        assert (report.selected, report.state_changed, report.resent_missing) == (3, 0, 0)
+        assert report.sent == 0, "every state has its version: nothing to do"
+
+        # A lost render: token 2's current state has no version.
+        async with flow.pool.acquire() as conn:
+            await conn.execute("delete from token_versions where token_id = 2")
+        dry = await rerender(flow.pool, flow.planner, everything, dry_run=True)
+        assert (dry.resent_missing, dry.sent) == (1, 0)
+        assert (
+            await rerender(flow.pool, flow.planner, everything, dry_run=True)
+        ).resent_missing == 1, "a dry run changes nothing"
+        report = await rerender(flow.pool, flow.planner, Selection("sample", (2, 9)))
+        assert (report.resent_missing, report.sent, report.unknown) == (1, 1, [9])
+        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        assert await flow.worker.handle([j for j in jobs if j["token_id"] == "2"]) == [1]
+
+        # --force: rendered states are re-announced, and no second version appears.
+        forced = await rerender(flow.pool, flow.planner, everything, force=True)
+        assert (forced.resent_rendered, forced.sent) == (3, 3)
+        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
+        async with flow.pool.acquire() as conn:
+            assert await conn.fetchval("select count(*) from token_versions") == 3
+
+    async def test_rules_change_gives_new_versions(self, flow: Flow) -> None:
+        await flow.step([event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")])
+        # The collection's stages change: one feeding now makes a kid.
+        rules = RULES_WITH_NAME | {
+            "stages": {
+                "trait": "fed",
+                "levels": [{"min": 0, "name": "egg"}, {"min": 1, "name": "kid"}],
+            }
+        }
+        bound = BoundCollection(collection_from_mapping(rules), 31337, CONTRACT)
+        planner = Planner(flow.pool, flow.planner._producer, [bound], jobs_topic=flow.jobs_topic)
+        report = await rerender(flow.pool, planner, Selection("sample", (1,)))
+        assert (report.state_changed, report.sent) == (1, 1)
+        flow.worker._collections = {"sample": bound}
+        flow.worker._renderers = {"sample": renderer_for(bound.collection)}
+        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        assert await flow.worker.handle(jobs) == [2]
+        versions = await flow.versions(1)
+        latest = orjson.loads(versions[-1]["metadata"])
+        assert {a["trait_type"]: a["value"] for a in latest["attributes"]}["stage"] == "kid"
+        assert latest["provenance"]["triggered_by"] == ["rerender"]
