@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_regenerator,
         commands_replay,
         commands_rerender,
+        commands_run,
         commands_verify,
     )
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_regenerator,
         commands_replay,
         commands_rerender,
+        commands_run,
         commands_verify,
     ):
         module.register(sub)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from dnft.health import HealthServer
 from dnft.logging import configure_logging
-from dnft.settings import load_settings
+from dnft.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from publisher.pusher.signer import Signer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from dnft.daemon import run_daemon
-    from publisher.pusher.runtime import PusherRuntime, load_signer, push_targets
+    from publisher.pusher.runtime import load_signer, push_targets
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
@@ -27,12 +31,22 @@ def _main(args: argparse.Namespace) -> int:
     signer = load_signer(settings)
 
     async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        runtime = PusherRuntime(settings, signer)
-
-        async def ready() -> str | None:
-            return None if runtime.state in ("standby", "running") else runtime.state
-
-        health.add_readiness_check("pusher", ready)
-        await runtime.run(stopping)
+        await run_pusher(settings, signer, stopping, health)
 
     return asyncio.run(run_daemon("pusher", settings, main))
+
+
+async def run_pusher(
+    settings: Settings, signer: Signer, stopping: asyncio.Event, health: HealthServer | None
+) -> None:
+    """Lead (or wait as standby) and push until ``stopping``."""
+    from publisher.pusher.runtime import PusherRuntime
+
+    runtime = PusherRuntime(settings, signer)
+
+    async def ready() -> str | None:
+        return None if runtime.state in ("standby", "running") else runtime.state
+
+    if health is not None:
+        health.add_readiness_check("pusher", ready)
+    await runtime.run(stopping)

@@ -1,4 +1,4 @@
-"""A dnft daemon (`dnft indexer`, `dnft oracle`, ...) as a real subprocess, for crash tests."""
+"""A dnft daemon (`dnft indexer`, `dnft run --all`, ...) as a real subprocess, for crash tests."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dnft", "--config", str(self.config), self.command],
+                [sys.executable, "-m", "dnft", "--config", str(self.config), *self.command.split()],
                 stdout=out,
                 stderr=out,
                 env=env,
