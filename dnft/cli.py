@@ -16,6 +16,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     from dnft import (
         commands_api,
+        commands_audit,
         commands_config,
         commands_contracts,
         commands_db,
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_replay,
         commands_rerender,
         commands_run,
+        commands_status,
         commands_verify,
     )
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (
         commands_api,
+        commands_audit,
         commands_config,
         commands_contracts,
         commands_db,
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands_replay,
         commands_rerender,
         commands_run,
+        commands_status,
         commands_verify,
     ):
         module.register(sub)

@@ -8,8 +8,17 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, label: str, start: int, end: int, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        start: int,
+        end: int,
+        stream: TextIO | None = None,
+        *,
+        unit: str = "block",
+    ) -> None:
         self._label = label
+        self._unit = unit
         self._start = start
         self._total = max(1, end - start + 1)
         self._stream = stream or sys.stderr
@@ -32,7 +41,7 @@ class ProgressBar:
         filled = int(width * done / self._total)
         bar = "#" * filled + "-" * (width - filled)
         self._stream.write(
-            f"\r{self._label} [{bar}] {done * 100 // self._total:3d}% block {block} "
+            f"\r{self._label} [{bar}] {done * 100 // self._total:3d}% {self._unit} {block} "
             f"{self.events / elapsed:,.0f} ev/s eta {eta:,.0f}s "
         )
         self._stream.flush()

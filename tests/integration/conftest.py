@@ -108,3 +108,13 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{prefix}.{test}.{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def no_dnft_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run in-process read DNFT_* overrides from the environment: none leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DNFT_"):
+            monkeypatch.delenv(name)
