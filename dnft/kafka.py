@@ -69,32 +69,43 @@ class ConsumedMessage:
 
 
 class PendingBatch:
-    """Acknowledgements of one enqueued batch; resolved from kafka-python's I/O thread."""
+    """Acknowledgements of one enqueued batch; resolved from kafka-python's I/O thread.
+
+    kafka-python resolves the records of one record batch from one "produce future": the
+    batch waits on those (a few per chunk of thousands of records) instead of a callback per
+    record, then checks every record's own outcome once (a record can fail alone, or move to
+    another produce future when a batch is split).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._future: asyncio.Future[None] = loop.create_future()
-        self._messages: Sequence[OutgoingMessage] = ()
+        self._counts: dict[str, int] = {}  # messages per topic
         self._sent: list[Any] = []  # kafka-python's per-message futures
         self._remaining = 0
         self._lock = threading.Lock()
         self._started = time.perf_counter()
 
-    def _begin(self, messages: Sequence[OutgoingMessage]) -> None:
+    def _begin(self, counts: dict[str, int]) -> None:
         """Called on the send thread before the first send of this batch."""
-        self._messages = messages
-        self._remaining = len(messages)
-        if not messages:
-            self._loop.call_soon_threadsafe(self._resolve)
+        self._counts = counts
+
+    def _expect(self, futures: Sequence[Any]) -> None:
+        """Wait on ``futures`` (set once every message was handed to the producer)."""
+        with self._lock:
+            self._remaining = len(futures)
+        if not futures:
+            self._check_records()
+        for future in futures:
+            future.add_both(self._on_done)
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return sum(self._counts.values())
 
     def done(self) -> bool:
         return self._future.done()
 
     def _on_done(self, outcome: Any) -> None:
-        # One callback per message for success and failure (kafka-python's add_both).
         if isinstance(outcome, BaseException):
             self._loop.call_soon_threadsafe(self._fail, outcome)
             return
@@ -102,13 +113,24 @@ class PendingBatch:
             self._remaining -= 1
             done = self._remaining == 0
         if done:
-            self._loop.call_soon_threadsafe(self._resolve)
+            self._check_records()
+
+    def _check_records(self) -> None:
+        for record in self._sent:
+            if record.is_done and record.failed():
+                self._loop.call_soon_threadsafe(self._fail, record.exception)
+                return
+        waiting = [record for record in self._sent if not record.is_done]
+        if waiting:  # rebound to a split batch's produce future: wait on each of them
+            self._expect(waiting)
+            return
+        self._loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
         if self._future.done():
             return
         elapsed = time.perf_counter() - self._started
-        for topic, count in _count_by_topic(self._messages).items():
+        for topic, count in self._counts.items():
             metrics.kafka_produce_seconds.labels(topic).observe(elapsed)
             metrics.kafka_messages_produced_total.labels(topic).inc(count)
         self._future.set_result(None)
@@ -117,12 +139,12 @@ class PendingBatch:
         if not self._future.done():
             self._future.set_exception(KafkaError(f"produce failed: {exc}"))
 
-    async def acked(self) -> list[Delivery]:
-        """Wait until the broker acknowledged every message; raises KafkaError otherwise.
-
-        Returns where each message landed, in the batch's order.
-        """
+    async def acked(self) -> None:
+        """Wait until the broker acknowledged every message; raises KafkaError otherwise."""
         await asyncio.shield(self._future)
+
+    def deliveries(self) -> list[Delivery]:
+        """Where each message landed, in the batch's order (after ``acked``)."""
         return [Delivery(f.value.topic, f.value.partition, f.value.offset) for f in self._sent]
 
 
@@ -177,15 +199,59 @@ class AsyncProducer:
 
         def work() -> None:
             messages = build()
-            batch._begin(messages)
+            batch._begin(_count_by_topic(messages))
             _enqueue(producer, messages, batch)
+
+        await loop.run_in_executor(self._executor, work)
+        return batch
+
+    async def enqueue_records(
+        self,
+        topic: str,
+        header: str,
+        build: Callable[[], Sequence[tuple[bytes, bytes, bytes]]],
+    ) -> PendingBatch:
+        """The hot path's ``enqueue_built``: ``build`` returns (key, value, header value)
+        triples for ``topic``, each sent with the one header ``header`` (the event id).
+
+        No intermediate message objects: at tens of thousands of records per second the
+        producer's thread is the indexer's bottleneck (it holds the GIL).
+        """
+        producer = self._require()
+        loop = asyncio.get_running_loop()
+        batch = PendingBatch(loop)
+
+        def work() -> None:
+            records = build()
+            batch._begin({topic: len(records)})
+            count = len(producer.partitions_for(topic))
+            send = producer.send
+            produce_futures: dict[int, Any] = {}
+            try:
+                for key, value, header_value in records:
+                    future = send(
+                        topic,
+                        value=value,
+                        key=key,
+                        headers=[(header, header_value)],
+                        partition=partition_for(key, count),
+                    )
+                    batch._sent.append(future)
+                    produce = getattr(future, "_produce_future", future)
+                    produce_futures[id(produce)] = produce
+            except _KafkaLibError as exc:
+                batch._on_done(exc)
+                return
+            batch._expect(list(produce_futures.values()))
 
         await loop.run_in_executor(self._executor, work)
         return batch
 
     async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[Delivery]:
         """Send a batch and wait for every acknowledgement; raises KafkaError if any fails."""
-        return await (await self.enqueue(messages)).acked()
+        batch = await self.enqueue(messages)
+        await batch.acked()
+        return batch.deliveries()
 
     async def send(self, message: OutgoingMessage) -> Delivery:
         return (await self.send_many([message]))[0]
@@ -218,6 +284,7 @@ def _enqueue(
     producer: KafkaProducer, messages: Sequence[OutgoingMessage], batch: PendingBatch
 ) -> None:
     counts: dict[str, int] = {}
+    produce_futures: dict[int, Any] = {}
     try:
         for m in messages:
             partition = None
@@ -230,9 +297,13 @@ def _enqueue(
                 m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=partition
             )
             batch._sent.append(future)
-            future.add_both(batch._on_done)
+            # kafka-python 3's record futures hang off their record batch's produce future.
+            produce = getattr(future, "_produce_future", future)
+            produce_futures[id(produce)] = produce
     except _KafkaLibError as exc:
         batch._on_done(exc)
+        return
+    batch._expect(list(produce_futures.values()))
 
 
 def _count_by_topic(messages: Iterable[OutgoingMessage]) -> dict[str, int]:

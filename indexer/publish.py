@@ -37,6 +37,10 @@ class Event(Protocol):
     def log_index(self) -> int: ...
 
 
+# The Kafka header that carries every chain message's event id.
+EVENT_ID_HEADER = "event-id"
+
+
 def event_id(chain_id: int, block_hash: str, log_index: int) -> str:
     return f"{chain_id}:{block_hash.lower()}:{log_index}"
 
@@ -104,7 +108,7 @@ class EventPublisher:
 
     def outgoing(self, encoded: tuple[bytes, bytes, bytes]) -> OutgoingMessage:
         key, value, eid = encoded
-        return OutgoingMessage(self.topic, value=value, key=key, headers=(("event-id", eid),))
+        return OutgoingMessage(self.topic, value=value, key=key, headers=((EVENT_ID_HEADER, eid),))
 
     def retraction_body(self, event: Event) -> dict[str, Any]:
         """What to publish if this event's block is orphaned (stored until it is final)."""
@@ -128,5 +132,5 @@ class EventPublisher:
             self.topic,
             value=orjson.dumps(body),
             key=key.encode(),
-            headers=(("event-id", str(body["event_id"]).encode()),),
+            headers=((EVENT_ID_HEADER, str(body["event_id"]).encode()),),
         )

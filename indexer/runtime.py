@@ -21,13 +21,14 @@ import structlog
 
 from dnft import metrics
 from dnft.errors import ConfigError, RpcError
-from dnft.kafka import AsyncProducer, OutgoingMessage, PendingBatch
+from dnft.kafka import AsyncProducer, PendingBatch
 from dnft.leader import LeaderLock
 from dnft.settings import NetworkSettings, Settings
 from indexer.checkpoint import BlockRef, Checkpoint, CheckpointStore, WindowEvent
 from indexer.encode import ChunkEncoder, Encoded
 from indexer.observe import PrometheusRpcObserver
 from indexer.progress import ProgressBar
+from indexer.publish import EVENT_ID_HEADER
 from indexer.rpc.client import RpcClient
 from indexer.rpc.logs import get_block_headers, iter_logs
 from indexer.rpc.types import Header, RawLog
@@ -184,12 +185,12 @@ class NetworkIndexer:
         rather than a third thread competing for the GIL.
         """
 
-        def build() -> list[OutgoingMessage]:
+        def build() -> list[tuple[bytes, bytes, bytes]]:
             encoded = self._encoder.encode(logs)
             self._account(encoded)
-            return [self._publisher.outgoing(m) for m in encoded.messages]
+            return encoded.messages
 
-        return await self._producer.enqueue_built(build)
+        return await self._producer.enqueue_records(self._publisher.topic, EVENT_ID_HEADER, build)
 
     def _account(self, encoded: Encoded) -> None:
         for name, count in encoded.counts.items():
