@@ -8,20 +8,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import yaml
 from chainkit import (
     World,
     apply_stream,
     as_comparable,
     canonical_events,
+    indexer_config,
     indexer_settings,
     make_world,
     read_topic,
     wait_until,
 )
+from daemonkit import DaemonProcess
+from pusherkit import wait_for
 
 from dnft import metrics
 from dnft.devservices import AnvilService
+from dnft.devservices.ports import free_port
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
 from dnft.settings import Settings
@@ -298,3 +304,58 @@ class TestReorgBeyondWindow:
             await producer.close()
         gauge = metrics.indexer_reorg_beyond_window.labels("local")._value.get()
         assert gauge == 1
+
+    async def test_daemon_stays_up_not_ready(
+        self,
+        fresh_anvil: AnvilService,
+        kafka_bootstrap: str,
+        db: str,
+        unique_topic: Callable[[str], str],
+        tmp_path: Path,
+    ) -> None:
+        """`dnft indexer` halts the network but stays up, not ready, with the metric at 1:
+        Prometheus keeps scraping it instead of seeing a crash loop."""
+        world = await make_world(fresh_anvil.rpc_url, mint_count=5)
+        for i in range(1, 9):
+            await world.feed(1 + i % 5)
+        port = free_port()
+        raw = indexer_config(
+            rpc_urls=[fresh_anvil.rpc_url],
+            ws_url=None,
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=db,
+            topic=unique_topic("chain"),
+            http_port=port,
+            reorg_window=3,
+        )
+        config = tmp_path / "dnft.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        daemon = DaemonProcess("indexer", config, port, tmp_path / "indexer.log")
+        daemon.start()
+        try:
+
+            async def indexed() -> bool:
+                head = await world.block_number()
+                return (await daemon.metrics()).get("dnft_indexer_indexed_block", -1) >= head - 2
+
+            await wait_for("the indexer catches up", indexed, 30)
+            await world.rpc("anvil_reorg", [6, []])  # deeper than window (3) + depth (2)
+            await world.rpc("anvil_mine", [1])
+
+            async def halted() -> bool:
+                return (await daemon.metrics()).get("dnft_indexer_reorg_beyond_window") == 1
+
+            await wait_for("the deep reorg is detected", halted, 30)
+            await asyncio.sleep(1)
+            assert daemon.alive(), "the process stays up for Prometheus to scrape"
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/readyz") as ready,
+            ):
+                assert ready.status == 503
+                assert "reorg beyond window" in await ready.text()
+            assert daemon.terminate() == 0
+        finally:
+            daemon.kill9()
