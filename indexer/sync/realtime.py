@@ -4,16 +4,16 @@ Yields a closed set of events, as Ponder does: :class:`NewBlocks` (consecutive b
 their logs, linked to the window) and :class:`Reorg` (the window was cut back to a common
 ancestor; the orphaned blocks' events must be retracted). It never touches Kafka or Postgres.
 
-Logs of a step are fetched with one ``eth_getLogs`` over the step's range and checked
-against the headers: a log whose blockHash differs means the chain moved during the step,
-which is simply retried.
+Logs of a step are fetched with ``eth_getLogs`` over the step's range (split where the
+provider refuses it) and checked against the headers: a log whose blockHash differs means
+the chain moved during the step, which is simply retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -21,7 +21,7 @@ from dnft.settings import NetworkSettings
 from indexer.checkpoint import BlockRef
 from indexer.rpc.client import RpcClient
 from indexer.rpc.errors import BlockNotFoundError
-from indexer.rpc.logs import get_block_headers
+from indexer.rpc.logs import get_block_headers, iter_logs
 from indexer.rpc.types import Header, RawLog
 from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
 
@@ -126,12 +126,21 @@ class RealtimeSync:
         return NewBlocks(new, logs, min(finalized, end))
 
     async def _logs(self, headers: list[Header]) -> list[RawLog]:
-        params: dict[str, Any] = {
-            "address": self._addresses,
-            "fromBlock": hex(headers[0].number),
-            "toBlock": hex(headers[-1].number),
-        }
-        logs: list[RawLog] = await self._client.call("eth_getLogs", [params])
+        # Through iter_logs, as backfill: a provider that refuses the step's range (smaller
+        # caps than max_block_range exist) gets it split instead of refusing it forever.
+        logs: list[RawLog] = []
+        chunks = iter_logs(
+            self._client,
+            self._addresses,
+            None,
+            headers[0].number,
+            headers[-1].number,
+            max_range=self._network.max_block_range,
+            in_flight=self._network.max_in_flight,
+        )
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                logs.extend(chunk)
         first = headers[0].number
         for entry in logs:
             number = int(entry["blockNumber"] or "0x0", 16)

@@ -92,6 +92,52 @@ class TestProviderFaults:
             assert faults.counts.get(kind, 0) > 0, f"fault {kind} was never injected"
 
 
+class TestRealtimeRangeRefusal:
+    """Realtime catching up a gap wider than the provider's log range splits the range."""
+
+    async def test_gap_wider_than_provider_range(
+        self,
+        fresh_anvil: AnvilService,
+        kafka_bootstrap: str,
+        db: str,
+        unique_topic: Callable[[str], str],
+    ) -> None:
+        world = await make_world(fresh_anvil.rpc_url, mint_count=3)
+        proxy = RpcProxy(fresh_anvil.rpc_url, Faults(max_log_range=3, seed=1))
+        await proxy.start()
+        settings = indexer_settings(
+            rpc_urls=[proxy.url],
+            ws_url=None,
+            chain_id=world.chain_id,
+            address=world.address,
+            bootstrap=kafka_bootstrap,
+            dsn=db,
+            topic=unique_topic("chain"),
+            confirmations={"depth": 0},
+        )
+        producer = AsyncProducer(settings.kafka)
+        await producer.start()
+        stopping = asyncio.Event()
+        indexer = NetworkIndexer(settings, "local", producer)
+        task = asyncio.create_task(indexer.run(stopping))
+        try:
+            head = await world.block_number()
+            await wait_until(lambda: indexer.state == "realtime", 30, "realtime")
+            await wait_until(lambda: indexer.indexed_block >= head, 30, "caught up")
+            await world.feed(1, amount=5)
+            await world.rpc("anvil_mine", [hex(20)])  # one step of 21 blocks; the node takes 3
+            head = await world.block_number()
+            await wait_until(lambda: indexer.indexed_block >= head, 30, "the gap")
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 20)
+            await producer.close()
+            await proxy.stop()
+        assert proxy.faults.counts.get("range", 0) > 0, "the provider refused the wide range"
+        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        assert as_comparable(apply_stream(messages)) == await canonical_events(world, head)
+
+
 async def metric_reaches(
     daemon: DaemonProcess, name: str, predicate: Callable[[float], bool], timeout_s: float
 ) -> float:
