@@ -66,6 +66,10 @@ class NetworkSettings(_Model):
     # shrinks adaptively when refused, so this is the starting ceiling, not a promise.
     max_block_range: int = Field(default=2_000, ge=1, le=1_000_000)
     max_in_flight: int = Field(default=8, ge=1, le=64)
+    # A backfill starts in-process; once the rest is expected to take longer than this, the
+    # rest is fetched and decoded by a worker process (about 1.5 s to start; then the
+    # indexer's own process only produces): 0 = as soon as possible.
+    backfill_worker_after_s: float = Field(default=5.0, ge=0, le=86_400)
     # Unfinalized blocks remembered for reorg detection; a deeper reorg stops the indexer.
     reorg_window: int = Field(default=128, ge=1, le=100_000)
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)

@@ -16,14 +16,16 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import structlog
 
 from dnft import metrics
 from dnft.errors import ConfigError, RpcError
-from dnft.kafka import AsyncProducer, PendingBatch
+from dnft.kafka import AsyncProducer, KeyedRecord, PendingBatch
 from dnft.leader import LeaderLock
 from dnft.settings import NetworkSettings, Settings
+from indexer.backfill_worker import BackfillWorker, EncodedChunk
 from indexer.checkpoint import BlockRef, Checkpoint, CheckpointStore, WindowEvent
 from indexer.encode import ChunkEncoder, Encoded
 from indexer.observe import PrometheusRpcObserver
@@ -69,6 +71,7 @@ class NetworkIndexer:
         self.head_latencies: deque[float] = deque(maxlen=10_000)
         self.indexed_block = -1
         self.reorg_depths: list[int] = []  # depth of each reorg handled, in order
+        self._rpc_observer = PrometheusRpcObserver(network)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or wait as standby), catch up, follow; returns when ``stopping`` is set.
@@ -84,7 +87,7 @@ class NetworkIndexer:
             self.network.rpc_urls,
             timeout_s=self.network.request_timeout_s,
             max_in_flight=self.network.max_in_flight * 2,
-            observer=PrometheusRpcObserver(self.network.name),
+            observer=self._rpc_observer,
         )
         heads = HeadWatcher(
             client,
@@ -154,20 +157,15 @@ class NetworkIndexer:
         self._log.info("backfill", from_block=start, to_block=end)
         progress = ProgressBar(f"{self.network.name} backfill", start, end)
         pending: deque[tuple[int, PendingBatch]] = deque()
-        chunks = iter_logs(
-            client,
-            self._addresses,
-            self._topics,
-            start,
-            end,
-            max_range=self.network.max_block_range,
-            in_flight=self.network.max_in_flight,
-        )
+        chunks = self._backfill_chunks(client, start, end)
         try:
-            # aclosing: leaving early (stop) cancels the requests still in flight.
+            # aclosing: leaving early (stop) cancels requests in flight, stops the worker.
             async with contextlib.aclosing(chunks):
-                async for chunk in chunks:
-                    pending.append((chunk.to_block, await self._enqueue_logs(chunk)))
+                async for to_block, build in chunks:
+                    batch = await self._producer.enqueue_records(
+                        self._publisher.topic, EVENT_ID_HEADER, build
+                    )
+                    pending.append((to_block, batch))
                     while pending and (len(pending) > PIPELINE_DEPTH or pending[0][1].done()):
                         await self._confirm_chunk(store, pending.popleft(), progress, end)
                     if stopping.is_set():
@@ -178,19 +176,60 @@ class NetworkIndexer:
             progress.close()
         return not stopping.is_set()
 
-    async def _enqueue_logs(self, logs: list[RawLog]) -> PendingBatch:
-        """Decode and serialise on the producer's send thread, then enqueue, in order.
+    async def _backfill_chunks(
+        self, client: RpcClient, start: int, end: int
+    ) -> AsyncGenerator[tuple[int, Callable[[], Sequence[KeyedRecord]]], None]:
+        """(last block, records builder) per chunk of [start, end], in block order.
 
-        Off the event loop (a chunk can hold thousands of logs) and on the thread that sends,
-        rather than a third thread competing for the GIL.
+        In-process first (a short range is done before a worker process could start); once
+        the rest is expected to take longer than ``backfill_worker_after_s``, the rest comes
+        from a BackfillWorker, leaving this process's GIL to the producer.
         """
+        began, next_block = time.monotonic(), start
+        chunks = iter_logs(
+            client,
+            self._addresses,
+            self._topics,
+            start,
+            end,
+            max_range=self.network.max_block_range,
+            in_flight=self.network.max_in_flight,
+        )
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk.to_block, self._encode_in_process(chunk)
+                next_block = chunk.to_block + 1
+                rate = (next_block - start) / max(time.monotonic() - began, 1e-6)
+                if (end - next_block + 1) / rate > self.network.backfill_worker_after_s:
+                    break
+        if next_block > end:
+            return
+        self._log.info("backfill continues in a worker process", from_block=next_block)
+        worker = BackfillWorker(self._settings, self.network.name, next_block, end)
+        try:
+            async for encoded in worker.chunks():
+                self._account_chunk(encoded)
+                yield encoded.to_block, _records_of(encoded)
+        finally:
+            await worker.aclose()
 
-        def build() -> list[tuple[bytes, bytes, bytes]]:
+    def _encode_in_process(self, logs: list[RawLog]) -> Callable[[], Sequence[KeyedRecord]]:
+        """Decoding and serialising run on the producer's send thread (off the event loop,
+        and no third thread competing for the GIL)."""
+
+        def build() -> Sequence[KeyedRecord]:
             encoded = self._encoder.encode(logs)
             self._account(encoded)
             return encoded.messages
 
-        return await self._producer.enqueue_records(self._publisher.topic, EVENT_ID_HEADER, build)
+        return build
+
+    def _account_chunk(self, chunk: EncodedChunk) -> None:
+        for method, endpoint, seconds, outcome in chunk.rpc:
+            self._rpc_observer.on_request(method, endpoint, seconds, outcome)
+        encoded = Encoded(counts=chunk.counts, undecodable=chunk.undecodable)
+        encoded.reasons = chunk.reasons
+        self._account(encoded)
 
     def _account(self, encoded: Encoded) -> None:
         for name, count in encoded.counts.items():
@@ -316,3 +355,7 @@ class NetworkIndexer:
         if isinstance(header, Header):
             lag_s = max(0.0, time.time() - header.timestamp)
             metrics.indexer_head_lag_seconds.labels(self.network.name).set(lag_s)
+
+
+def _records_of(chunk: EncodedChunk) -> Callable[[], Sequence[KeyedRecord]]:
+    return lambda: chunk.records

@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
+import structlog.testing
 import yaml
 from chainkit import (
     World,
@@ -90,20 +92,27 @@ async def caught_up(indexer: NetworkIndexer, world: World, timeout_s: float = 30
 class TestBackfill:
     """A backfill of thousands of events equals an independent eth_getLogs read."""
 
+    @pytest.mark.parametrize("where", ["in-process", "worker"])
     async def test_backfill_matches_node(
         self,
         fresh_anvil: AnvilService,
         settings_for: Callable[..., Settings],
         kafka_bootstrap: str,
+        where: str,
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=3000)
         for i in range(1, 41):
             await world.feed(i, amount=i)
             await world.set_trait(i, "mood", f"m{i} <script>")
         await world.rpc("anvil_mine", [5])
-        settings = settings_for(fresh_anvil, world)
-        async with Running(settings) as indexer:
-            head = await caught_up(indexer, world)
+        # 0: hand the backfill to the worker process after its first chunk; 1 hour: never.
+        after_s = 0.0 if where == "worker" else 3600.0
+        settings = settings_for(fresh_anvil, world, backfill_worker_after_s=after_s)
+        with structlog.testing.capture_logs() as logs:
+            async with Running(settings) as indexer:
+                head = await caught_up(indexer, world)
+        handed_over = any(e["event"] == "backfill continues in a worker process" for e in logs)
+        assert handed_over == (where == "worker")
         expected = await canonical_events(world, head)
         messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
         counts: dict[str, int] = {}

@@ -189,6 +189,7 @@ class TestKillNine:
             http_port=port,
             max_block_range=1,
             max_in_flight=2,
+            backfill_worker_after_s=0,  # the backfill runs in the worker process: kill it too
         )
         path = tmp_path / "dnft.yaml"
         path.write_text(yaml.safe_dump(config))
