@@ -34,6 +34,11 @@ from dnft.settings import KafkaSettings
 T = TypeVar("T")
 
 
+# (key, value, header value) of a record for ``AsyncProducer.enqueue_records``; key and value
+# may be slices of a larger buffer.
+KeyedRecord = tuple[bytes | memoryview, bytes | memoryview, bytes]
+
+
 class OutgoingMessage(NamedTuple):
     # A NamedTuple, not a frozen dataclass: the indexer builds hundreds of thousands per
     # second, and a frozen dataclass costs several times more to construct.
@@ -209,7 +214,7 @@ class AsyncProducer:
         self,
         topic: str,
         header: str,
-        build: Callable[[], Sequence[tuple[bytes, bytes, bytes]]],
+        build: Callable[[], Sequence[KeyedRecord]],
     ) -> PendingBatch:
         """The hot path's ``enqueue_built``: ``build`` returns (key, value, header value)
         triples for ``topic``, each sent with the one header ``header`` (the event id).
@@ -269,7 +274,7 @@ class AsyncProducer:
         return self._producer
 
 
-def partition_for(key: bytes, partitions: int) -> int:
+def partition_for(key: bytes | memoryview, partitions: int) -> int:
     """The partition of a keyed message: CRC-32 of the key modulo the partition count.
 
     Every dnft producer uses this, so a key always maps to one partition (per-token order).
