@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
+from dnft.hardening import protect_secrets
 from dnft.health import HealthServer
 from dnft.logging import configure_logging
 from dnft.settings import Settings, load_settings
@@ -28,6 +29,7 @@ def _main(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
     push_targets(settings)  # nothing to push, a bad key: fail before anything starts
+    protect_secrets()  # no core dump or ptrace can read the key
     signer = load_signer(settings)
 
     async def main(stopping: asyncio.Event, health: HealthServer) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from dnft.errors import ConfigError
+from dnft.hardening import protect_secrets
 from dnft.health import HealthServer
 from dnft.logging import configure_logging
 from dnft.settings import Settings, load_settings
@@ -65,6 +66,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
         parts["api"] = lambda stopping, health: run_api(settings, stopping, health)
     if "pusher" not in skip and settings.pusher.collections:
         push_targets(settings)
+        protect_secrets()  # no core dump or ptrace can read the key
         signer = load_signer(settings)
         parts["pusher"] = lambda stopping, health: run_pusher(settings, signer, stopping, health)
     return parts

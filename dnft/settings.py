@@ -37,6 +37,16 @@ DEFAULT_CONFIG_PATH = "dnft.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+# PyYAML's scanner is quadratic in flow nesting ("[[[[..."), and its composer recurses once per
+# level: deeper nesting is refused before parsing. No config needs more than a handful.
+MAX_YAML_FLOW_DEPTH = 64
+_YAML_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\"")
+_YAML_NOT_FLOW = re.compile(r"[^\[\]{}]+")
+# "feeds[m].sources: unknown feed 'x'": a whole-file check's message, led by the failing key.
+_LEADING_KEY = re.compile(r"([a-z_]+(?:\[[^\]]*\])?(?:\.[a-z_]+(?:\[[^\]]*\])?)*): (.+)", re.DOTALL)
+# ${ENV} substitution walks every value; YAML aliases can make a small file expand
+# exponentially ("billion laughs") or refer to itself.
+MAX_CONFIG_VALUES = 200_000
 
 
 class _Model(BaseModel):
@@ -322,6 +332,43 @@ class ApiRateLimitSettings(_Model):
     trust_forwarded_for: bool = False
 
 
+class CurateUserSettings(_Model):
+    """A curator who signs in with HTTP basic auth; only a hash of the password is stored."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    # pbkdf2_sha256$ITERATIONS$SALT$HASH (base64): `dnft curate-password` prints one.
+    password_hash: str = Field(
+        pattern=r"^pbkdf2_sha256\$[0-9]{1,8}\$[A-Za-z0-9+/=]{8,}\$[A-Za-z0-9+/=]{40,}$"
+    )
+
+
+class CurateSettings(_Model):
+    """``dnft api`` /curate: the review queue, reachable only with credentials."""
+
+    enabled: bool = False
+    # A bearer token (scripts): read from this environment variable or this mounted file.
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    token_file: Path | None = None
+    # The curator name decisions made with the bearer token are recorded under.
+    token_curator: str = Field(default="token", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    # People (browsers): HTTP basic auth.
+    users: list[CurateUserSettings] = []
+    # Unsent outbox messages (an approval's metadata update, a re-roll's job) are retried
+    # this often.
+    outbox_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> CurateSettings:
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("set at most one of 'token_env' or 'token_file'")
+        if self.enabled and self.token_env is None and self.token_file is None and not self.users:
+            raise ValueError("/curate needs credentials: set token_env, token_file or users")
+        names = [u.name for u in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("curator names must be unique")
+        return self
+
+
 class ApiSettings(_Model):
     """``dnft api``: the read-only metadata API and the gallery."""
 
@@ -339,6 +386,8 @@ class ApiSettings(_Model):
     resync_s: float = Field(default=30.0, gt=0, le=3_600)
     # Images and metadata are immutable (content-addressed): kept in memory up to this size.
     blob_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024**3)
+    # The curators' review queue (regenerator collections with `publish: review`).
+    curate: CurateSettings = CurateSettings()
 
 
 class PusherCollectionSettings(_Model):
@@ -445,7 +494,7 @@ class Settings(_Model):
         for contract in self.contracts:
             if contract.network not in networks:
                 raise ValueError(
-                    f"contract {contract.name!r} names unknown network {contract.network!r}"
+                    f"contracts[{contract.name}].network: unknown network {contract.network!r}"
                     f" (known: {sorted(networks)})"
                 )
         _check_feed_references(self.feeds, networks)
@@ -503,9 +552,32 @@ def _unique(names: list[str], key: str) -> set[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"duplicate name {name!r} in {key}")
+            raise ValueError(f"{key}: duplicate name {name!r}")
         seen.add(name)
     return seen
+
+
+def parse_yaml(text: str, source: str, key: str = "") -> Any:
+    """``yaml.safe_load`` whose every failure is a ConfigError at ``key`` naming ``source``.
+
+    Besides YAMLError, PyYAML raises ValueError for impossible dates (``2001-13-01``) and
+    RecursionError for deep nesting; flow nesting beyond MAX_YAML_FLOW_DEPTH is refused first.
+    """
+    flow = _YAML_NOT_FLOW.sub("", _YAML_QUOTED.sub("", text))
+    depth = deepest = 0
+    for bracket in flow:
+        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    if deepest > MAX_YAML_FLOW_DEPTH:
+        raise ConfigError(key, f"{source} nests [ ] / {{ }} deeper than {MAX_YAML_FLOW_DEPTH}")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(key, f"{source} is not valid YAML: {exc}") from None
+    except ValueError as exc:  # the timestamp constructor: "2001-13-01"
+        raise ConfigError(key, f"{source} holds an invalid value: {exc}") from None
+    except RecursionError:
+        raise ConfigError(key, f"{source} is nested too deeply") from None
 
 
 def load_settings(
@@ -518,10 +590,9 @@ def load_settings(
         text = config_path.read_text()
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {config_path}: {exc.strerror}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{config_path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{config_path} is not UTF-8 text: {exc.reason}") from None
+    raw = parse_yaml(text, str(config_path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -532,7 +603,7 @@ def load_settings(
 def settings_from_mapping(
     raw: dict[str, Any], env: Mapping[str, str], base_dir: Path | None = None
 ) -> Settings:
-    data = _substitute(raw, env, "")
+    data = _substitute(raw, env, "", (), [MAX_CONFIG_VALUES])
     apply_env_overrides(data, env)
     if base_dir is not None:
         _resolve_paths(data, base_dir)
@@ -540,15 +611,36 @@ def settings_from_mapping(
         return Settings.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = _format_loc(error["loc"], data)
-        raise ConfigError(key, error["msg"]) from None
+        key, message = _format_loc(error["loc"], data), error["msg"]
+        if not key:
+            # Cross-section checks see the whole file; their messages start with the key.
+            leading = _LEADING_KEY.fullmatch(message.removeprefix("Value error, "))
+            if leading:
+                key, message = leading.group(1), leading.group(2)
+        raise ConfigError(key, message) from None
 
 
-def _substitute(value: Any, env: Mapping[str, str], key: str) -> Any:
+def _substitute(
+    value: Any, env: Mapping[str, str], key: str, parents: tuple[int, ...], budget: list[int]
+) -> Any:
+    """A copy of ``value`` with ``${VAR}`` replaced; refuses alias cycles and expansion bombs.
+
+    ``parents`` holds the ids of the enclosing containers; ``budget`` the values left to visit.
+    """
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(key, f"more than {MAX_CONFIG_VALUES} values (YAML aliases expanding?)")
+    if isinstance(value, dict | list):
+        if id(value) in parents:
+            raise ConfigError(key, "contains itself (a YAML alias cycle)")
+        parents = (*parents, id(value))
     if isinstance(value, dict):
-        return {k: _substitute(v, env, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {
+            k: _substitute(v, env, f"{key}.{k}" if key else str(k), parents, budget)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_substitute(v, env, f"{key}[{i}]", parents, budget) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -583,10 +675,7 @@ def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
                 f"{name}: unknown settings section {segments[0]!r}"
                 f" (known: {sorted(Settings.model_fields)})",
             )
-        try:
-            value = yaml.safe_load(env[name])
-        except yaml.YAMLError as exc:
-            raise ConfigError(".".join(segments), f"{name} is not a valid value: {exc}") from None
+        value = parse_yaml(env[name], name, ".".join(segments))
         _set_path(data, segments, value, name)
 
 
@@ -627,7 +716,8 @@ def _list_index(items: list[Any], segment: str) -> int | None:
 def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
     """Relative ABI and collection paths are relative to the config file, not the cwd."""
     for section, field in (("contracts", "abi"), ("collections", "file")):
-        for item in data.get(section) or []:
+        items = data.get(section)
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and isinstance(item.get(field), str):
                 p = Path(item[field])
                 if not p.is_absolute():

@@ -389,12 +389,15 @@ class EventDecoder:
 
         Raises ``DecodeError`` (with the event name and the reason) for a log of one of our
         events that does not match its ABI: wrong topic count, short or non-hex data,
-        invalid padding, lengths or offsets past the data, a pending log's missing fields.
+        invalid padding, lengths or offsets past the data, a pending log's missing fields;
+        and for any log whose ``topics`` is not a list.
         Pure CPU; never blocks.
         """
         topics = log.get("topics")
         if not topics:
             return None
+        if type(topics) is not list:  # a broken node: a string would "index" into characters
+            raise DecodeError(f"log topics is a {type(topics).__name__}, not a list")
         topic0 = topics[0]
         if not isinstance(topic0, str):
             return None

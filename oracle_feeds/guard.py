@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import re
 import socket
 from datetime import UTC
 from typing import Final
@@ -30,14 +31,33 @@ METADATA_ADDRESSES: Final = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# IPv6 forms that carry an IPv4 address in their low 32 bits and reach it through a gateway:
+# NAT64's well-known prefix, and the deprecated IPv4-compatible ::a.b.c.d.
+_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE: Final = ipaddress.ip_network("::/96")
+# Hosts inet_aton may read as IPv4 ("2130706433", "0177.0.0.1", "0x7f.1"): resolvers and some
+# URL libraries accept these spellings, so they are judged as the address they spell.
+_NUMERIC_HOST: Final = re.compile(r"[0-9a-fA-FxX.]+")
 # A Retry-After longer than this is treated as this: a feed is never parked for days.
 MAX_RETRY_AFTER_S: Final = 3600.0
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (``::ffff:a.b.c.d``, 6to4 ``2002:AABB:CCDD::``,
+    NAT64 ``64:ff9b::a.b.c.d``, ``::a.b.c.d``): it is judged as that address."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: / ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a feed may not connect to ``address``, or None if it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        address = embedded_ipv4(address) or address
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_unspecified:
@@ -50,7 +70,7 @@ def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
         return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_private:
+    if address.is_private or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local):
         return "a private address"
     if not address.is_global:
         return "not a public address"
@@ -73,6 +93,20 @@ def origin_of(url: str) -> Origin | None:
     return scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme]
 
 
+def ip_literal(host: str) -> IPAddress | None:
+    """The address an IP-literal host names, in any spelling inet_aton reads; None for names."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
 class HostGuard:
     """The checks of one feed, whose configured URL fixes the only allowed origin."""
 
@@ -89,9 +123,8 @@ class HostGuard:
     def check_literal(self) -> None:
         """Refuse an IP-literal host that is not allowed (names are checked on resolve)."""
         host = self.origin[1].strip("[]")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = ip_literal(host)
+        if address is None:
             return
         problem = address_problem(address, allow_private=self.allow_private)
         if problem is not None:

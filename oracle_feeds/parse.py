@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any, Final
 
 from oracle_feeds.validate import Rejected
@@ -53,6 +53,8 @@ def parse_json(body: bytes) -> Any:
         raise Rejected(
             "malformed", f"body is not JSON ({exc.msg} at char {exc.pos}): {_snippet(body)}"
         ) from None
+    except DecimalException:  # an exponent beyond Decimal's own range: 0e-99999999999999999999
+        raise Rejected("malformed", "body holds a number beyond any range") from None
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise Rejected("malformed", "JSON nested too deeply") from None
 
@@ -92,7 +94,7 @@ def to_decimal(value: Any) -> Decimal:
             raise Rejected("not_numeric", f"value {_short(value)!r} is not a number")
         try:
             number = Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
+        except InvalidOperation:  # valid text, but an exponent beyond Decimal's own range
             raise Rejected("not_numeric", f"value {_short(value)!r} is not a number") from None
     elif isinstance(value, float):
         # Only reached for values built in code, never for JSON (parsed as Decimal).
@@ -101,7 +103,10 @@ def to_decimal(value: Any) -> Decimal:
         raise Rejected("not_numeric", f"value is a JSON {_json_type(value)}, not a number")
     if not number.is_finite():
         raise Rejected("not_finite", f"value is {number}")
-    if number and abs(number.adjusted()) > MAX_ADJUSTED_EXPONENT:
+    if not number:
+        # Zero may carry any exponent ("0e-999999999"): as text that would be a billion digits.
+        return Decimal(0)
+    if abs(number.adjusted()) > MAX_ADJUSTED_EXPONENT:
         raise Rejected("out_of_bounds", f"value {number:.3e} has an absurd magnitude")
     return number
 
@@ -117,7 +122,10 @@ def parse_timestamp(value: Any) -> float:
     if isinstance(value, str):
         text = value.strip()
         if _DECIMAL_TEXT.fullmatch(text):
-            value = Decimal(text)
+            try:
+                value = Decimal(text)
+            except InvalidOperation:  # an exponent beyond Decimal's own range
+                raise Rejected("bad_timestamp", f"timestamp {_short(text)!r} is absurd") from None
         else:
             try:
                 parsed = datetime.fromisoformat(text)
@@ -130,8 +138,8 @@ def parse_timestamp(value: Any) -> float:
             return parsed.timestamp()
     if isinstance(value, int | Decimal):
         number = Decimal(value)
-        if not number.is_finite() or number < 0:
-            raise Rejected("bad_timestamp", f"timestamp {value} is not a Unix time")
+        if not number.is_finite() or number < 0 or number > _MILLIS_ABOVE * 1000:
+            raise Rejected("bad_timestamp", f"timestamp {_short(str(value))} is not a Unix time")
         if number > _MILLIS_ABOVE:
             number /= 1000
         if number > _MILLIS_ABOVE:

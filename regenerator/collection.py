@@ -19,23 +19,51 @@ Example::
       levels: [{min: 0, name: egg}, {min: 3, name: hatchling}, {min: 10, name: adult}]
     prompt: "a {stage} creature in a {mood} mood, {market} market"
     renderer: {kind: procedural}
+    publish: auto                   # or review: new versions wait for a curator (dnft api /curate)
+    guardrails: {min_entropy_bits: 0.5, min_stddev: 2, duplicate_distance: 2, max_attempts: 3}
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import string
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dnft.errors import ConfigError
+from dnft.settings import parse_yaml
 
 _NAME = r"^[a-z][a-z0-9_]{0,39}$"
-_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+_PLACEHOLDER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TOKEN_NAME_FIELDS = frozenset({"collection", "token_id"})
+
+
+def _check_template(template: str) -> str:
+    """Refuse what ``str.format_map`` would fail on (or misuse) at render time: unbalanced
+    braces, positional fields, attribute/index access (``{stage.__class__}``), conversions
+    and format specs. Only plain ``{name}`` placeholders; a literal brace is ``{{`` / ``}}``.
+    """
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)]
+    except ValueError as exc:
+        raise ValueError(f"{exc} (write a literal brace as '{{{{' or '}}}}')") from None
+    for field, spec, conversion in fields:
+        if field is None:
+            continue
+        if not _PLACEHOLDER_NAME.fullmatch(field) or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"placeholder {shown!r} is not a plain {{name}}")
+    return template
+
+
+def _template_fields(template: str) -> set[str]:
+    """The placeholder names of a template that passed :func:`_check_template`."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
 
 
 class _Model(BaseModel):
@@ -105,6 +133,47 @@ class RendererSpec(_Model):
     kind: Literal["procedural", "diffusion"] = "procedural"
     params: dict[str, Any] = {}
     model_dir: Path | None = None  # diffusion: a mounted directory, loaded offline
+    # diffusion: LoRA (or other adapter) weights, a file or directory inside model_dir, loaded
+    # with diffusers' load_lora_weights; its sha256 goes into every render's provenance.
+    lora: Path | None = None
+
+    @model_validator(mode="after")
+    def _lora_inside_model_dir(self) -> RendererSpec:
+        if self.lora is None:
+            return self
+        if self.kind != "diffusion" or self.model_dir is None:
+            raise ValueError("renderer.lora needs kind: diffusion and a model_dir")
+        if self.lora.is_absolute() or ".." in self.lora.parts or not self.lora.parts:
+            raise ValueError(
+                f"renderer.lora must be a relative path inside model_dir, got {str(self.lora)!r}"
+            )
+        return self
+
+    @property
+    def lora_path(self) -> Path | None:
+        """The LoRA weights' full path (inside model_dir), or None."""
+        if self.lora is None or self.model_dir is None:
+            return None
+        return self.model_dir / self.lora
+
+
+class Guardrails(_Model):
+    """Checks every render must pass before its version can be public (regenerator/guardrails.py).
+    A failed render is retried with the next seed, ``max_attempts`` renders in all."""
+
+    enabled: bool = True
+    # Blank or near-uniform: grey-level entropy (bits, 0-8) and standard deviation (0-255).
+    min_entropy_bits: float = Field(default=0.5, ge=0, le=8)
+    min_stddev: float = Field(default=2.0, ge=0, le=128)
+    # Near duplicate: at most this many differing bits (of 64) between perceptual hashes.
+    # Off by default: renders of equal states look alike by design (procedural art barely
+    # depends on the seed), so a collection opts in. At most 3, so the check is an index
+    # lookup (guardrails.MAX_INDEXED_DISTANCE).
+    duplicate_distance: int | None = Field(default=None, ge=0, le=3)
+    # What a render is compared with: the token's previous public art, and/or every other
+    # token's current art in the collection.
+    duplicate_of: list[Literal["previous", "collection"]] = ["previous", "collection"]
+    max_attempts: int = Field(default=3, ge=1, le=20)
 
 
 class Collection(_Model):
@@ -119,6 +188,24 @@ class Collection(_Model):
     token_name: str = "{collection} #{token_id}"
     description: str = ""
     external_url: str | None = None
+    # auto: a version is public once its guardrails pass; review: it waits for a curator.
+    publish: Literal["auto", "review"] = "auto"
+    guardrails: Guardrails = Guardrails()
+
+    @field_validator("prompt", "token_name")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        return _check_template(template)
+
+    @field_validator("token_name")
+    @classmethod
+    def _token_name_fields(cls, template: str) -> str:
+        unknown = sorted(_template_fields(template) - _TOKEN_NAME_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown placeholders {unknown} (known: {sorted(_TOKEN_NAME_FIELDS)})"
+            )
+        return template
 
     @model_validator(mode="after")
     def _references(self) -> Collection:
@@ -128,7 +215,7 @@ class Collection(_Model):
         if self.stages.trait not in names:
             raise ValueError(f"stages.trait {self.stages.trait!r} is not a trait")
         known = {*names, "stage", "token_id", "collection"}
-        unknown = sorted(set(_PLACEHOLDER.findall(self.prompt)) - known)
+        unknown = sorted(_template_fields(self.prompt) - known)
         if unknown:
             raise ValueError(f"prompt uses unknown placeholders {unknown} (known: {sorted(known)})")
         if self.renderer.kind == "diffusion" and self.renderer.model_dir is None:
@@ -144,11 +231,12 @@ def load_collection(path: str | Path) -> Collection:
     """Read and validate a collection file; raises ConfigError naming the failing key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError("", f"cannot read collection file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{path} is not UTF-8 text: {exc.reason}") from None
+    raw = parse_yaml(text, str(path))
     return collection_from_mapping(raw, source=str(path))
 
 
