@@ -119,8 +119,23 @@ regen_jobs_planned_total = Counter(
 )
 renders_total = Counter(
     "dnft_renders_total",
-    "Render jobs by outcome: rendered, stale (state moved on), failed",
+    "Render jobs by outcome: rendered (public), pending (held for review), guardrail_failed "
+    "(every attempt failed), stale (state moved on), failed",
     ["collection", "outcome"],
+)
+guardrail_rejections_total = Counter(
+    "dnft_guardrail_rejections_total",
+    "Renders refused by a guardrail, by check: format, size, blank, near_duplicate, metadata",
+    ["collection", "check"],
+)
+api_curate_auth_failures_total = Counter(
+    "dnft_api_curate_auth_failures_total",
+    "Requests under /curate refused for missing or wrong credentials",
+)
+curation_decisions_total = Counter(
+    "dnft_curation_decisions_total",
+    "Curator decisions by action (approve, reject, reroll) and whether they changed anything",
+    ["action", "changed"],
 )
 render_seconds = Histogram(
     "dnft_render_seconds",

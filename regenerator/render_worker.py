@@ -10,8 +10,16 @@ jobs is:
 2. rendered in chunks of the renderer's batch size (one ``render_batch`` call per chunk, off
    the event loop: a diffusion pipeline renders a chunk in one call on the GPU);
 3. stored: image and metadata JSON, content-addressed (sha256 + CIDv1);
-4. recorded: a new version, unique per (token, state_hash), in one statement;
-5. announced on ``dnft.metadata.updates.v1``.
+4. checked by the collection's guardrails (``regenerator.guardrails``: format, size, blank,
+   near duplicate, metadata schema); a render that fails one is rendered again with the next
+   seed, up to ``guardrails.max_attempts`` renders; each failed attempt is recorded with its
+   reasons and counted in ``dnft_guardrail_rejections_total``, and the previous version
+   stays public;
+5. recorded, per job in one transaction: the failed attempts, then a new public version,
+   unique per (token, state_hash) (``publish: auto``), or a candidate held for a curator
+   (``publish: review``; ``regenerator.curation``);
+6. announced on ``dnft.metadata.updates.v1``: public versions only (an approved one is
+   announced by the approval).
 
 The caller commits the jobs' offsets after :meth:`RenderWorker.handle` returns.
 """
@@ -21,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,12 +39,27 @@ import structlog
 
 from dnft import metrics
 from dnft.kafka import AsyncProducer, OutgoingMessage
+from regenerator.announce import metadata_update
+from regenerator.curation import (
+    NewCandidate,
+    attempt_seed,
+    insert_candidate,
+    near_duplicates,
+    set_art_hash,
+)
+from regenerator.guardrails import (
+    Failure,
+    ImageFacts,
+    ImageLimits,
+    check_image,
+    check_metadata,
+    duplicate_failure,
+)
 from regenerator.metadata import bucket_of, build_metadata, render_prompt
 from regenerator.planner import BoundCollection
 from regenerator.renderers.base import Renderer, RenderRequest, RenderResult
 from regenerator.state import TokenState
 from regenerator.storage import BlobStore, StoredBlob
-from schemas import METADATA_UPDATE_V1, validate_metadata
 
 log = structlog.get_logger("dnft.regenerator.render")
 
@@ -45,11 +68,16 @@ CONCURRENT_CHUNKS = 2
 # Chunk size for renderers that do not say how many requests one call should take.
 DEFAULT_CHUNK = 8
 
+# A job was handled when its state has a public version (re-announced) or when it left
+# candidates (held for review, rejected, failed its guardrails): all of a job's attempts are
+# recorded in one transaction, so a re-delivered job never renders twice.
 _LOOKUP = (
     "select k.i, t.state, t.state_hash, v.version, v.metadata_sha256, v.metadata_cid, "
-    "v.image_sha256, v.created_at "
-    "from unnest($1::text[], $2::numeric[], $3::text[]) with ordinality "
-    "as k(collection, token_id, state_hash, i) "
+    "v.image_sha256, v.created_at, exists (select 1 from curation_candidates c "
+    "where c.collection = k.collection and c.token_id = k.token_id "
+    "and c.state_hash = k.state_hash and c.job_seed = k.seed) as tried "
+    "from unnest($1::text[], $2::numeric[], $3::text[], $4::bigint[]) with ordinality "
+    "as k(collection, token_id, state_hash, seed, i) "
     "left join token_versions v on v.collection = k.collection "
     "and v.token_id = k.token_id and v.state_hash = k.state_hash "
     "left join regen_tokens t on t.collection = k.collection and t.token_id = k.token_id"
@@ -62,6 +90,25 @@ _INSERT_VERSION = (
     "on conflict (collection, token_id, state_hash) do nothing "
     "returning version, metadata_sha256, metadata_cid, image_sha256, created_at"
 )
+
+
+@dataclass(slots=True)
+class _Checked:
+    """One render attempt after its guardrails: what failed, and what was stored."""
+
+    pending: _Pending
+    request: RenderRequest  # with this attempt's seed
+    attempt: int
+    failures: list[Failure] = field(default_factory=list)
+    facts: ImageFacts | None = None
+    image: StoredBlob | None = None
+    meta: StoredBlob | None = None
+    meta_bytes: bytes = b""
+
+    @property
+    def phash(self) -> int:
+        assert self.facts is not None
+        return self.facts.phash
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,26 +172,37 @@ class RenderWorker:
     ) -> list[_Pending]:
         """The jobs to render, after one lookup of every job's token; queues the
         re-announcements of states that already have a version."""
-        known: dict[tuple[str, int, str], tuple[BoundCollection, Mapping[str, Any]]] = {}
+        known: dict[tuple[str, int, str, int], tuple[BoundCollection, Mapping[str, Any]]] = {}
         for job in jobs:
             bound = self._collections.get(str(job["collection"]))
             if bound is None:
                 log.warning("job for an unknown collection", collection=job["collection"])
                 continue
-            key = (bound.collection.name, int(job["token_id"]), str(job["state_hash"]))
+            key = (
+                bound.collection.name,
+                int(job["token_id"]),
+                str(job["state_hash"]),
+                int(job["seed"]),
+            )
             known.setdefault(key, (bound, job))  # a re-delivered job: render it once
         keys = list(known)
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                _LOOKUP, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+                _LOOKUP,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
             )
         pending: list[_Pending] = []
         for row in sorted(rows, key=lambda r: int(r["i"])):
-            name, token_id, state_hash = keys[int(row["i"]) - 1]
-            bound, job = known[(name, token_id, state_hash)]
+            name, token_id, state_hash, seed = keys[int(row["i"]) - 1]
+            bound, job = known[(name, token_id, state_hash, seed)]
             if row["version"] is not None:
                 announcements.append(self._announcement(bound, token_id, row))
                 continue
+            if row["tried"]:
+                continue  # held for review, rejected or failed: nothing to render or announce
             if row["state_hash"] != state_hash:
                 metrics.renders_total.labels(name, "stale").inc()
                 log.info("stale render job skipped", collection=name, token=token_id)
@@ -169,105 +227,221 @@ class RenderWorker:
     async def _render_chunk(
         self, chunk: list[_Pending], announcements: list[OutgoingMessage]
     ) -> list[int]:
-        """Render one chunk in one renderer call, store and record each version."""
-        name = chunk[0].bound.collection.name
+        """Render one chunk, retrying renders that fail a guardrail with the next seed (one
+        ``render_batch`` call per round), then record each job's outcome in one transaction."""
+        bound = chunk[0].bound
+        name = bound.collection.name
+        rails = bound.collection.guardrails
+        failed: list[list[_Checked]] = [[] for _ in chunk]
+        passed: dict[int, _Checked] = {}
+        todo = list(range(len(chunk)))
+        for attempt in range(rails.max_attempts if rails.enabled else 1):
+            requests = [
+                replace(chunk[i].request, seed=attempt_seed(chunk[i].request.seed, attempt))
+                for i in todo
+            ]
+            results = await self._render(name, requests)
+            checked = await asyncio.to_thread(
+                self._check_and_store, [chunk[i] for i in todo], results, attempt
+            )
+            await self._check_duplicates(bound, checked)
+            retry = []
+            for i, c in zip(todo, checked, strict=True):
+                if c.failures:
+                    failed[i].append(c)
+                    retry.append(i)
+                    for failure in c.failures:
+                        metrics.guardrail_rejections_total.labels(name, failure.check).inc()
+                    log.info(
+                        "render failed its guardrails",
+                        collection=name,
+                        token=c.pending.state.token_id,
+                        attempt=attempt,
+                        seed=c.request.seed,
+                        failed=[f.check for f in c.failures],
+                    )
+                else:
+                    passed[i] = c
+            todo = retry
+            if not todo:
+                break
+        created: list[int] = []
+        async with self._pool.acquire() as conn:
+            for i, p in enumerate(chunk):
+                async with conn.transaction():
+                    version = await self._record(conn, p, failed[i], passed.get(i), announcements)
+                if version is not None:
+                    created.append(version)
+        return created
+
+    async def _render(self, name: str, requests: list[RenderRequest]) -> list[RenderResult]:
         renderer = self._renderers[name]
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(renderer.render_batch, [p.request for p in chunk])
+            results = await asyncio.to_thread(renderer.render_batch, requests)
         except Exception:
-            metrics.renders_total.labels(name, "failed").inc(len(chunk))
+            metrics.renders_total.labels(name, "failed").inc(len(requests))
             raise
-        each = (time.perf_counter() - started) / len(chunk)
-        for _ in chunk:
+        each = (time.perf_counter() - started) / len(requests)
+        for _ in requests:
             metrics.render_seconds.labels(renderer.name).observe(each)
-        stored = await asyncio.to_thread(self._store_versions, chunk, results)
-        created: list[int] = []
+        return results
+
+    async def _check_duplicates(self, bound: BoundCollection, checked: list[_Checked]) -> None:
+        """The near-duplicate guardrail for renders that passed the others: one query."""
+        rails = bound.collection.guardrails
+        if not rails.enabled or rails.duplicate_distance is None:
+            return
+        subjects = [c for c in checked if c.facts is not None and not c.failures]
         async with self._pool.acquire() as conn:
-            for p, (image, meta, meta_bytes) in zip(chunk, stored, strict=True):
-                row = await conn.fetchrow(
-                    _INSERT_VERSION,
-                    name,
-                    p.state.token_id,
-                    p.state.state_hash,
-                    p.state.canonical().decode(),
-                    image.sha256,
-                    image.cid,
-                    meta.sha256,
-                    meta.cid,
-                    meta_bytes.decode(),
-                    orjson.dumps(p.job.get("triggered_by") or []).decode(),
-                )
-                if row is None:  # another delivery of this job won the race: nothing new
-                    continue
-                metrics.renders_total.labels(name, "rendered").inc()
-                announcements.append(self._announcement(p.bound, p.state.token_id, row))
-                planned = p.job.get("planned_at")
-                if isinstance(planned, str):
-                    lag = datetime.now(UTC) - datetime.fromisoformat(planned)
-                    metrics.plan_to_metadata_seconds.observe(max(0.0, lag.total_seconds()))
+            near = await near_duplicates(
+                conn,
+                bound.collection.name,
+                [(c.pending.state.token_id, c.phash) for c in subjects],
+                distance=rails.duplicate_distance,
+                previous="previous" in rails.duplicate_of,
+                others="collection" in rails.duplicate_of,
+            )
+        for i, (of_token, version, bits) in near.items():
+            c = subjects[i]
+            c.failures.append(duplicate_failure(bits, of_token, c.pending.state.token_id, version))
+
+    async def _record(
+        self,
+        conn: asyncpg.Connection,
+        p: _Pending,
+        failed: list[_Checked],
+        passed: _Checked | None,
+        announcements: list[OutgoingMessage],
+    ) -> int | None:
+        """Record a job's outcome (in the caller's transaction): its failed attempts, then
+        the version (``auto``) or the pending candidate (``review``). Returns the new public
+        version, if any."""
+        name = p.bound.collection.name
+        for c in failed:
+            await insert_candidate(conn, self._candidate(c, "guardrail_failed"))
+        if passed is None:
+            metrics.renders_total.labels(name, "guardrail_failed").inc()
+            log.warning(
+                "every attempt failed its guardrails: the previous version stays public",
+                collection=name,
+                token=p.state.token_id,
+                attempts=len(failed),
+            )
+            return None
+        assert passed.image is not None
+        assert passed.meta is not None
+        if p.bound.collection.publish == "review":
+            candidate = await insert_candidate(conn, self._candidate(passed, "pending"))
+            if candidate is not None:
+                metrics.renders_total.labels(name, "pending").inc()
                 log.info(
-                    "version created",
+                    "version held for review",
                     collection=name,
                     token=p.state.token_id,
-                    state=p.state.state_hash[:12],
-                    version=row["version"],
-                    image=image.sha256[:12],
+                    candidate=candidate,
                 )
-                created.append(int(row["version"]))
-        return created
+            return None
+        row = await conn.fetchrow(
+            _INSERT_VERSION,
+            name,
+            p.state.token_id,
+            p.state.state_hash,
+            p.state.canonical().decode(),
+            passed.image.sha256,
+            passed.image.cid,
+            passed.meta.sha256,
+            passed.meta.cid,
+            passed.meta_bytes.decode(),
+            orjson.dumps(p.job.get("triggered_by") or []).decode(),
+        )
+        if row is None:  # another delivery of this job won the race: nothing new
+            return None
+        if passed.facts is not None:
+            await set_art_hash(conn, name, p.state.token_id, int(row["version"]), passed.phash)
+        metrics.renders_total.labels(name, "rendered").inc()
+        announcements.append(self._announcement(p.bound, p.state.token_id, row))
+        planned = p.job.get("planned_at")
+        if isinstance(planned, str):
+            lag = datetime.now(UTC) - datetime.fromisoformat(planned)
+            metrics.plan_to_metadata_seconds.observe(max(0.0, lag.total_seconds()))
+        log.info(
+            "version created",
+            collection=name,
+            token=p.state.token_id,
+            state=p.state.state_hash[:12],
+            version=row["version"],
+            image=passed.image.sha256[:12],
+            attempts=len(failed) + 1,
+        )
+        return int(row["version"])
 
-    def _store_versions(
-        self, chunk: list[_Pending], results: list[RenderResult]
-    ) -> list[tuple[StoredBlob, StoredBlob, bytes]]:
-        """Store each image, then its metadata JSON. Blocks (hashing, file or S3 I/O): one
-        worker-thread hop for the chunk."""
+    def _candidate(self, c: _Checked, status: str) -> NewCandidate:
+        p = c.pending
+        return NewCandidate(
+            collection=p.bound.collection.name,
+            token_id=p.state.token_id,
+            state_hash=p.state.state_hash,
+            state=p.state.canonical().decode(),
+            job_seed=p.request.seed,
+            seed=c.request.seed,
+            attempt=c.attempt,
+            status=status,
+            reasons=[f.as_json() for f in c.failures],
+            image_sha256=None if c.image is None else c.image.sha256,
+            image_cid=None if c.image is None else c.image.cid,
+            metadata_sha256=None if c.meta is None else c.meta.sha256,
+            metadata_cid=None if c.meta is None else c.meta.cid,
+            metadata=None if c.meta is None else c.meta_bytes.decode(),
+            phash=None if c.facts is None else c.phash,
+            triggered_by=orjson.dumps(p.job.get("triggered_by") or []).decode(),
+        )
+
+    def _check_and_store(
+        self, pending: list[_Pending], results: list[RenderResult], attempt: int
+    ) -> list[_Checked]:
+        """Run the image and metadata guardrails on each render and store what is sound: the
+        image once it decodes, the metadata once it passes the schema. Blocks (decoding,
+        hashing, file or S3 I/O): one worker-thread hop for the chunk."""
         return [
-            self._store_version(p.bound, p.state, result, p.job, p.request.prompt)
-            for p, result in zip(chunk, results, strict=True)
+            self._check_and_store_one(p, result, attempt)
+            for p, result in zip(pending, results, strict=True)
         ]
 
-    def _store_version(
-        self,
-        bound: BoundCollection,
-        state: TokenState,
-        result: RenderResult,
-        job: Mapping[str, Any],
-        prompt: str,
-    ) -> tuple[StoredBlob, StoredBlob, bytes]:
-        """Store the image, then its metadata JSON. Blocks (hashing, file or S3 I/O): one
-        worker-thread hop for both."""
-        image = self._store.put(result.png, "image/png")
+    def _check_and_store_one(self, p: _Pending, result: RenderResult, attempt: int) -> _Checked:
+        collection = p.bound.collection
+        rails = collection.guardrails
+        request = replace(p.request, seed=attempt_seed(p.request.seed, attempt))
+        checked = _Checked(p, request, attempt)
+        if rails.enabled:
+            limits = ImageLimits(collection.image_size, rails.min_entropy_bits, rails.min_stddev)
+            checked.facts, failures = check_image(
+                result.png, width=result.width, height=result.height, limits=limits
+            )
+            checked.failures.extend(failures)
+            if checked.facts is None:
+                return checked  # not an image: nothing worth storing
+        checked.image = self._store.put(result.png, "image/png")
         document = build_metadata(
-            bound.collection,
-            state,
+            collection,
+            p.state,
             result,
-            image_uri=f"{self._public_url}/images/{image.sha256}",
-            image_cid=image.cid,
-            triggered_by=list(job.get("triggered_by") or []),
-            prompt=prompt,
+            image_uri=f"{self._public_url}/images/{checked.image.sha256}",
+            image_cid=checked.image.cid,
+            triggered_by=list(p.job.get("triggered_by") or []),
+            prompt=p.request.prompt,
         )
-        validate_metadata(document)
-        meta_bytes = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-        return image, self._store.put(meta_bytes, "application/json"), meta_bytes
+        invalid = check_metadata(document)
+        if invalid:
+            checked.failures.extend(invalid)
+            return checked
+        checked.meta_bytes = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        checked.meta = self._store.put(checked.meta_bytes, "application/json")
+        return checked
 
     def _announcement(
         self, bound: BoundCollection, token_id: int, row: asyncpg.Record
     ) -> OutgoingMessage:
-        """The metadata update of a version (re-announcing one is harmless: consumers dedupe
-        by (contract, token, version))."""
-        body = {
-            "schema": METADATA_UPDATE_V1,
-            "collection": bound.collection.name,
-            "chain_id": bound.chain_id,
-            "contract": bound.contract,
-            "token_id": str(token_id),
-            "version": int(row["version"]),
-            "metadata_uri": f"{self._public_url}/tokens/{token_id}/versions/{row['version']}",
-            "metadata_sha256": row["metadata_sha256"],
-            "metadata_cid": row["metadata_cid"],
-            "image_sha256": row["image_sha256"],
-            "created_at": row["created_at"].astimezone(UTC).isoformat(),
-        }
-        key = f"{bound.chain_id}:{bound.contract}:{token_id}".encode()
-        return OutgoingMessage(self._topic, orjson.dumps(body), key=key)
+        """The metadata update of a public version (re-announcing one is harmless: consumers
+        dedupe by (contract, token, version))."""
+        return metadata_update(bound, token_id, row, public_url=self._public_url, topic=self._topic)

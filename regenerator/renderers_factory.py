@@ -10,7 +10,8 @@ from regenerator.state import TokenState
 
 
 def renderer_for(collection: Collection) -> Renderer:
-    """Raises ModelLoadError (diffusion) when the model directory is missing or corrupt."""
+    """Raises ModelLoadError (diffusion) when the model directory or the LoRA weights are
+    missing or corrupt, MissingDependencyError for LoRA weights without ``peft``."""
     stages = [level.name for level in collection.stages.levels]
     empty = TokenState(0, {}, stages[0])
     buckets, _ = bucket_of(collection, empty)
@@ -19,4 +20,4 @@ def renderer_for(collection: Collection) -> Renderer:
     from regenerator.renderers.diffusion import DiffusionRenderer
 
     assert collection.renderer.model_dir is not None  # checked when the collection loads
-    return DiffusionRenderer.load(collection.renderer.model_dir)
+    return DiffusionRenderer.load(collection.renderer.model_dir, lora=collection.renderer.lora_path)

@@ -10,7 +10,10 @@ Middlewares, outermost first:
    without its details;
 4. ``rate_limit``: a per-client token bucket; over budget is 429 with Retry-After.
 
-Only GET (and HEAD) routes exist, so any other method is 405: the API is read-only.
+5. ``curate_guard`` (``routes_curate``): every path under /curate needs credentials.
+
+Only GET (and HEAD) routes exist outside /curate, so any other method is 405 there: the
+public API is read-only. /curate (when enabled) takes form posts from curators.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from aiohttp import web
 from dnft import metrics
 from dnft.settings import ApiSettings
 from publisher.api.caching import BlobCache
+from publisher.api.curate_service import CurateContext
 from publisher.api.errors import ApiError, RateLimitedError
 from publisher.api.live import VersionFeed
 from publisher.api.ratelimit import TokenBucketLimiter
@@ -53,6 +57,8 @@ class ApiContext:
     public_url: str
     live: VersionFeed
     limiter: TokenBucketLimiter
+    # /curate (api.curate.enabled): credentials, decisions, the outbox sender.
+    curate: CurateContext | None = None
 
 
 CONTEXT = web.AppKey("dnft_api_context", ApiContext)
@@ -71,6 +77,12 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+def under_curate(path: str) -> bool:
+    """Whether a request path belongs to /curate (any case: nothing there slips past auth)."""
+    lowered = path.lower()
+    return lowered == "/curate" or lowered.startswith("/curate/")
 
 
 def _route(request: web.Request) -> str:
@@ -98,7 +110,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared:  # a live stream set its headers before it started
-        set_security_headers(response)
+        set_security_headers(response, private=under_curate(request.path))
     return response
 
 
@@ -153,12 +165,16 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 def build_app(ctx: ApiContext) -> web.Application:
     """The application with every route; ``ctx`` must be started (pool open, feed listening).
     Shutting the application down closes every live stream."""
-    from publisher.api import routes_api, routes_gallery
+    from publisher.api import routes_api, routes_curate, routes_gallery
 
-    app = web.Application(middlewares=[observe, headers, errors, rate_limit])
+    app = web.Application(
+        middlewares=[observe, headers, errors, rate_limit, routes_curate.curate_guard]
+    )
     app[CONTEXT] = ctx
     routes_api.add_routes(app)
     routes_gallery.add_routes(app)
+    if ctx.curate is not None:
+        routes_curate.add_routes(app)
 
     async def close_streams(_: web.Application) -> None:
         await ctx.live.close()

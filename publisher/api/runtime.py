@@ -1,9 +1,11 @@
 """`dnft api`: wire settings, Postgres, the blob store and the live feed into the aiohttp
 application and serve it until asked to stop.
 
-Replicas are independent (read-only, no leader): run as many as traffic needs behind a load
-balancer; each LISTENs for new versions itself. Ready (``/readyz`` on the side port) while
-Postgres answers and the LISTEN connection is up.
+With ``api.curate.enabled``, /curate is served too (credentials required), and a Kafka
+producer sends what curators' decisions imply (approved versions' metadata updates, re-roll
+jobs). Replicas are independent (no leader; the public API is read-only): run as many as
+traffic needs behind a load balancer; each LISTENs for new versions itself. Ready
+(``/readyz`` on the side port) while Postgres answers and the LISTEN connection is up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dnft.health import HealthServer
 from dnft.settings import Settings
 from publisher.api.app import ApiContext, build_app
 from publisher.api.caching import BlobCache
+from publisher.api.curate_service import CurateContext
 from publisher.api.live import VersionFeed
 from publisher.api.ratelimit import TokenBucketLimiter
 from regenerator.planner import BoundCollection
@@ -65,8 +68,12 @@ class ApiServer:
         default = default_collection(settings, collections)
         pool = await create_pool(settings.postgres)
         live = VersionFeed(settings.postgres.dsn, max_clients=settings.api.max_live_clients)
+        curate = None
         try:
             await live.start()
+            if settings.api.curate.enabled:
+                curate = CurateContext.from_settings(settings, pool, collections)
+                await curate.start()
             limits = settings.api.rate_limit
             self.context = ApiContext(
                 settings=settings.api,
@@ -81,6 +88,7 @@ class ApiServer:
                 limiter=TokenBucketLimiter(
                     limits.requests_per_s, limits.burst, max_clients=limits.max_clients
                 ),
+                curate=curate,
             )
             # Streams end at shutdown (on_shutdown closes the feed), so the timeout is for
             # ordinary requests in flight.
@@ -91,6 +99,8 @@ class ApiServer:
             site = web.TCPSite(self._runner, settings.api.host, self._port)
             await site.start()
         except BaseException:
+            if curate is not None:
+                await curate.stop()
             await live.close()
             await pool.close()
             raise
@@ -117,6 +127,8 @@ class ApiServer:
             await self._runner.cleanup()
             self._runner = None
         if self.context is not None:
+            if self.context.curate is not None:
+                await self.context.curate.stop()
             await self.context.live.close()
             await self.context.pool.close()
             self.context = None

@@ -15,11 +15,26 @@ HTML_CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# /curate: its own forms may post (to itself only); still no script at all.
+CURATE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
-def set_security_headers(response: web.StreamResponse) -> None:
-    """Add the headers; call before the response is prepared."""
+def set_security_headers(response: web.StreamResponse, *, private: bool = False) -> None:
+    """Add the headers; call before the response is prepared. ``private`` responses (/curate)
+    are never cached or shared cross-origin, and keep a same-origin Referrer-Policy: with
+    ``no-referrer`` a browser sends ``Origin: null`` on form posts, which the CSRF check
+    refuses."""
     html = response.content_type == "text/html"
+    if private:
+        response.headers["Content-Security-Policy"] = CURATE_CSP if html else DATA_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        return
     response.headers["Content-Security-Policy"] = HTML_CSP if html else DATA_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -262,6 +262,7 @@ class DiffusionRenderer:
         dtype: torch.dtype,
         threads: int,
         lora_sha256: str | None = None,
+        lora: Path | None = None,
         base: Renderer | None = None,
         max_batch: int = 8,
         defaults: Mapping[str, ParamValue] = DEFAULT_PARAMS,
@@ -274,6 +275,7 @@ class DiffusionRenderer:
         self.dtype = dtype
         self.threads = threads
         self.lora_sha256 = lora_sha256
+        self.lora = lora
         self.base = base
         self.max_batch = max_batch
         unknown = set(defaults) - PARAM_KEYS
@@ -347,6 +349,7 @@ class DiffusionRenderer:
             dtype=torch_dtype,
             threads=threads,
             lora_sha256=lora_sha256,
+            lora=None if lora is None else Path(lora),
             base=base,
             max_batch=max_batch,
             defaults=defaults,
@@ -483,6 +486,7 @@ class DiffusionRenderer:
             "request_sha256": request.fingerprint(),
             "model_dir": str(self.model_dir),
             "model_sha256": self.model_sha256,
+            "lora": None if self.lora is None else str(self.lora),
             "lora_sha256": self.lora_sha256,
             "pipeline": type(self.txt2img if plan.mode == TXT2IMG else self.img2img).__name__,
             "scheduler": type(self.txt2img.scheduler).__name__,

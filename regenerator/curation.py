@@ -1,0 +1,400 @@
+"""Curation in Postgres: render candidates, the art-hash index, curator decisions, the outbox.
+
+A *candidate* is a render that did not go straight to ``token_versions`` (which holds public
+versions only, numbered in the order they became public): a render that failed a guardrail,
+one held for review (``pending``), one a curator rejected, one superseded (by a newer render
+of the token, or by a re-roll). Statuses move only forward::
+
+    guardrail_failed --reroll--> superseded        pending --approve--> public
+    guardrail_failed --reject--> rejected          pending --reject---> rejected
+                                                   pending --reroll---> superseded
+
+Approving inserts the candidate as the token's next public version, in the same transaction
+as the decision and an outbox row holding its metadata update (built by
+``regenerator.announce``, as the render worker builds the updates of auto-published
+versions); a re-roll writes a render job with a new seed to the outbox. :func:`flush_outbox`
+sends what a committed decision left there. Deciding again on a decided candidate changes
+nothing (the decision is still recorded, with its outcome).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+
+from dnft.kafka import AsyncProducer, OutgoingMessage
+from regenerator.announce import metadata_update, update_key
+from regenerator.guardrails import hash_bands
+from regenerator.planner import BoundCollection
+from regenerator.renderers.base import MAX_SEED
+from schemas import RENDER_JOB_V1
+
+Action = Literal["approve", "reject", "reroll"]
+ACTIONS: tuple[Action, ...] = ("approve", "reject", "reroll")
+# Which statuses each action applies to; on any other the decision is a recorded no-op.
+_APPLIES: dict[str, tuple[str, ...]] = {
+    "approve": ("pending",),
+    "reject": ("pending", "guardrail_failed"),
+    "reroll": ("pending", "guardrail_failed"),
+}
+OUTBOX_BATCH = 500
+_REROLL_DOMAIN = b"dnft.reroll.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one decision did: ``changed`` is False for a no-op (unknown or already decided)."""
+
+    candidate_id: int
+    action: str
+    changed: bool
+    detail: str
+    version: int | None = None
+
+
+def attempt_seed(job_seed: int, attempt: int) -> int:
+    """The seed of render attempt ``attempt`` of a job (the next seed on each retry)."""
+    return (job_seed + attempt) % (MAX_SEED + 1)
+
+
+def reroll_seed(job_seed: int, candidate_id: int) -> int:
+    """A new job seed for re-rolling a candidate: far from the old job's attempt seeds."""
+    digest = hashlib.sha256(
+        b"\0".join((_REROLL_DOMAIN, str(job_seed).encode(), str(candidate_id).encode()))
+    ).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --- the art-hash index ------------------------------------------------------------------------
+
+_NEAR = (
+    "select distinct on (k.i) k.i, h.token_id, h.version, "
+    "bit_count(int8send(h.phash # k.phash)) as distance "
+    "from unnest($2::bigint[], $3::numeric[], $4::int[], $5::int[], $6::int[], $7::int[]) "
+    "with ordinality as k(phash, token_id, b0, b1, b2, b3, i) "
+    "join curation_art_hashes h on h.collection = $1 "
+    "and (h.band0 = k.b0 or h.band1 = k.b1 or h.band2 = k.b2 or h.band3 = k.b3) "
+    "where bit_count(int8send(h.phash # k.phash)) <= $8 "
+    "and (($9 and h.token_id = k.token_id) or ($10 and h.token_id <> k.token_id)) "
+    "order by k.i, (h.token_id = k.token_id) desc, distance"
+)
+
+
+async def near_duplicates(
+    conn: asyncpg.Connection,
+    collection: str,
+    items: Sequence[tuple[int, int]],
+    *,
+    distance: int,
+    previous: bool,
+    others: bool,
+) -> dict[int, tuple[int, int, int]]:
+    """For each ``(token_id, phash)`` of ``items`` (by index) within ``distance`` bits (at most
+    ``guardrails.MAX_INDEXED_DISTANCE``) of the token's own current art (``previous``) or of
+    another token's (``others``): ``(of_token, version, bits)``, the token's own first. One
+    query, through the band indexes."""
+    if not items:
+        return {}
+    bands = [hash_bands(phash) for _, phash in items]
+    rows = await conn.fetch(
+        _NEAR,
+        collection,
+        [phash for _, phash in items],
+        [token for token, _ in items],
+        *([b[n] for b in bands] for n in range(4)),
+        distance,
+        previous,
+        others,
+    )
+    return {
+        int(r["i"]) - 1: (int(r["token_id"]), int(r["version"]), int(r["distance"])) for r in rows
+    }
+
+
+async def set_art_hash(
+    conn: asyncpg.Connection, collection: str, token_id: int, version: int, phash: int
+) -> None:
+    """Record ``version`` as the token's current public art."""
+    b = hash_bands(phash)
+    await conn.execute(
+        "insert into curation_art_hashes as h "
+        "(collection, token_id, version, phash, band0, band1, band2, band3) "
+        "values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (collection, token_id) do update "
+        "set version = excluded.version, phash = excluded.phash, band0 = excluded.band0, "
+        "band1 = excluded.band1, band2 = excluded.band2, band3 = excluded.band3 "
+        "where h.version < excluded.version",
+        collection,
+        token_id,
+        version,
+        phash,
+        *b,
+    )
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewCandidate:
+    """A render attempt to record (image/metadata fields are None where it never got that
+    far: a PNG that does not decode is not stored; a document that fails the schema neither)."""
+
+    collection: str
+    token_id: int
+    state_hash: str
+    state: str  # canonical JSON
+    job_seed: int
+    seed: int
+    attempt: int
+    status: str
+    reasons: list[dict[str, str]]
+    image_sha256: str | None
+    image_cid: str | None
+    metadata_sha256: str | None
+    metadata_cid: str | None
+    metadata: str | None  # JSON
+    phash: int | None
+    triggered_by: str  # JSON list
+
+
+async def insert_candidate(conn: asyncpg.Connection, c: NewCandidate) -> int | None:
+    """Record one attempt; returns its id, or None when that (token, state, seed) was recorded
+    before (a re-delivered job). A new ``pending`` one supersedes the token's older pending
+    ones, so a curator only ever decides on a token's latest render."""
+    new_id = await conn.fetchval(
+        "insert into curation_candidates (collection, token_id, state_hash, state, job_seed, "
+        "seed, attempt, status, reasons, image_sha256, image_cid, metadata_sha256, "
+        "metadata_cid, metadata, phash, triggered_by) values ($1, $2, $3, $4, $5, $6, $7, $8, "
+        "$9, $10, $11, $12, $13, $14, $15, $16) "
+        "on conflict (collection, token_id, state_hash, seed) do nothing returning id",
+        c.collection,
+        c.token_id,
+        c.state_hash,
+        c.state,
+        c.job_seed,
+        c.seed,
+        c.attempt,
+        c.status,
+        orjson.dumps(c.reasons).decode(),
+        c.image_sha256,
+        c.image_cid,
+        c.metadata_sha256,
+        c.metadata_cid,
+        c.metadata,
+        c.phash,
+        c.triggered_by,
+    )
+    if new_id is not None and c.status == "pending":
+        await conn.execute(
+            "update curation_candidates set status = 'superseded', decided_at = now(), "
+            "reasons = $4 where collection = $1 and token_id = $2 and status = 'pending' "
+            "and id <> $3",
+            c.collection,
+            c.token_id,
+            new_id,
+            orjson.dumps(
+                [{"check": "superseded", "reason": f"a newer render (#{new_id}) replaced it"}]
+            ).decode(),
+        )
+    return None if new_id is None else int(new_id)
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+class Curator:
+    """Applies curator decisions. Each candidate is decided in its own transaction (a bulk
+    decision is many; one failing leaves the others done). Raises what asyncpg raises."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        collections: Sequence[BoundCollection],
+        *,
+        public_url: str,
+        topics: Mapping[str, str],
+    ) -> None:
+        self._pool = pool
+        self._collections = {c.collection.name: c for c in collections}
+        self._public_url = public_url.rstrip("/")
+        # Outbox topic names by kind: {"metadata_updates": ..., "render_jobs": ...}.
+        self._topics = dict(topics)
+
+    async def decide(
+        self, action: Action, ids: Sequence[int], *, curator: str, note: str = ""
+    ) -> list[Outcome]:
+        """Apply ``action`` to each candidate of ``ids`` and record each decision (commits).
+        Messages the decisions need are in the outbox: call :func:`flush_outbox` next."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}; known: {ACTIONS}")
+        outcomes = []
+        for candidate_id in dict.fromkeys(ids):
+            async with self._pool.acquire() as conn, conn.transaction():
+                outcome = await self._decide_one(conn, action, candidate_id)
+                if outcome.detail != "no such candidate":
+                    await conn.execute(
+                        "insert into curation_decisions (candidate_id, action, curator, note, "
+                        "outcome) values ($1, $2, $3, $4, $5)",
+                        candidate_id,
+                        action,
+                        curator,
+                        note,
+                        outcome.detail,
+                    )
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _decide_one(
+        self, conn: asyncpg.Connection, action: Action, candidate_id: int
+    ) -> Outcome:
+        row = await conn.fetchrow(
+            "select * from curation_candidates where id = $1 for update", candidate_id
+        )
+        if row is None:
+            return Outcome(candidate_id, action, False, "no such candidate")
+        if row["status"] not in _APPLIES[action]:
+            return Outcome(candidate_id, action, False, f"no change: already {row['status']}")
+        bound = self._collections.get(row["collection"])
+        if bound is None:
+            return Outcome(candidate_id, action, False, "no change: collection not configured")
+        token_id = int(row["token_id"])
+        if action == "reject":
+            await self._set_status(conn, candidate_id, "rejected")
+            return Outcome(candidate_id, action, True, "rejected")
+        if action == "reroll":
+            return await self._reroll(conn, bound, row)
+        return await self._approve(conn, bound, token_id, row)
+
+    async def _set_status(
+        self,
+        conn: asyncpg.Connection,
+        candidate_id: int,
+        status: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        await conn.execute(
+            "update curation_candidates set status = $2, version = $3, decided_at = now(), "
+            "reasons = case when $4::text is null then reasons "
+            "else reasons || jsonb_build_array(jsonb_build_object('check', $2::text, "
+            "'reason', $4::text)) end where id = $1",
+            candidate_id,
+            status,
+            version,
+            reason,
+        )
+
+    async def _approve(
+        self, conn: asyncpg.Connection, bound: BoundCollection, token_id: int, row: Any
+    ) -> Outcome:
+        name = bound.collection.name
+        created = await conn.fetchrow(
+            "insert into token_versions (collection, token_id, version, state_hash, state, "
+            "image_sha256, image_cid, metadata_sha256, metadata_cid, metadata, triggered_by) "
+            "select $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10 "
+            "from token_versions where collection = $1 and token_id = $2 "
+            "on conflict (collection, token_id, state_hash) do nothing "
+            "returning version, metadata_sha256, metadata_cid, image_sha256, created_at",
+            name,
+            token_id,
+            row["state_hash"],
+            row["state"],
+            row["image_sha256"],
+            row["image_cid"],
+            row["metadata_sha256"],
+            row["metadata_cid"],
+            row["metadata"],
+            row["triggered_by"],
+        )
+        if created is None:
+            public = await conn.fetchval(
+                "select version from token_versions where collection = $1 and token_id = $2 "
+                "and state_hash = $3",
+                name,
+                token_id,
+                row["state_hash"],
+            )
+            detail = f"superseded: this state is already public as version {public}"
+            await self._set_status(conn, row["id"], "superseded", reason=detail)
+            return Outcome(row["id"], "approve", False, detail)
+        version = int(created["version"])
+        await self._set_status(conn, row["id"], "public", version=version)
+        if row["phash"] is not None:
+            await set_art_hash(conn, name, token_id, version, int(row["phash"]))
+        update = metadata_update(
+            bound,
+            token_id,
+            created,
+            public_url=self._public_url,
+            topic="metadata_updates",
+        )
+        await _to_outbox(conn, "metadata_updates", update)
+        return Outcome(row["id"], "approve", True, f"public as version {version}", version)
+
+    async def _reroll(self, conn: asyncpg.Connection, bound: BoundCollection, row: Any) -> Outcome:
+        seed = reroll_seed(int(row["job_seed"]), int(row["id"]))
+        await self._set_status(
+            conn, row["id"], "superseded", reason=f"re-rolled: re-rendering with seed {seed}"
+        )
+        token_id = int(row["token_id"])
+        body = {
+            "schema": RENDER_JOB_V1,
+            "job_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"reroll/{row['id']}/{seed}")),
+            "collection": bound.collection.name,
+            "chain_id": bound.chain_id,
+            "contract": bound.contract,
+            "token_id": str(token_id),
+            "state_hash": row["state_hash"],
+            "seed": seed,
+            "triggered_by": orjson.loads(row["triggered_by"]),
+            "planned_at": datetime.now(UTC).isoformat(),
+        }
+        job = OutgoingMessage("render_jobs", orjson.dumps(body), key=update_key(bound, token_id))
+        await _to_outbox(conn, "render_jobs", job)
+        return Outcome(row["id"], "reroll", True, f"re-rendering with seed {seed}")
+
+
+async def _to_outbox(conn: asyncpg.Connection, kind: str, message: OutgoingMessage) -> None:
+    await conn.execute(
+        "insert into curation_outbox (topic, key, body) values ($1, $2, $3)",
+        kind,
+        (message.key or b"").decode(),
+        message.value.decode(),
+    )
+
+
+async def flush_outbox(
+    pool: asyncpg.Pool, producer: AsyncProducer, topics: Mapping[str, str]
+) -> int:
+    """Send every unsent outbox message (oldest first) and mark them sent; returns how many.
+    Rows are locked while being sent (``skip locked``: replicas flushing at once send each
+    row once); a failed send leaves them unsent for the next flush. Raises KafkaError."""
+    sent = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "select id, topic, key, body from curation_outbox where sent_at is null "
+                "order by id limit $1 for update skip locked",
+                OUTBOX_BATCH,
+            )
+            if not rows:
+                return sent
+            await producer.send_many(
+                [
+                    OutgoingMessage(topics[r["topic"]], r["body"].encode(), key=r["key"].encode())
+                    for r in rows
+                ]
+            )
+            await conn.execute(
+                "update curation_outbox set sent_at = now() where id = any($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        sent += len(rows)
