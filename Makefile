@@ -5,16 +5,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STATE_DIR ?= .dnft/dev
+DEMO_DIR ?= .dnft/demo
+RENDERER ?= procedural
+MODEL_DIR ?=
 # torch first, pinned: this pin installs a CPU build from local disk here; any other version
 # would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-down bench clean
+.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-headless demo-down bench clean
 
 help:
 	@echo "make test    install everything and run lint + all tests against real local servers"
-	@echo "make demo    start anvil, tansu and Postgres, deploy the sample collection, mint tokens"
-	@echo "make lint | format | contracts | bench | demo-down | clean"
+	@echo "make demo    the whole engine on local services, art evolving in the gallery (Ctrl-C stops)"
+	@echo "make lint | format | contracts | bench | demo-headless | demo-down | clean"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,16 +59,21 @@ test-integration: install
 contracts: node_modules/.installed
 	node scripts/build_contracts.mjs
 
+# The demo runs in the foreground: local services, the sample collection, a replayed price
+# series and holders' transactions, every daemon; Ctrl-C stops all of it.
+# `make demo RENDERER=diffusion MODEL_DIR=path` renders with a local diffusers model.
 demo: install
-	$(BIN)/dnft dev up --state-dir $(STATE_DIR)
-	eval "$$($(BIN)/dnft dev env --state-dir $(STATE_DIR))" && \
-	  $(BIN)/dnft migrate --dsn "$$DNFT_DEV_PG_DSN" && \
-	  $(BIN)/dnft deploy-sample --rpc-url "$$DNFT_DEV_RPC_URL" --mint 20 --holders 4 \
-	    --out $(STATE_DIR)/deployment.json
-	$(BIN)/dnft dev status --state-dir $(STATE_DIR)
-	@echo "Services keep running; stop them with: make demo-down"
+	$(BIN)/dnft demo --state-dir $(DEMO_DIR) --renderer $(RENDERER) \
+	  $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)")
 
+# What CI checks: 60 s of the demo, then every token evolved and `dnft audit` is clean.
+demo-headless: install
+	$(BIN)/dnft demo --headless --duration 60 --state-dir $(DEMO_DIR) --renderer $(RENDERER) \
+	  $(if $(MODEL_DIR),--model-dir "$(MODEL_DIR)")
+
+# Only needed after a demo was killed rather than stopped (the next demo also clears it).
 demo-down:
+	$(BIN)/dnft demo --down --state-dir $(DEMO_DIR)
 	$(BIN)/dnft dev down --state-dir $(STATE_DIR)
 
 bench: install
@@ -73,4 +81,5 @@ bench: install
 
 clean:
 	-$(BIN)/dnft dev down --state-dir $(STATE_DIR) 2>/dev/null
+	-$(BIN)/dnft demo --down --state-dir $(DEMO_DIR) 2>/dev/null
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .dnft
