@@ -416,7 +416,11 @@ class RenderWorker:
         if rails.enabled:
             limits = ImageLimits(collection.image_size, rails.min_entropy_bits, rails.min_stddev)
             checked.facts, failures = check_image(
-                result.png, width=result.width, height=result.height, limits=limits
+                result.png,
+                width=result.width,
+                height=result.height,
+                limits=limits,
+                pixels=result.pixels,
             )
             checked.failures.extend(failures)
             if checked.facts is None:

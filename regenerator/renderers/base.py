@@ -138,6 +138,9 @@ class RenderResult:
     renderer: str
     renderer_version: str
     provenance: Mapping[str, JSONValue]
+    # The (H, W, 3) pixels the PNG encodes, where the renderer has them: checks on the image
+    # (guardrails) need not decode the PNG again. Not part of the result's identity.
+    pixels: npt.NDArray[np.uint8] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -149,6 +152,7 @@ class RenderResult:
         renderer: str,
         renderer_version: str,
         provenance: Mapping[str, JSONValue],
+        pixels: npt.NDArray[np.uint8] | None = None,
     ) -> RenderResult:
         """A result with ``sha256`` computed from ``png``."""
         return cls(
@@ -159,6 +163,7 @@ class RenderResult:
             renderer=renderer,
             renderer_version=renderer_version,
             provenance=MappingProxyType(dict(provenance)),
+            pixels=pixels,
         )
 
 

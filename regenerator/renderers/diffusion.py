@@ -505,6 +505,7 @@ class DiffusionRenderer:
             renderer=self.name,
             renderer_version=self.version,
             provenance=provenance,
+            pixels=pixels,
         )
 
 

@@ -620,6 +620,7 @@ class ProceduralRenderer:
             renderer=self.name,
             renderer_version=self.version,
             provenance=provenance,
+            pixels=pixels,
         )
 
     def render_batch(self, requests: Sequence[RenderRequest]) -> list[RenderResult]:

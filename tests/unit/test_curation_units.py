@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from test_collection_state import SAMPLE
 
-from dnft.errors import ConfigError
+from dnft.errors import ConfigError, DecodeError
 from dnft.settings import settings_from_mapping
 from publisher.api.curate_auth import CurateAuth, hash_password, same_origin, verify_password
 from regenerator.collection import collection_from_mapping
@@ -300,3 +300,18 @@ class TestAuthHelpers:
         assert not same_origin(host, None, None)
         assert not same_origin(host, "http://127.0.0.1:8001", None)
         assert not same_origin(host, "javascript://127.0.0.1:8000", None)
+
+
+class TestMeasureWithPixels:
+    """Measuring from the renderer's pixels gives the same facts as decoding the PNG."""
+
+    def test_same_facts_and_header_checked(self) -> None:
+        renderer = ProceduralRenderer()
+        request = RenderRequest(
+            token_id=5, traits={"fed": 2}, stage="sprout", bucket="mid", seed=9, prompt="p", size=64
+        )
+        result = renderer.render(request)
+        assert result.pixels is not None
+        assert measure_png(result.png, result.pixels) == measure_png(result.png)
+        with pytest.raises(DecodeError, match="header says 64x64"):
+            measure_png(result.png, result.pixels[:32])
