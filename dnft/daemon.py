@@ -29,10 +29,13 @@ async def run_daemon(
     settings: Settings,
     main: DaemonMain,
     *,
-    shutdown_deadline_s: float = 25.0,
     readiness: dict[str, ReadinessCheck] | None = None,
 ) -> int:
-    """Run ``main(stopping, health)`` until it returns or a signal stops it; exit code."""
+    """Run ``main(stopping, health)`` until it returns or a signal stops it; exit code.
+
+    A signal sets ``stopping``; ``main`` then has ``settings.shutdown_deadline_s`` to return.
+    """
+    shutdown_deadline_s = settings.shutdown_deadline_s
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -60,6 +63,9 @@ async def run_daemon(
         task.result()  # re-raise the daemon's own failure
         return 0
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
         stop_wait.cancel()
         metrics.daemon_ready.labels(name).set(0)
         await health.stop()

@@ -475,6 +475,10 @@ class HttpSettings(_Model):
 
 class Settings(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # After SIGTERM a daemon stops taking work, finishes or hands back what is in flight and
+    # commits; past this it is cancelled (exit 1). Keep it below Kubernetes'
+    # terminationGracePeriodSeconds.
+    shutdown_deadline_s: float = Field(default=25.0, gt=0, le=3_600)
     http: HttpSettings = HttpSettings()
     networks: list[NetworkSettings] = []
     contracts: list[ContractSettings] = []
