@@ -87,6 +87,7 @@ class PendingBatch:
         self._future: asyncio.Future[None] = loop.create_future()
         self._counts: dict[str, int] = {}  # messages per topic
         self._sent: list[Any] = []  # kafka-python's per-message futures
+        self._produce: dict[int, Any] = {}  # their record batches' produce futures, by id
         self._remaining = 0
         self._lock = threading.Lock()
         self._started = time.perf_counter()
@@ -94,6 +95,17 @@ class PendingBatch:
     def _begin(self, counts: dict[str, int]) -> None:
         """Called on the send thread before the first send of this batch."""
         self._counts = counts
+
+    def _track(self, future: Any) -> None:
+        """Called on the send thread for each message handed to the producer."""
+        self._sent.append(future)
+        # kafka-python 3's record futures hang off their record batch's produce future.
+        produce = getattr(future, "_produce_future", future)
+        self._produce[id(produce)] = produce
+
+    def _handed_over(self) -> None:
+        """Called on the send thread once every message was handed to the producer."""
+        self._expect(list(self._produce.values()))
 
     def _expect(self, futures: Sequence[Any]) -> None:
         """Wait on ``futures`` (set once every message was handed to the producer)."""
@@ -230,24 +242,22 @@ class AsyncProducer:
             records = build()
             batch._begin({topic: len(records)})
             count = len(producer.partitions_for(topic))
-            send = producer.send
-            produce_futures: dict[int, Any] = {}
+            send, track = producer.send, batch._track
             try:
                 for key, value, header_value in records:
-                    future = send(
-                        topic,
-                        value=value,
-                        key=key,
-                        headers=[(header, header_value)],
-                        partition=partition_for(key, count),
+                    track(
+                        send(
+                            topic,
+                            value=value,
+                            key=key,
+                            headers=[(header, header_value)],
+                            partition=partition_for(key, count),
+                        )
                     )
-                    batch._sent.append(future)
-                    produce = getattr(future, "_produce_future", future)
-                    produce_futures[id(produce)] = produce
             except _KafkaLibError as exc:
                 batch._on_done(exc)
                 return
-            batch._expect(list(produce_futures.values()))
+            batch._handed_over()
 
         await loop.run_in_executor(self._executor, work)
         return batch
@@ -289,7 +299,6 @@ def _enqueue(
     producer: KafkaProducer, messages: Sequence[OutgoingMessage], batch: PendingBatch
 ) -> None:
     counts: dict[str, int] = {}
-    produce_futures: dict[int, Any] = {}
     try:
         for m in messages:
             partition = None
@@ -298,17 +307,15 @@ def _enqueue(
                 if count is None:
                     count = counts[m.topic] = len(producer.partitions_for(m.topic))
                 partition = partition_for(m.key, count)
-            future = producer.send(
-                m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=partition
+            batch._track(
+                producer.send(
+                    m.topic, value=m.value, key=m.key, headers=list(m.headers), partition=partition
+                )
             )
-            batch._sent.append(future)
-            # kafka-python 3's record futures hang off their record batch's produce future.
-            produce = getattr(future, "_produce_future", future)
-            produce_futures[id(produce)] = produce
     except _KafkaLibError as exc:
         batch._on_done(exc)
         return
-    batch._expect(list(produce_futures.values()))
+    batch._handed_over()
 
 
 def _count_by_topic(messages: Iterable[OutgoingMessage]) -> dict[str, int]:

@@ -262,8 +262,7 @@ async def read_chain(
         raise ConfigError("contracts", f"no contract is configured on network {network!r}")
     if from_block < 0 or to_block < from_block:
         raise AuditRangeError("--from-block", f"empty block range {from_block}..{to_block}")
-    addresses = sorted(encoder.contracts)
-    topics = [sorted({t for c in encoder.contracts.values() for t in c.decoder.topic0s})]
+    addresses, topics = encoder.log_filter()
     async with RpcClient(
         net.rpc_urls, timeout_s=net.request_timeout_s, max_in_flight=net.max_in_flight * 2
     ) as client:

@@ -98,8 +98,7 @@ async def _fetch_all(
         max_in_flight=net.max_in_flight * 2,
         observer=observer,
     )
-    addresses = sorted(encoder.contracts)
-    topics = [sorted({t for c in encoder.contracts.values() for t in c.decoder.topic0s})]
+    addresses, topics = encoder.log_filter()
     try:
         chunks = iter_logs(
             client,

@@ -68,6 +68,11 @@ class ChunkEncoder:
         self.contracts = dict(contracts)
         self.publisher = publisher
 
+    def log_filter(self) -> tuple[list[str], list[list[str]]]:
+        """The ``eth_getLogs`` address and topics filters of these contracts' events."""
+        topics = sorted({t for c in self.contracts.values() for t in c.decoder.topic0s})
+        return sorted(self.contracts), [topics]
+
     @classmethod
     def from_settings(cls, settings: Settings, network: str) -> ChunkEncoder:
         net = settings.network(network)

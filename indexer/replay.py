@@ -104,8 +104,7 @@ async def replay_range(
                 "replaying unfinalized blocks could publish events a reorg then orphans "
                 "without a retraction: wait, or pass --allow-unfinalized"
             )
-        addresses = sorted(encoder.contracts)
-        topics = [sorted({t for c in encoder.contracts.values() for t in c.decoder.topic0s})]
+        addresses, topics = encoder.log_filter()
         progress = ProgressBar(f"{network} replay", from_block, to_block)
         pending: list[PendingBatch] = []
         chunks = iter_logs(

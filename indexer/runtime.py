@@ -62,8 +62,7 @@ class NetworkIndexer:
         self._contracts = self._encoder.contracts
         if not self._contracts:
             raise ConfigError("contracts", f"no contract is configured on network {network!r}")
-        self._addresses = sorted(self._contracts)
-        self._topics = [sorted({t for c in self._contracts.values() for t in c.decoder.topic0s})]
+        self._addresses, self._topics = self._encoder.log_filter()
         self._publisher = self._encoder.publisher
         self._log = log.bind(chain=self.network.chain_id, network=network)
         self.state = "starting"  # starting | standby | backfill | realtime | stopped

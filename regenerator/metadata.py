@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from regenerator.collection import Collection
-from regenerator.renderers.base import RenderResult
+from regenerator.renderers.base import RenderRequest, RenderResult
 from regenerator.sanitize import for_html, for_prompt
 from regenerator.state import TokenState
 
@@ -40,6 +40,21 @@ def bucket_of(collection: Collection, state: TokenState) -> tuple[list[str], str
             value = state.traits.get(trait.name, "")
             return ["unknown", *names], value if value in names else "unknown"
     return ["none"], "none"
+
+
+def render_request(collection: Collection, state: TokenState, seed: int) -> RenderRequest:
+    """What a renderer is asked to draw for ``state`` (render workers and ``dnft verify``)."""
+    _, bucket = bucket_of(collection, state)
+    return RenderRequest(
+        token_id=state.token_id,
+        traits=state.traits,
+        stage=state.stage,
+        bucket=bucket,
+        seed=seed,
+        prompt=render_prompt(collection, state),
+        size=collection.image_size,
+        params=collection.renderer.params,
+    )
 
 
 def build_metadata(

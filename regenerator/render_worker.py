@@ -55,7 +55,7 @@ from regenerator.guardrails import (
     check_metadata,
     duplicate_failure,
 )
-from regenerator.metadata import bucket_of, build_metadata, render_prompt
+from regenerator.metadata import build_metadata, render_request
 from regenerator.planner import BoundCollection
 from regenerator.renderers.base import Renderer, RenderRequest, RenderResult
 from regenerator.state import TokenState
@@ -210,17 +210,7 @@ class RenderWorker:
             body = orjson.loads(row["state"])
             state = TokenState(token_id, body["traits"], body["stage"])
             assert state.state_hash == state_hash, "stored state does not match its hash"
-            _, bucket = bucket_of(bound.collection, state)
-            request = RenderRequest(
-                token_id=token_id,
-                traits=state.traits,
-                stage=state.stage,
-                bucket=bucket,
-                seed=int(job["seed"]),
-                prompt=render_prompt(bound.collection, state),
-                size=bound.collection.image_size,
-                params=bound.collection.renderer.params,
-            )
+            request = render_request(bound.collection, state, int(job["seed"]))
             pending.append(_Pending(bound, job, state, request))
         return pending
 

@@ -18,9 +18,9 @@ import orjson
 from PIL import Image
 
 from dnft.errors import DnftError
-from regenerator.metadata import bucket_of, render_prompt
+from regenerator.metadata import render_request
 from regenerator.planner import BoundCollection
-from regenerator.renderers.base import Renderer, RenderRequest
+from regenerator.renderers.base import Renderer
 from regenerator.state import TokenState
 from regenerator.storage import BlobStore
 
@@ -78,17 +78,7 @@ async def verify_version(
             0.0,
             "stored state does not hash to its state_hash",
         )
-    _, bucket = bucket_of(bound.collection, state)
-    request = RenderRequest(
-        token_id=token_id,
-        traits=state.traits,
-        stage=state.stage,
-        bucket=bucket,
-        seed=int(provenance["seed"]),
-        prompt=render_prompt(bound.collection, state),
-        size=bound.collection.image_size,
-        params=bound.collection.renderer.params,
-    )
+    request = render_request(bound.collection, state, int(provenance["seed"]))
     result = await asyncio.to_thread(renderer.render, request)
     stored = await asyncio.to_thread(store.get, row["image_sha256"])
     if result.sha256 == row["image_sha256"]:
