@@ -13,17 +13,13 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from browserkit import ARTIFACTS, chromium, needs_chromium
 from curatekit import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
-from test_gallery_browser import ARTIFACTS, EXECUTABLE
 from test_planner import event
 
 from dnft.devservices import PostgresService
 
-pytestmark = pytest.mark.skipif(
-    EXECUTABLE is None,
-    reason="Debian chromium is not installed (`make test` installs it with "
-    "scripts/install-system-deps.sh)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -49,24 +45,8 @@ async def world(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(
-            executable_path=EXECUTABLE,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def settled_content(page: Any, timeout_s: float = 10.0) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browserkit import ARTIFACTS, EXECUTABLE, chromium
 
 from dnft.devservices import free_port, pid_running
 from dnft.devservices.process import start_ticks
@@ -26,9 +26,6 @@ from dnft.devservices.process import start_ticks
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-EXECUTABLE = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
 
 
 def _ppid(pid: int) -> int | None:
@@ -182,34 +179,24 @@ async def screenshot_gallery(port: int) -> None:
     (docs/gallery.png is a copy). Checks the page shows every token with its art."""
     if EXECUTABLE is None:
         return  # the gallery's own browser test says why it is skipped
-    from playwright.async_api import async_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=EXECUTABLE,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            await page.goto(f"http://127.0.0.1:{port}/")
-            await page.wait_for_function(
-                """() => { const imgs = [...document.querySelectorAll("img")];
-                           return imgs.length >= 20
-                                  && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
-                timeout=20_000,
-            )
-            await page.screenshot(path=str(ARTIFACTS / "demo-gallery.png"), full_page=True)
-            await page.goto(f"http://127.0.0.1:{port}/tokens/1/view")
-            await page.wait_for_function(
-                """() => { const img = document.getElementById("art");
-                           return img && img.complete && img.naturalWidth > 0; }""",
-                timeout=20_000,
-            )
-            await page.screenshot(path=str(ARTIFACTS / "demo-token.png"), full_page=True)
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await page.wait_for_function(
+            """() => { const imgs = [...document.querySelectorAll("img")];
+                       return imgs.length >= 20
+                              && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+            timeout=20_000,
+        )
+        await page.screenshot(path=str(ARTIFACTS / "demo-gallery.png"), full_page=True)
+        await page.goto(f"http://127.0.0.1:{port}/tokens/1/view")
+        await page.wait_for_function(
+            """() => { const img = document.getElementById("art");
+                       return img && img.complete && img.naturalWidth > 0; }""",
+            timeout=20_000,
+        )
+        await page.screenshot(path=str(ARTIFACTS / "demo-token.png"), full_page=True)
 
 
 class TestKilledDemo:

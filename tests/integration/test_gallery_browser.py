@@ -4,27 +4,20 @@ timeline works from the keyboard. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apikit import ApiWorld, api_world
+from browserkit import ARTIFACTS, chromium, needs_chromium
 from test_planner import event, observation
 
 from dnft.devservices import PostgresService
 
-CHROMIUM = Path("/usr/bin/chromium")
-EXECUTABLE = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
 
-pytestmark = pytest.mark.skipif(
-    EXECUTABLE is None,
-    reason="Debian chromium is not installed (`make test` installs it with "
-    "scripts/install-system-deps.sh)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -40,25 +33,9 @@ async def world(
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=EXECUTABLE,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            context = await browser.new_context(viewport={"width": 1100, "height": 900})
-            yield await context.new_page()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1100, "height": 900})
+        yield await context.new_page()
 
 
 async def image_shown(page: Any, sha256: str) -> None:
