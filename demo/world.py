@@ -205,7 +205,7 @@ class _World:
         api_port = o.api_port or (
             PREFERRED_API_PORT if port_is_free(PREFERRED_API_PORT) else free_port()
         )
-        key_file = await self._pusher_key(rpc_url, address, api_port)
+        key_file = await grant_pusher(rpc_url, address, api_port, self.state_dir / "pusher.key")
         if interrupted.is_set():
             return
 
@@ -254,33 +254,6 @@ class _World:
         self.traffic_task = asyncio.create_task(self.traffic.run(self.traffic_stop))
         say(f"gallery: http://127.0.0.1:{api_port}/   (config {self.settings_file})")
         say(f"daemon logs: {self.daemons_log}")
-
-    async def _pusher_key(self, rpc_url: str, address: str, api_port: int) -> Path:
-        """Grant UPDATER_ROLE to the pusher's dev account; point the base URI at the API.
-
-        Returns the key file (mode 0600)."""
-        from eth_utils.crypto import keccak
-        from web3 import AsyncHTTPProvider, AsyncWeb3
-
-        from dnft.contracts import DevSigner, anvil_dev_key, at, transact
-
-        pusher_key = await asyncio.to_thread(anvil_dev_key, PUSHER_ACCOUNT)
-        w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
-        try:
-            admin = DevSigner()
-            collection = at(w3, "DynamicCollection", address)
-            pusher = DevSigner(pusher_key).address
-            await transact(
-                w3, collection, "grantRole", keccak(text="UPDATER_ROLE"), pusher, sender=admin
-            )
-            base_uri = f"http://127.0.0.1:{api_port}/tokens/"
-            await transact(w3, collection, "setBaseURI", base_uri, sender=admin)
-        finally:
-            await w3.provider.disconnect()
-        key_file = self.state_dir / "pusher.key"
-        key_file.touch(mode=0o600)
-        key_file.write_text(pusher_key.removeprefix("0x") + "\n")
-        return key_file
 
     async def _wait_ready(self, interrupted: asyncio.Event) -> None:
         """Until /readyz of ``dnft run --all`` answers 200. Raises DemoFailed when the process
@@ -491,6 +464,37 @@ class _World:
             say(f"stopped: no process left (logs kept in {self.state_dir / 'logs'})")
 
 
+async def grant_pusher(rpc_url: str, address: str, api_port: int, key_file: Path) -> Path:
+    """Grant UPDATER_ROLE to the pusher's dev account (``PUSHER_ACCOUNT``) and point the
+    collection's base URI at the API on ``api_port``; write the key to ``key_file`` (mode
+    0600) and return it. Waits for both transactions."""
+    from eth_utils.crypto import keccak
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from dnft.contracts import DevSigner, anvil_dev_key, at, transact
+
+    pusher_key = await asyncio.to_thread(anvil_dev_key, PUSHER_ACCOUNT)
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    try:
+        admin = DevSigner()
+        collection = at(w3, "DynamicCollection", address)
+        pusher = DevSigner(pusher_key).address
+        await transact(
+            w3, collection, "grantRole", keccak(text="UPDATER_ROLE"), pusher, sender=admin
+        )
+        base_uri = f"http://127.0.0.1:{api_port}/tokens/"
+        await transact(w3, collection, "setBaseURI", base_uri, sender=admin)
+    finally:
+        await w3.provider.disconnect()
+    await asyncio.to_thread(_write_key, key_file, pusher_key)
+    return key_file
+
+
+def _write_key(key_file: Path, key: str) -> None:
+    key_file.touch(mode=0o600)
+    key_file.write_text(key.removeprefix("0x") + "\n")
+
+
 async def _version_counts(conn: asyncpg.Connection, collection: str) -> dict[int, int]:
     """Token id -> number of versions."""
     rows = await conn.fetch(
@@ -524,6 +528,20 @@ def _audit_summary(report: dict[str, Any]) -> str:
         found = {k: len(body.get(k) or []) for k in ("missing", "extra", "duplicated")}
         found_text = ", ".join(f"{n} {k}" for k, n in found.items() if n) or "matches"
         parts.append(f"{source} {found_text}")
+    versions = report.get("versions")
+    if versions is not None:
+        parts.append(
+            f"{versions['versions']} versions of {versions['tokens']} tokens, "
+            f"{len(versions['duplicated'])} duplicated, {len(versions['gaps'])} gaps"
+        )
+    transactions = report.get("transactions")
+    if transactions is not None:
+        parts.append(
+            f"{transactions['transactions']} pusher transactions, "
+            f"{len(transactions['duplicated'])} duplicated, "
+            f"{len(transactions['unrecorded'])} unrecorded, "
+            f"{len(transactions['missing'])} missing"
+        )
     return ("clean: " if report["clean"] else "MISMATCH: ") + "; ".join(parts)
 
 

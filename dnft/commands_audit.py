@@ -1,7 +1,10 @@
-"""``dnft audit``: reconcile a network's chain logs with Kafka and Postgres over a block range.
+"""``dnft audit``: reconcile a network's chain logs with Kafka and Postgres over a block range,
+and check that no token version and no pusher transaction was repeated.
 
-Exit status: 0 when every source matches the chain, 1 when anything is missing, extra or
-duplicated, 2 when the audit cannot run (bad arguments or config, a source unreachable).
+Exit status: 0 when every source matches the chain and no side effect repeated, 1 when
+anything is missing, extra or duplicated (events, versions, transactions) or a version
+number is skipped, 2 when the audit cannot run (bad arguments or config, a source
+unreachable).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dnft.settings import load_settings
 
 if TYPE_CHECKING:
     from indexer.audit import AuditReport, EventRef, SourceReport
+    from publisher.pusher.transaction_audit import TransactionAudit
+    from regenerator.version_audit import VersionAudit
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -27,12 +32,16 @@ EXIT_CANNOT_AUDIT = 2
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "audit",
-        help="reconcile chain logs, Kafka and Postgres over a block range",
+        help="reconcile chain logs, Kafka and Postgres over a block range; find repeated "
+        "versions and pusher transactions",
         description=(
             "Read the network's configured contracts' canonical logs, the chain-events topic "
             "(from the beginning, retractions applied) and the regenerator's regen_events over "
-            "the range; print what is missing, extra or duplicated. Exit 0 when clean, 1 when "
-            "anything is, 2 when the audit cannot run."
+            "the range; print what is missing, extra or duplicated. Also check token_versions "
+            "of the bound collections (a state stored twice, version numbers not 1..n) and the "
+            "pusher's announcing transactions mined in the range (sent but not in the outbox, "
+            "a push mined twice, a confirmed push the chain does not have). Exit 0 when clean, "
+            "1 when anything is not, 2 when the audit cannot run."
         ),
     )
     parser.add_argument("--network", required=True, help="network name from the config")
@@ -43,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=20,
         metavar="N",
-        help="offending event ids printed per kind and source (default: 20)",
+        help="offending entries printed per kind and source (default: 20)",
     )
     parser.add_argument(
         "--quiet-s",
@@ -112,6 +121,10 @@ def render(report: AuditReport, limit: int) -> str:
     for source in (report.kafka, report.postgres):
         if source is not None:
             lines.extend(_source_lines(source, limit))
+    if report.versions is not None:
+        lines.extend(_version_lines(report.versions, limit))
+    if report.transactions is not None:
+        lines.extend(_transaction_lines(report.transactions, limit))
     lines.extend(f"note: {n}" for n in report.notes)
     lines.append("result: clean" if report.clean else "result: MISMATCH")
     return "\n".join(lines) + "\n"
@@ -136,6 +149,74 @@ def _source_lines(source: SourceReport, limit: int) -> list[str]:
             )
         if len(source.duplicated) > limit:
             lines.append(f"    ... and {len(source.duplicated) - limit} more")
+    return lines
+
+
+def _version_lines(audit: VersionAudit, limit: int) -> list[str]:
+    lines = [
+        f"versions: {audit.versions} of {audit.tokens} token(s), {len(audit.duplicated)} "
+        f"duplicated, {len(audit.gaps)} gaps"
+    ]
+    lines.extend(
+        _capped(
+            "  duplicated (one state stored as several versions):",
+            [
+                f"    {d.collection} token {d.token_id} state {d.state_hash}: {d.count} versions"
+                for d in audit.duplicated
+            ],
+            limit,
+        )
+    )
+    lines.extend(
+        _capped(
+            "  gaps (version numbers not 1..n):",
+            [
+                f"    {g.collection} token {g.token_id}: versions "
+                + ", ".join(str(v) for v in g.versions)
+                for g in audit.gaps
+            ],
+            limit,
+        )
+    )
+    return lines
+
+
+def _transaction_lines(audit: TransactionAudit, limit: int) -> list[str]:
+    lines = [
+        f"transactions: {audit.transactions} mined by the pusher ({audit.announcements} "
+        f"announcements), {len(audit.duplicated)} duplicated, {len(audit.unrecorded)} "
+        f"unrecorded, {len(audit.missing)} missing"
+    ]
+    lines.extend(
+        _capped(
+            "  duplicated (a push mined more than once):",
+            [f"    push {d.push_id}: {', '.join(d.hashes)}" for d in audit.duplicated],
+            limit,
+        )
+    )
+    lines.extend(
+        _capped(
+            "  unrecorded (sent by the pusher's signer, not in its outbox):",
+            [f"    {h}" for h in audit.unrecorded],
+            limit,
+        )
+    )
+    lines.extend(
+        _capped(
+            "  missing (confirmed in the outbox, not announced on chain):",
+            [f"    push {m.push_id}: {m.hash}" for m in audit.missing],
+            limit,
+        )
+    )
+    return lines
+
+
+def _capped(title: str, entries: list[str], limit: int) -> list[str]:
+    if not entries:
+        return []
+    lines = [title, *entries[:limit]]
+    if len(entries) > limit:
+        lines.append(f"    ... and {len(entries) - limit} more")
     return lines
 
 

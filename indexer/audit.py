@@ -1,4 +1,6 @@
-"""Reconcile one network's chain logs with Kafka and Postgres over a block range.
+"""Reconcile one network's chain logs with Kafka and Postgres over a block range, and check
+that the two side effects that must never repeat did not: token versions and the pusher's
+on-chain transactions.
 
 Three readers give the event ids (``chainId:blockHash:logIndex``) each source holds for the
 network's configured contracts:
@@ -15,6 +17,12 @@ and duplicated (one on-chain log, same tx hash and log index, present under two 
 An event id published twice without a retraction in between is an at-least-once repeat
 (a crash between publish and checkpoint): counted, never a failure, since consumers dedupe
 by event id.
+
+Two more checks look for repeated side effects (modules of their own, called from
+:func:`run_audit`): ``regenerator.version_audit`` (a token state stored as two versions,
+version numbers that are not 1..n) and ``publisher.pusher.transaction_audit`` (pusher
+transactions mined on chain that the outbox does not know, pushes mined twice, confirmed
+pushes the chain does not have).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import asyncpg
 import orjson
@@ -34,7 +42,7 @@ from kafka.errors import KafkaError as _KafkaLibError
 
 from dnft.db import redact_dsn
 from dnft.errors import ConfigError, KafkaError, ServiceError
-from dnft.settings import KafkaSettings, Settings
+from dnft.settings import KafkaSettings, NetworkSettings, Settings
 from indexer.checkpoint import Checkpoint, CheckpointStore
 from indexer.encode import ChunkEncoder
 from indexer.progress import ProgressBar
@@ -42,6 +50,10 @@ from indexer.publish import event_id, token_id_of
 from indexer.rpc.client import RpcClient
 from indexer.rpc.logs import iter_logs
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
+
+if TYPE_CHECKING:
+    from publisher.pusher.transaction_audit import TransactionAudit
+    from regenerator.version_audit import VersionAudit
 
 # tansu's ListOffsets under-reports partition ends (measured: 2,735 of 3,000 records, and
 # still so a second later), so "read up to the end offsets" stops early. The reader goes on
@@ -263,9 +275,7 @@ async def read_chain(
     if from_block < 0 or to_block < from_block:
         raise AuditRangeError("--from-block", f"empty block range {from_block}..{to_block}")
     addresses, topics = encoder.log_filter()
-    async with RpcClient(
-        net.rpc_urls, timeout_s=net.request_timeout_s, max_in_flight=net.max_in_flight * 2
-    ) as client:
+    async with _rpc_client(net) as client:
         head = int(await client.call("eth_blockNumber", []), 16)
         if to_block > head:
             raise AuditRangeError(
@@ -303,6 +313,12 @@ async def read_chain(
         finally:
             progress.close()
     return out
+
+
+def _rpc_client(net: NetworkSettings) -> RpcClient:
+    return RpcClient(
+        net.rpc_urls, timeout_s=net.request_timeout_s, max_in_flight=net.max_in_flight * 2
+    )
 
 
 @dataclass(slots=True)
@@ -471,11 +487,17 @@ class AuditReport:
     kafka: SourceReport
     postgres: SourceReport | None
     checkpoint: Checkpoint | None
+    # None: not audited (versions: no collection bound to the network's contracts).
+    versions: VersionAudit | None = None
+    transactions: TransactionAudit | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return self.kafka.clean and (self.postgres is None or self.postgres.clean)
+        return all(
+            part is None or part.clean
+            for part in (self.kafka, self.postgres, self.versions, self.transactions)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         read = self.topic_read
@@ -500,6 +522,8 @@ class AuditReport:
                 "unmatched_retractions": self.stream.unmatched_retractions,
             },
             "postgres": None if self.postgres is None else self.postgres.as_dict(),
+            "versions": None if self.versions is None else self.versions.as_dict(),
+            "transactions": None if self.transactions is None else self.transactions.as_dict(),
             "indexer_checkpoint": (
                 None if self.checkpoint is None else self.checkpoint.block_number
             ),
@@ -535,11 +559,17 @@ async def run_audit(
     max_tail_s: float = DEFAULT_MAX_TAIL_S,
     progress_stream: TextIO | None = None,
 ) -> AuditReport:
-    """Read the three sources and reconcile them. Reads only; commits nothing anywhere.
+    """Read the three sources and reconcile them, then audit token versions (bound
+    collections) and the pusher's transactions (the range, the configured contracts). Reads
+    only; commits nothing anywhere.
 
     Raises AuditRangeError / ConfigError for a bad range or configuration, ServiceError
     (RpcError, KafkaError included) when a source cannot be read.
     """
+    # Imported here: the indexer package does not load the pusher's or regenerator's code.
+    from publisher.pusher.transaction_audit import audit_transactions
+    from regenerator.version_audit import audit_versions
+
     net = settings.network(network)
     collections = bound_contracts(settings, network)
     chain = await read_chain(
@@ -569,6 +599,7 @@ async def run_audit(
     try:
         checkpoint = await _checkpoint(conn, network)
         postgres: SourceReport | None = None
+        versions: VersionAudit | None = None
         if collections:
             try:
                 stored = await read_regen_events(
@@ -580,6 +611,18 @@ async def run_audit(
             lookup = {**stream.tx_hashes}
             expected = stored_by_planner(chain.events, collections.values())
             postgres = reconcile("postgres", expected, stored, lookup)
+            versions = await audit_versions(conn, sorted(collections))
+        async with _rpc_client(net) as client:
+            transactions = await audit_transactions(
+                client,
+                conn,
+                net.chain_id,
+                [c.address for c in settings.contracts_on(network)],
+                from_block,
+                to_block,
+                max_range=net.max_block_range,
+                in_flight=net.max_in_flight,
+            )
     finally:
         await conn.close()
     report = AuditReport(
@@ -596,11 +639,14 @@ async def run_audit(
         kafka=kafka,
         postgres=postgres,
         checkpoint=checkpoint,
+        versions=versions,
+        transactions=transactions,
     )
     if not collections:
         report.notes.append(
-            "postgres not audited: no collection is bound to this network's contracts"
+            "postgres and versions not audited: no collection is bound to this network's contracts"
         )
+    report.notes.extend(transactions.notes)
     if checkpoint is None:
         report.notes.append(f"the indexer has no checkpoint for network {network!r} yet")
     elif checkpoint.block_number < to_block:
