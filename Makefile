@@ -12,12 +12,12 @@ MODEL_DIR ?=
 # would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-headless demo-down bench clean
+.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-headless demo-down bench chaos clean
 
 help:
 	@echo "make test    install everything and run lint + all tests against real local servers"
 	@echo "make demo    the whole engine on local services, art evolving in the gallery (Ctrl-C stops)"
-	@echo "make lint | format | contracts | bench | demo-headless | demo-down | clean"
+	@echo "make lint | format | contracts | bench | chaos | demo-headless | demo-down | clean"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,11 @@ demo-headless: install
 demo-down:
 	$(BIN)/dnft demo --down --state-dir $(DEMO_DIR)
 	$(BIN)/dnft dev down --state-dir $(STATE_DIR)
+
+# The long fault suite (CI runs the bounded one with the tests): ten rounds of kill -9 of every
+# daemon, longer broker, database, RPC and feed faults, a longer reorg storm. CHAOS_SEED=N repeats.
+chaos: install
+	CHAOS_LONG=1 $(BIN)/pytest tests/chaos -s
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -190,11 +190,13 @@ class TansuService:
         if self.moto is not None:
             self.moto.stop()
 
-    def restart(self) -> None:
-        """Restart the broker only, on the same port; moto (and so durable data) stays up."""
+    def restart(self, pause_s: float = 0.0) -> None:
+        """Restart the broker only, on the same port, after ``pause_s`` seconds down; moto (and
+        so durable data) stays up. Blocks."""
         if self._process is not None:
             stop_processes([self._process], "tansu", self.log_path)
             self._process = None
+        time.sleep(pause_s)
         self.start()
 
     def is_alive(self) -> bool:

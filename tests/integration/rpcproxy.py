@@ -24,6 +24,9 @@ class Faults:
     p_drop: float = 0.0
     p_delay: float = 0.0
     delay_s: float = 0.3
+    # A node that stopped syncing at this block: it reports it as the head, has no later
+    # blocks, and refuses logs past it (None: in sync).
+    behind_at: int | None = None
     seed: int = 1
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -78,6 +81,12 @@ class RpcProxy:
             self._count("delay")
             await asyncio.sleep(f.delay_s)
         payload = orjson.loads(body)
+        if f.behind_at is not None:
+            stuck = self._behind(payload, f.behind_at)
+            if stuck is not None:
+                self._count("behind")
+                return web.Response(body=orjson.dumps(stuck), content_type="application/json")
+            body = orjson.dumps(payload)  # "latest" was pinned to the stuck head
         if f.max_log_range is not None and not isinstance(payload, list):
             refused = self._refuse_range(payload, f.max_log_range)
             if refused is not None:
@@ -92,6 +101,56 @@ class RpcProxy:
             self._count("garbage")
             return web.Response(body=answer[: len(answer) // 2], content_type="application/json")
         return web.Response(body=answer, content_type="application/json")
+
+    @staticmethod
+    def _behind(payload: object, head: int) -> object | None:
+        """The answer of a node stuck at ``head`` when it differs from the real node's
+        (None: forward ``payload``, whose "latest" tags are rewritten in place)."""
+        requests = payload if isinstance(payload, list) else [payload]
+        answers: list[object] = []
+        own = False
+        for req in requests:
+            assert isinstance(req, dict)
+            method, params = req.get("method"), req.get("params") or []
+            answer: object = None
+            if method == "eth_blockNumber":
+                answer = {"jsonrpc": "2.0", "id": req.get("id"), "result": hex(head)}
+            elif method == "eth_getBlockByNumber" and params:
+                if params[0] in ("latest", "safe", "finalized", "pending"):
+                    params[0] = hex(head)
+                elif isinstance(params[0], str) and int(params[0], 16) > head:
+                    answer = {"jsonrpc": "2.0", "id": req.get("id"), "result": None}
+            elif (
+                method == "eth_getLogs"
+                and params
+                and isinstance(params[0], dict)
+                and "blockHash" not in params[0]
+            ):
+                to_block = params[0].get("toBlock", "latest")
+                if to_block == "latest":
+                    params[0]["toBlock"] = hex(head)
+                elif isinstance(to_block, str) and int(to_block, 16) > head:
+                    answer = {
+                        "jsonrpc": "2.0",
+                        "id": req.get("id"),
+                        "error": {"code": -32000, "message": "block range extends beyond "
+                                  "current head block"},
+                    }  # fmt: skip
+            own = own or answer is not None
+            answers.append(answer)
+        if not own:
+            return None
+        if not isinstance(payload, list):
+            return answers[0]
+        # A batch with some answers of its own: the rest is answered with a retryable error.
+        return [
+            a if a is not None else {
+                "jsonrpc": "2.0", "id": r.get("id"),
+                "error": {"code": -32603, "message": "header not found"},
+            }
+            for a, r in zip(answers, requests, strict=True)
+            if isinstance(r, dict)
+        ]  # fmt: skip
 
     @staticmethod
     def _refuse_range(payload: dict[str, object], limit: int) -> dict[str, object] | None:
