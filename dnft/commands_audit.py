@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Read the network's configured contracts' canonical logs, the chain-events topic "
             "(from the beginning, retractions applied) and the regenerator's regen_events over "
             "the range; print what is missing, extra or duplicated. Also check token_versions "
-            "of the bound collections (a state stored twice, version numbers not 1..n) and the "
+            "of the bound collections (two consecutive versions of one state, version numbers "
+            "not 1..n) and the "
             "pusher's announcing transactions mined in the range (sent but not in the outbox, "
             "a push mined twice, a confirmed push the chain does not have). Exit 0 when clean, "
             "1 when anything is not, 2 when the audit cannot run."
@@ -159,9 +160,10 @@ def _version_lines(audit: VersionAudit, limit: int) -> list[str]:
     ]
     lines.extend(
         _capped(
-            "  duplicated (one state stored as several versions):",
+            "  duplicated (consecutive versions of one state):",
             [
-                f"    {d.collection} token {d.token_id} state {d.state_hash}: {d.count} versions"
+                f"    {d.collection} token {d.token_id} state {d.state_hash}: versions "
+                + ", ".join(str(v) for v in d.versions)
                 for d in audit.duplicated
             ],
             limit,

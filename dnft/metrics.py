@@ -119,7 +119,8 @@ regen_jobs_planned_total = Counter(
 )
 renders_total = Counter(
     "dnft_renders_total",
-    "Render jobs by outcome: rendered (public), pending (held for review), guardrail_failed "
+    "Render jobs by outcome: rendered (public), copied (back in an earlier state: its version "
+    "copied, nothing rendered), pending (held for review), guardrail_failed "
     "(every attempt failed), stale (state moved on), failed",
     ["collection", "outcome"],
 )

@@ -9,12 +9,15 @@ of the token, or by a re-roll). Statuses move only forward::
     guardrail_failed --reject--> rejected          pending --reject---> rejected
                                                    pending --reroll---> superseded
 
-Approving inserts the candidate as the token's next public version, in the same transaction
-as the decision and an outbox row holding its metadata update (built by
-``regenerator.announce``, as the render worker builds the updates of auto-published
-versions); a re-roll writes a render job with a new seed to the outbox. :func:`flush_outbox`
-sends what a committed decision left there. Deciding again on a decided candidate changes
-nothing (the decision is still recorded, with its outcome).
+Approving inserts the candidate as the token's next public version (unless the token's state
+has changed since, or its newest version already has that state: the candidate is then
+superseded; ``regenerator.versions``), in the same transaction as the decision and an outbox
+row holding its metadata update (built by ``regenerator.announce``, as the render worker
+builds the updates of auto-published versions); a re-roll writes a render job with a new seed
+to the outbox. :func:`flush_outbox` sends what a committed decision left there. Deciding again
+on a decided candidate changes nothing (the decision is still recorded, with its outcome). A
+token back in a state that was public before is not reviewed again: the render worker copies
+that state's earlier version.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from regenerator.announce import metadata_update, update_key
 from regenerator.guardrails import hash_bands
 from regenerator.planner import BoundCollection
 from regenerator.renderers.base import MAX_SEED
+from regenerator.versions import NewVersion, insert_version, newest_version
 from schemas import RENDER_JOB_V1
 
 Action = Literal["approve", "reject", "reroll"]
@@ -296,33 +300,35 @@ class Curator:
         self, conn: asyncpg.Connection, bound: BoundCollection, token_id: int, row: Any
     ) -> Outcome:
         name = bound.collection.name
-        created = await conn.fetchrow(
-            "insert into token_versions (collection, token_id, version, state_hash, state, "
-            "image_sha256, image_cid, metadata_sha256, metadata_cid, metadata, triggered_by) "
-            "select $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10 "
-            "from token_versions where collection = $1 and token_id = $2 "
-            "on conflict (collection, token_id, state_hash) do nothing "
-            "returning version, metadata_sha256, metadata_cid, image_sha256, created_at",
+        current = await conn.fetchval(
+            "select state_hash from regen_tokens where collection = $1 and token_id = $2",
             name,
             token_id,
-            row["state_hash"],
-            row["state"],
-            row["image_sha256"],
-            row["image_cid"],
-            row["metadata_sha256"],
-            row["metadata_cid"],
-            row["metadata"],
-            row["triggered_by"],
         )
-        if created is None:
-            public = await conn.fetchval(
-                "select version from token_versions where collection = $1 and token_id = $2 "
-                "and state_hash = $3",
+        if current != row["state_hash"]:
+            # Publishing it would make the token's newest version a state it has left.
+            detail = "superseded: the token's state changed since this render"
+            await self._set_status(conn, row["id"], "superseded", reason=detail)
+            return Outcome(row["id"], "approve", False, detail)
+        created = await insert_version(
+            conn,
+            NewVersion(
                 name,
                 token_id,
                 row["state_hash"],
-            )
-            detail = f"superseded: this state is already public as version {public}"
+                row["state"],
+                row["image_sha256"],
+                row["image_cid"],
+                row["metadata_sha256"],
+                row["metadata_cid"],
+                row["metadata"],
+                row["triggered_by"],
+            ),
+        )
+        if created is None:
+            newest = await newest_version(conn, name, token_id)
+            public = None if newest is None else newest["version"]
+            detail = f"superseded: this state is already the token's newest version ({public})"
             await self._set_status(conn, row["id"], "superseded", reason=detail)
             return Outcome(row["id"], "approve", False, detail)
         version = int(created["version"])

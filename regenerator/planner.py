@@ -6,7 +6,8 @@ One batch of messages is applied in one Postgres transaction:
 * a retraction deletes the event it names (the token's state is then recomputed without it);
 * an observation updates its feed's value when its round is newer;
 * every token touched, and every token of a collection bound to a changed feed, has its state
-  recomputed; where the ``state_hash`` changed, a render job is recorded in the outbox.
+  recomputed; where the ``state_hash`` changed, a render job is recorded in the outbox (a
+  state the token had before has its job planned again: every change is a new version).
 
 Only after that transaction commits are the jobs sent to ``dnft.render.jobs.v1`` (keyed by
 token, so a token's jobs stay in order) and marked sent; unsent jobs are re-sent at start.
@@ -260,12 +261,14 @@ class Planner:
             )
             for s in states
         }
-        # A state seen before (e.g. restored by a retraction) keeps its job and its version:
-        # only jobs recorded now are new.
+        # A state the token had before (e.g. restored by a retraction, or a feed back in its
+        # old bucket) is planned again: the worker publishes it as a new version, a copy of
+        # the earlier one (versions are the token's timeline).
         rows = await conn.fetch(
             "insert into regen_render_jobs (collection, token_id, state_hash, seed, triggered_by) "
             "select $1, * from unnest($2::numeric[], $3::text[], $4::bigint[], $5::jsonb[]) "
-            "on conflict do nothing returning token_id",
+            "on conflict (collection, token_id, state_hash) do update set sent_at = null, "
+            "planned_at = now(), triggered_by = excluded.triggered_by returning token_id",
             name,
             [j.token_id for j in candidates.values()],
             [j.state_hash for j in candidates.values()],
@@ -298,9 +301,14 @@ class Planner:
         token = str(int(row["token_id"]))
         body = {
             "schema": RENDER_JOB_V1,
-            # Deterministic: the same (token, state) is the same job, however often it is sent.
+            # Deterministic: a planned job keeps its id however often it is sent; planned again
+            # (its state came back, or `dnft rerender`) it is a new job.
             "job_id": str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{row['collection']}/{token}/{row['state_hash']}")
+                uuid.uuid5(
+                    uuid.NAMESPACE_URL,
+                    f"{row['collection']}/{token}/{row['state_hash']}/"
+                    f"{row['planned_at'].astimezone(UTC).isoformat()}",
+                )
             ),
             "collection": row["collection"],
             "chain_id": bound.chain_id,

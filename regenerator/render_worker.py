@@ -4,9 +4,12 @@ Workers run in their own consumer group on ``dnft.render.jobs.v1`` (keyed by tok
 token's jobs reach one worker in order); add workers (GPU pods) to render faster. A batch of
 jobs is:
 
-1. looked up in one query: a job is skipped when stale (the token's state moved on: a newer
-   job follows) or already rendered (a version exists for its state: the update is
-   re-published, which consumers dedupe), so at most one job per token is left;
+1. looked up in one query and decided by ``regenerator.versions.job_action``: a job whose
+   state is the token's newest version is re-announced (consumers dedupe); a job whose state
+   the token is back in, after an earlier version of it, gets a new version copied from that
+   one (no render, no review: it was public before; announced as any new version); a job
+   held for review or already failed is done; a stale one (the token's state moved on: a
+   newer job follows) is skipped; so at most one job per token is left to render;
 2. rendered in chunks of the renderer's batch size (one ``render_batch`` call per chunk, off
    the event loop: a diffusion pipeline renders a chunk in one call on the GPU);
 3. stored: image and metadata JSON, content-addressed (sha256 + CIDv1);
@@ -15,9 +18,10 @@ jobs is:
    seed, up to ``guardrails.max_attempts`` renders; each failed attempt is recorded with its
    reasons and counted in ``dnft_guardrail_rejections_total``, and the previous version
    stays public;
-5. recorded, per job in one transaction: the failed attempts, then a new public version,
-   unique per (token, state_hash) (``publish: auto``), or a candidate held for a curator
-   (``publish: review``; ``regenerator.curation``);
+5. recorded, per job in one transaction: the failed attempts, then the token's next public
+   version unless its newest one already has that state (``publish: auto``;
+   ``regenerator.versions``), or a candidate held for a curator (``publish: review``;
+   ``regenerator.curation``);
 6. announced on ``dnft.metadata.updates.v1``: public versions only (an approved one is
    announced by the approval).
 
@@ -38,6 +42,7 @@ import orjson
 import structlog
 
 from dnft import metrics
+from dnft.errors import DecodeError
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from regenerator.announce import metadata_update
 from regenerator.curation import (
@@ -54,12 +59,14 @@ from regenerator.guardrails import (
     check_image,
     check_metadata,
     duplicate_failure,
+    measure_png,
 )
 from regenerator.metadata import build_metadata, render_request
 from regenerator.planner import BoundCollection
 from regenerator.renderers.base import Renderer, RenderRequest, RenderResult
 from regenerator.state import TokenState
-from regenerator.storage import BlobStore, StoredBlob
+from regenerator.storage import BlobIntegrityError, BlobNotFoundError, BlobStore, StoredBlob
+from regenerator.versions import NewVersion, copy_version, insert_version, job_action
 
 log = structlog.get_logger("dnft.regenerator.render")
 
@@ -68,27 +75,25 @@ CONCURRENT_CHUNKS = 2
 # Chunk size for renderers that do not say how many requests one call should take.
 DEFAULT_CHUNK = 8
 
-# A job was handled when its state has a public version (re-announced) or when it left
-# candidates (held for review, rejected, failed its guardrails): all of a job's attempts are
-# recorded in one transaction, so a re-delivered job never renders twice.
+# Per job: the token's current state, its newest version (what a re-announcement sends), the
+# image of its newest version of the job's state (a returning state copies it) and whether
+# the job left candidates (held for review, rejected, failed its guardrails: all of a job's
+# attempts are recorded in one transaction, so a re-delivered job never renders twice).
 _LOOKUP = (
-    "select k.i, t.state, t.state_hash, v.version, v.metadata_sha256, v.metadata_cid, "
-    "v.image_sha256, v.created_at, exists (select 1 from curation_candidates c "
+    "select k.i, t.state, t.state_hash, n.version, n.state_hash as newest_state, "
+    "n.metadata_sha256, n.metadata_cid, n.image_sha256, n.created_at, "
+    "e.image_sha256 as earlier_image, exists (select 1 from curation_candidates c "
     "where c.collection = k.collection and c.token_id = k.token_id "
     "and c.state_hash = k.state_hash and c.job_seed = k.seed) as tried "
     "from unnest($1::text[], $2::numeric[], $3::text[], $4::bigint[]) with ordinality "
     "as k(collection, token_id, state_hash, seed, i) "
-    "left join token_versions v on v.collection = k.collection "
-    "and v.token_id = k.token_id and v.state_hash = k.state_hash "
-    "left join regen_tokens t on t.collection = k.collection and t.token_id = k.token_id"
-)
-_INSERT_VERSION = (
-    "insert into token_versions (collection, token_id, version, state_hash, state, "
-    "image_sha256, image_cid, metadata_sha256, metadata_cid, metadata, triggered_by) "
-    "select $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10 "
-    "from token_versions where collection = $1 and token_id = $2 "
-    "on conflict (collection, token_id, state_hash) do nothing "
-    "returning version, metadata_sha256, metadata_cid, image_sha256, created_at"
+    "left join regen_tokens t on t.collection = k.collection and t.token_id = k.token_id "
+    "left join lateral (select v.version, v.state_hash, v.metadata_sha256, v.metadata_cid, "
+    "v.image_sha256, v.created_at from token_versions v where v.collection = k.collection "
+    "and v.token_id = k.token_id order by v.version desc limit 1) n on true "
+    "left join lateral (select v.image_sha256 from token_versions v "
+    "where v.collection = k.collection and v.token_id = k.token_id "
+    "and v.state_hash = k.state_hash order by v.version desc limit 1) e on true"
 )
 
 
@@ -121,6 +126,17 @@ class _Pending:
     request: RenderRequest
 
 
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """A job whose state the token is back in: an earlier version of it is copied."""
+
+    bound: BoundCollection
+    job: Mapping[str, Any]
+    token_id: int
+    state_hash: str
+    image_sha256: str  # the earlier version's image, for the art-hash index
+
+
 class RenderWorker:
     def __init__(
         self,
@@ -145,17 +161,21 @@ class RenderWorker:
         """Process a batch of render jobs; returns the versions created. Raises on failure
         (nothing is committed then; every step is idempotent, so a retry is safe).
 
-        Only a token's current state renders, so a batch renders at most one version per
-        token, and a token's versions are numbered in state order.
+        Only a token's current state renders or is copied, so a batch adds at most one
+        version per token, and a token's versions are numbered in state order.
         """
         announcements: list[OutgoingMessage] = []
-        pending = await self._pending(jobs, announcements)
+        pending, copies = await self._pending(jobs, announcements)
+        created: list[int] = []
+        for copy in copies:
+            version = await self._copy(copy, announcements)
+            if version is not None:
+                created.append(version)
         chunks: list[list[_Pending]] = []
         for name in dict.fromkeys(p.bound.collection.name for p in pending):
             of_collection = [p for p in pending if p.bound.collection.name == name]
             size = max(1, int(getattr(self._renderers[name], "max_batch", DEFAULT_CHUNK)))
             chunks += [of_collection[i : i + size] for i in range(0, len(of_collection), size)]
-        created: list[int] = []
         slots = asyncio.Semaphore(CONCURRENT_CHUNKS)
 
         async def run(chunk: list[_Pending]) -> None:
@@ -169,9 +189,9 @@ class RenderWorker:
 
     async def _pending(
         self, jobs: Sequence[Mapping[str, Any]], announcements: list[OutgoingMessage]
-    ) -> list[_Pending]:
-        """The jobs to render, after one lookup of every job's token; queues the
-        re-announcements of states that already have a version."""
+    ) -> tuple[list[_Pending], list[_Copy]]:
+        """The jobs to render and the versions to copy, after one lookup of every job's
+        token; queues the re-announcements of states that are already the newest version."""
         known: dict[tuple[str, int, str, int], tuple[BoundCollection, Mapping[str, Any]]] = {}
         for job in jobs:
             bound = self._collections.get(str(job["collection"]))
@@ -195,24 +215,70 @@ class RenderWorker:
                 [k[3] for k in keys],
             )
         pending: list[_Pending] = []
+        copies: list[_Copy] = []
         for row in sorted(rows, key=lambda r: int(r["i"])):
             name, token_id, state_hash, seed = keys[int(row["i"]) - 1]
             bound, job = known[(name, token_id, state_hash, seed)]
-            if row["version"] is not None:
+            action = job_action(
+                state_hash,
+                current_state=row["state_hash"],
+                newest_state=row["newest_state"],
+                had_state=row["earlier_image"] is not None,
+                tried=row["tried"],
+            )
+            if action == "announce":
                 announcements.append(self._announcement(bound, token_id, row))
-                continue
-            if row["tried"]:
-                continue  # held for review, rejected or failed: nothing to render or announce
-            if row["state_hash"] != state_hash:
+            elif action == "copy":
+                copies.append(_Copy(bound, job, token_id, state_hash, row["earlier_image"]))
+            elif action == "stale":
                 metrics.renders_total.labels(name, "stale").inc()
                 log.info("stale render job skipped", collection=name, token=token_id)
-                continue
-            body = orjson.loads(row["state"])
-            state = TokenState(token_id, body["traits"], body["stage"])
-            assert state.state_hash == state_hash, "stored state does not match its hash"
-            request = render_request(bound.collection, state, int(job["seed"]))
-            pending.append(_Pending(bound, job, state, request))
-        return pending
+            elif action == "render":
+                body = orjson.loads(row["state"])
+                state = TokenState(token_id, body["traits"], body["stage"])
+                assert state.state_hash == state_hash, "stored state does not match its hash"
+                request = render_request(bound.collection, state, int(job["seed"]))
+                pending.append(_Pending(bound, job, state, request))
+            # "handled": held for review, rejected or failed: nothing to render or announce
+        return pending, copies
+
+    async def _copy(self, c: _Copy, announcements: list[OutgoingMessage]) -> int | None:
+        """Publish the token's return to an earlier state: a new version copying that
+        state's newest earlier one (one transaction), queued for announcement. Returns the
+        new version, or None when another delivery of the job copied it already."""
+        name = c.bound.collection.name
+        phash = None
+        if c.bound.collection.guardrails.enabled:
+            phash = await self._phash(c.image_sha256)
+        triggered_by = orjson.dumps(c.job.get("triggered_by") or []).decode()
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await copy_version(conn, name, c.token_id, c.state_hash, triggered_by)
+            if row is None:
+                return None
+            if phash is not None:
+                await set_art_hash(conn, name, c.token_id, int(row["version"]), phash)
+        metrics.renders_total.labels(name, "copied").inc()
+        announcements.append(self._announcement(c.bound, c.token_id, row))
+        log.info(
+            "version copied: the token is back in an earlier state",
+            collection=name,
+            token=c.token_id,
+            state=c.state_hash[:12],
+            version=row["version"],
+            image=c.image_sha256[:12],
+        )
+        return int(row["version"])
+
+    async def _phash(self, image_sha256: str) -> int | None:
+        """The perceptual hash of a stored image, or None (logged) when it is gone or does
+        not decode. Raises StorageError when the store fails."""
+        try:
+            png = await asyncio.to_thread(self._store.get, image_sha256)
+            facts = await asyncio.to_thread(measure_png, png)
+        except (BlobNotFoundError, BlobIntegrityError, DecodeError) as exc:
+            log.warning("copied version's image unreadable", image=image_sha256, error=str(exc))
+            return None
+        return facts.phash
 
     async def _render_chunk(
         self, chunk: list[_Pending], announcements: list[OutgoingMessage]
@@ -332,18 +398,20 @@ class RenderWorker:
                     candidate=candidate,
                 )
             return None
-        row = await conn.fetchrow(
-            _INSERT_VERSION,
-            name,
-            p.state.token_id,
-            p.state.state_hash,
-            p.state.canonical().decode(),
-            passed.image.sha256,
-            passed.image.cid,
-            passed.meta.sha256,
-            passed.meta.cid,
-            passed.meta_bytes.decode(),
-            orjson.dumps(p.job.get("triggered_by") or []).decode(),
+        row = await insert_version(
+            conn,
+            NewVersion(
+                name,
+                p.state.token_id,
+                p.state.state_hash,
+                p.state.canonical().decode(),
+                passed.image.sha256,
+                passed.image.cid,
+                passed.meta.sha256,
+                passed.meta.cid,
+                passed.meta_bytes.decode(),
+                orjson.dumps(p.job.get("triggered_by") or []).decode(),
+            ),
         )
         if row is None:  # another delivery of this job won the race: nothing new
             return None

@@ -4,9 +4,11 @@ For each selected token, in one transaction:
 
 1. its state is recomputed from its stored events and feed values (the collection's rules may
    have changed): a state that changed gets a new render job, as any state change does;
-2. a current state that has no version yet (a lost or failed render) has its job sent again;
-3. with ``force``, a current state that already has a version has its job sent again too:
-   the render worker then re-announces that version (no second version: one per state).
+2. a current state that is not the token's newest version (a lost or failed render, or a
+   return to an earlier state whose copy was lost) has its job sent again;
+3. with ``force``, a current state that is the token's newest version has its job sent again
+   too: the render worker then re-announces that version (no second version: two
+   consecutive versions never share a state).
 
 A dry run does all of it and rolls the transaction back, so its counts are exact.
 """
@@ -37,8 +39,8 @@ class RerenderReport:
     selected: int = 0
     unknown: list[int] = field(default_factory=list)  # asked for, but the token has no state
     state_changed: int = 0  # new render jobs: the recomputed state differs
-    resent_missing: int = 0  # current state without a version: its job sent again
-    resent_rendered: int = 0  # (force) current state with a version: re-announced
+    resent_missing: int = 0  # current state is not the newest version: its job sent again
+    resent_rendered: int = 0  # (force) current state is the newest version: re-announced
     sent: int = 0  # jobs Kafka acknowledged
     dry_run: bool = False
 
@@ -66,17 +68,17 @@ async def rerender(
             report.state_changed = len(jobs)
             changed = {(j.collection, j.token_id) for j in jobs}
             rows = await conn.fetch(
+                "with newest as (select t.collection, t.token_id, t.state_hash, "
+                "(select v.state_hash from token_versions v where v.collection = t.collection "
+                "and v.token_id = t.token_id order by v.version desc limit 1) = t.state_hash "
+                "as rendered from regen_tokens t, "
+                "unnest($1::text[], $2::numeric[]) as k(collection, token_id) "
+                "where t.collection = k.collection and t.token_id = k.token_id) "
                 "update regen_render_jobs j set sent_at = null, planned_at = now() "
-                "from regen_tokens t, unnest($1::text[], $2::numeric[]) as k(collection, token_id) "
-                "where t.collection = k.collection and t.token_id = k.token_id "
-                "and j.collection = t.collection and j.token_id = t.token_id "
-                "and j.state_hash = t.state_hash and j.sent_at is not null "
-                "and ($3 or not exists (select 1 from token_versions v "
-                "where v.collection = t.collection and v.token_id = t.token_id "
-                "and v.state_hash = t.state_hash)) "
-                "returning j.collection, j.token_id, exists (select 1 from token_versions v "
-                "where v.collection = t.collection and v.token_id = t.token_id "
-                "and v.state_hash = t.state_hash) as rendered",
+                "from newest n where j.collection = n.collection and j.token_id = n.token_id "
+                "and j.state_hash = n.state_hash and j.sent_at is not null "
+                "and ($3 or not coalesce(n.rendered, false)) "
+                "returning j.collection, j.token_id, coalesce(n.rendered, false) as rendered",
                 [k[0] for k in keys if k not in changed],
                 [k[1] for k in keys if k not in changed],
                 force,
@@ -124,8 +126,8 @@ def describe(report: RerenderReport) -> Sequence[str]:
     lines = [
         f"selected tokens: {report.selected}",
         f"state changed (new version to render): {report.state_changed}",
-        f"current state without a version (render again): {report.resent_missing}",
-        f"current state already rendered, re-announced (--force): {report.resent_rendered}",
+        f"current state not the newest version (render again): {report.resent_missing}",
+        f"current state is the newest version, re-announced (--force): {report.resent_rendered}",
     ]
     if report.unknown:
         lines.append(f"unknown tokens (no state yet): {report.unknown}")

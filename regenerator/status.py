@@ -1,4 +1,4 @@
-"""The render backlog, for ``dnft status``: planned jobs not yet sent, states not yet rendered."""
+"""The render backlog, for ``dnft status``: planned jobs not yet sent, states not yet published."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 class RenderBacklog:
     unsent_jobs: int  # planned in the outbox, not yet acknowledged by Kafka
     oldest_unsent_s: float | None
-    tokens_without_version: int  # current state has no rendered version yet
+    tokens_without_version: int  # current state is not yet the token's newest version
 
 
 async def render_backlog(conn: asyncpg.Connection) -> RenderBacklog:
@@ -19,10 +19,12 @@ async def render_backlog(conn: asyncpg.Connection) -> RenderBacklog:
         "select count(*) as unsent, extract(epoch from now() - min(planned_at)) as oldest "
         "from regen_render_jobs where sent_at is null"
     )
+    # Versions are the token's timeline: an earlier version of the current state does not
+    # count, only the newest one (a returning state waits for its copy).
     waiting = await conn.fetchval(
-        "select count(*) from regen_tokens t where not exists (select 1 from token_versions v "
+        "select count(*) from regen_tokens t where (select v.state_hash from token_versions v "
         "where v.collection = t.collection and v.token_id = t.token_id "
-        "and v.state_hash = t.state_hash)"
+        "order by v.version desc limit 1) is distinct from t.state_hash"
     )
     assert row is not None
     oldest = row["oldest"]

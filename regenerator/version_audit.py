@@ -1,9 +1,12 @@
-"""Audit ``token_versions``: a token state renders once, and versions are numbered 1..n.
+"""Audit ``token_versions``: each version changes the token's state, and versions are 1..n.
 
-Two kinds of damage are reported for the audited collections:
+Versions are a token's timeline: a token back in a state it had before gets a new version
+(winter -> bear -> winter is three versions), but two consecutive versions never share a
+state. Two kinds of damage are reported for the audited collections:
 
-* duplicated: one (collection, token, state_hash) stored as more than one version, which is
-  what a repeated render job would produce if the table's unique constraint were missing;
+* duplicated: consecutive versions of a token (in version order) with the same state_hash,
+  which is what a re-delivered or replayed render job would produce if the insert's guard
+  (``regenerator.versions``) were missing;
 * gaps: a token whose version numbers are not exactly 1, 2, ..., n (a version lost, or
   numbered twice past another).
 
@@ -13,7 +16,7 @@ only; commits nothing.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,19 +38,20 @@ class VersionRow:
 
 @dataclass(frozen=True, slots=True)
 class DuplicatedState:
-    """One (collection, token, state) stored as ``count`` versions."""
+    """A run of consecutive versions of one token (two or more, in version order) with the
+    same state."""
 
     collection: str
     token_id: str
     state_hash: str
-    count: int
+    versions: tuple[int, ...]
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "collection": self.collection,
             "token_id": self.token_id,
             "state_hash": self.state_hash,
-            "count": self.count,
+            "versions": list(self.versions),
         }
 
 
@@ -70,7 +74,7 @@ class VersionGap:
 @dataclass(slots=True)
 class VersionAudit:
     """What ``token_versions`` holds for the audited collections. Lists are sorted by
-    collection, then token id (numerically), then state hash."""
+    collection, then token id (numerically), then version."""
 
     collections: tuple[str, ...]
     tokens: int = 0
@@ -97,30 +101,42 @@ def _token_order(collection: str, token_id: str) -> tuple[str, int, str]:
     return (collection, int(token_id) if token_id.isdigit() else -1, token_id)
 
 
+def _repeats(collection: str, token_id: str, ordered: list[VersionRow]) -> list[DuplicatedState]:
+    """The runs of consecutive versions with one state in ``ordered`` (one token's rows,
+    sorted by version)."""
+    runs: list[DuplicatedState] = []
+    start = 0
+    for i in range(1, len(ordered) + 1):
+        if i == len(ordered) or ordered[i].state_hash != ordered[start].state_hash:
+            if i - start > 1:
+                versions = tuple(r.version for r in ordered[start:i])
+                runs.append(
+                    DuplicatedState(collection, token_id, ordered[start].state_hash, versions)
+                )
+            start = i
+    return runs
+
+
 def classify_versions(collections: Sequence[str], rows: Iterable[VersionRow]) -> VersionAudit:
-    """Count tokens and versions and find duplicated states and numbering gaps. Pure."""
-    states: Counter[tuple[str, str, str]] = Counter()
-    numbers: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    """Count tokens and versions and find repeated states and numbering gaps. Pure."""
+    by_token: defaultdict[tuple[str, str], list[VersionRow]] = defaultdict(list)
     count = 0
     for row in rows:
         count += 1
-        states[(row.collection, row.token_id, row.state_hash)] += 1
-        numbers[(row.collection, row.token_id)].append(row.version)
-    duplicated = [
-        DuplicatedState(collection, token_id, state_hash, n)
-        for (collection, token_id, state_hash), n in states.items()
-        if n > 1
-    ]
-    duplicated.sort(key=lambda d: (*_token_order(d.collection, d.token_id), d.state_hash))
+        by_token[(row.collection, row.token_id)].append(row)
+    duplicated: list[DuplicatedState] = []
     gaps = []
-    for (collection, token_id), versions in numbers.items():
-        ordered = tuple(sorted(versions))
-        if ordered != tuple(range(1, len(ordered) + 1)):
-            gaps.append(VersionGap(collection, token_id, ordered))
+    for (collection, token_id), token_rows in by_token.items():
+        token_rows.sort(key=lambda r: r.version)
+        duplicated += _repeats(collection, token_id, token_rows)
+        numbers = tuple(r.version for r in token_rows)
+        if numbers != tuple(range(1, len(numbers) + 1)):
+            gaps.append(VersionGap(collection, token_id, numbers))
+    duplicated.sort(key=lambda d: (*_token_order(d.collection, d.token_id), d.versions))
     gaps.sort(key=lambda g: _token_order(g.collection, g.token_id))
     return VersionAudit(
         collections=tuple(sorted(collections)),
-        tokens=len(numbers),
+        tokens=len(by_token),
         versions=count,
         duplicated=duplicated,
         gaps=gaps,

@@ -66,15 +66,16 @@ class VersionMaker:
     def __init__(self, planner: Planner, worker: RenderWorker, bootstrap: str, jobs: str) -> None:
         self.planner, self.worker = planner, worker
         self.bootstrap, self.jobs_topic = bootstrap, jobs
-        self.jobs_seen: set[tuple[str, str]] = set()
+        self.jobs_seen: set[str] = set()
 
     async def step(self, messages: list[dict[str, Any]], *, render: bool = True) -> list[int]:
         """Apply ``messages``; render the jobs planned since the last step (or drop them)."""
         await self.planner.apply(messages)
         jobs = await asyncio.to_thread(read_topic, self.bootstrap, self.jobs_topic, 30.0, 0.5)
         # Jobs are keyed by token over several partitions: new ones are not simply the tail.
-        new = [j for j in jobs if (j["token_id"], j["state_hash"]) not in self.jobs_seen]
-        self.jobs_seen.update((j["token_id"], j["state_hash"]) for j in new)
+        # By job id: a state the token comes back to is planned again, as a new job.
+        new = [j for j in jobs if j["job_id"] not in self.jobs_seen]
+        self.jobs_seen.update(j["job_id"] for j in new)
         return await self.worker.handle(new) if render else []
 
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from chainkit import read_topic
 from curatekit import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
-from test_planner import event
+from test_planner import event, retraction
 
 from dnft import metrics
 from dnft.devservices import PostgresService
@@ -228,6 +228,67 @@ class TestReview:
         assert orjson.loads(body)["decisions"][0]["version"] == 2
         await asyncio.sleep(0.2)
         assert [(u["token_id"], u["version"]) for u in world.updates()] == [("1", 1), ("1", 2)]
+
+
+async def approve(world: CurateWorld, candidate_id: int) -> dict[str, Any]:
+    """Approve one candidate as a script does (bearer token); returns its decision."""
+    async with aiohttp.ClientSession() as http:
+        status, _, body = await request(
+            http,
+            "POST",
+            f"{world.base}/curate/decide",
+            data={"action": "approve", "id": str(candidate_id)},
+            headers=BEARER,
+        )
+    assert status == 200
+    decision: dict[str, Any] = orjson.loads(body)["decisions"][0]
+    return decision
+
+
+class TestReviewTimeline:
+    """Back in a state a curator approved before, a token is public again without review; an
+    approval of a state the token has left publishes nothing."""
+
+    async def test_return_copied_and_stale_approval_refused(
+        self, review_world: CurateWorld
+    ) -> None:
+        world = review_world
+        assert await world.maker.step([mint(1, 1)]) == []
+        (first,) = await world.candidates(1)
+        assert (await approve(world, first["id"]))["version"] == 1
+        assert await world.maker.step([event(2, "Fed", 1, amount="1")]) == []
+        second = (await world.candidates(1))[-1]
+        assert (await approve(world, second["id"]))["version"] == 2
+
+        # The Fed is reorged away: version 1's state, public again as version 3, unreviewed.
+        renders = len(world.renderer.requests)
+        assert await world.maker.step([retraction(2, 1)]) == [3]
+        assert len(await world.candidates(1)) == 2, "no candidate: nothing to review"
+        assert len(world.renderer.requests) == renders, "nothing rendered"
+        # Fed again (another log): version 2's state, as version 4.
+        assert await world.maker.step([event(4, "Fed", 1, amount="1")]) == [4]
+        rows = await world.pool.fetch(
+            "select version, state_hash, image_sha256 from token_versions where token_id = 1 "
+            "order by version"
+        )
+        assert [(r["state_hash"], r["image_sha256"]) for r in rows[2:]] == [
+            (rows[0]["state_hash"], rows[0]["image_sha256"]),
+            (rows[1]["state_hash"], rows[1]["image_sha256"]),
+        ]
+        assert (await current(world, 1))["provenance"]["state_hash"] == rows[1]["state_hash"]
+
+        # A new state is held; the token leaves it before the curator decides.
+        assert await world.maker.step([event(5, "Fed", 1, amount="1")]) == []
+        held = (await world.candidates(1))[-1]
+        assert held["status"] == "pending"
+        assert await world.maker.step([retraction(5, 1)]) == [], "version 4 is that state"
+        decision = await approve(world, held["id"])
+        assert decision["changed"] is False
+        assert decision["outcome"] == "superseded: the token's state changed since this render"
+        assert await public_versions(world, 1) == [1, 2, 3, 4]
+        await asyncio.sleep(0.2)
+        # Version 4 again: the retraction's job re-announced it (consumers dedupe).
+        assert sorted(u["version"] for u in world.updates()) == [1, 2, 3, 4, 4]
 
 
 async def page_csrf(http: aiohttp.ClientSession, world: CurateWorld) -> tuple[str, dict[str, str]]:

@@ -123,13 +123,19 @@ class TestPlanner:
         # Retracting one Fed drops the stage back; that state is new, so one job.
         (job,) = await p.apply([retraction(4, 1)])
         assert job.triggered_by == [f"retracted:31337:0x{4:064x}:0"]
-        # The same Fed again: the state after it was seen before -> no new job.
-        assert await p.apply([event(4, "Fed", 1, amount="1")]) == []
+        # The same Fed again: the token is back in a state it had before, which is a change
+        # like any other: its job is planned again (a new job id), with the new trigger.
+        (job,) = await p.apply([event(4, "Fed", 1, amount="1")])
+        assert job.triggered_by == [f"31337:0x{4:064x}:0"]
+        assert await p.apply([event(4, "Fed", 1, amount="1")]) == [], "a replay plans nothing"
 
         messages = read_topic(kafka_bootstrap, topic)
-        assert len(messages) == 4
+        assert len(messages) == 5
         assert {m["schema"] for m in messages} == {"dnft.render.job.v1"}
-        assert len({m["job_id"] for m in messages}) == 4
+        assert len({m["job_id"] for m in messages}) == 5
+        again = [m for m in messages if m["state_hash"] == job.state_hash]
+        assert len(again) == 2, "the state's job was sent twice"
+        assert again[0]["triggered_by"] != again[1]["triggered_by"]
         async with pool.acquire() as conn:
             unsent = await conn.fetchval(
                 "select count(*) from regen_render_jobs where sent_at is null"

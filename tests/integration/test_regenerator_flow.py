@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -18,14 +19,17 @@ from test_planner import CONTRACT, RULES, event, observation, retraction
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
 from dnft.settings import KafkaSettings
+from publisher.api.queries import latest_version
 from regenerator.collection import collection_from_mapping
 from regenerator.planner import BoundCollection, Planner
 from regenerator.render_worker import RenderWorker
 from regenerator.renderers.base import encode_png
 from regenerator.renderers_factory import renderer_for
 from regenerator.rerender import Selection, rerender
+from regenerator.status import render_backlog
 from regenerator.storage import LocalBlobStore
 from regenerator.verify import VersionNotFoundError, verify_version
+from regenerator.versions import copy_version
 
 RULES_WITH_NAME = RULES | {"token_name": "Critter #{token_id}", "image_size": 128}
 
@@ -147,22 +151,138 @@ class TestRegeneratorFlow:
             range(1, 1001)
         )
 
-    async def test_replay_and_retraction_create_no_version(self, flow: Flow) -> None:
+    async def test_replay_creates_no_version(self, flow: Flow) -> None:
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         assert await flow.step([mint]) == [1]
         assert await flow.step([fed]) == [2]
         assert await flow.step([mint, fed]) == [], "replaying events creates no version"
-        # The Fed is reorged away: the token is back in version 1's state, with no new version.
-        assert await flow.step([retraction(2, 1)]) == []
+        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
+        assert [v["version"] for v in await flow.versions(1)] == [1, 2]
+
+
+class TestVersionTimeline:
+    """A token back in a state it had before gets a new version: a copy, announced once."""
+
+    async def test_feed_returns_to_an_earlier_bucket(self, flow: Flow) -> None:
+        rounds = [observation(1, "2500"), observation(2, "1500"), observation(3, "2600")]
+        assert await flow.planner.apply([rounds[0]]) == []  # market: bull, no token yet
+        assert await flow.step([event(1, "Transfer", 1, to="0xaa")]) == [1]
+        async with flow.pool.acquire() as conn:
+            art = await conn.fetchval("select phash from curation_art_hashes where token_id = 1")
+        assert await flow.step([rounds[1]]) == [2]  # bull -> bear
+        assert await flow.step([rounds[2]]) == [3]  # bear -> bull: version 1's state again
+
+        v1, v2, v3 = await flow.versions(1)
+        assert v2["state_hash"] != v1["state_hash"]
+        assert v3["state_hash"] == v1["state_hash"]
+        assert v3["image_sha256"] == v1["image_sha256"], "copied, not rendered again"
+        assert v3["metadata"] == v1["metadata"]
+        async with flow.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "select triggered_by, image_cid, metadata_cid from token_versions "
+                "where token_id = 1 and version = 3"
+            )
+            assert orjson.loads(row["triggered_by"]) == ["feed:eth-usd"]
+            # The near-duplicate guardrail compares with the token's current art: version 1's.
+            hashes = await conn.fetchrow(
+                "select version, phash from curation_art_hashes where token_id = 1"
+            )
+        assert (hashes["version"], hashes["phash"]) == (3, art)
+        # What GET /tokens/1 serves: the newest version, back in version 1's state.
+        latest = await latest_version(flow.pool, "sample", 1)
+        assert latest is not None
+        assert (latest.version, latest.state_hash) == (3, v1["state_hash"])
+        assert latest.metadata_cid == row["metadata_cid"]
+
+        updates = read_topic(flow.bootstrap, flow.updates_topic)
+        assert sorted(u["version"] for u in updates) == [1, 2, 3]
+        (third,) = [u for u in updates if u["version"] == 3]
+        assert third["image_sha256"] == v1["image_sha256"]
+        assert third["metadata_uri"].endswith("/tokens/1/versions/3")
+
+        # A re-delivery of every job, and a replay of every observation, add nothing.
+        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        assert len(jobs) == 3
+        assert await flow.worker.handle(jobs) == []
+        assert await flow.worker.handle([jobs[-1], jobs[-1]]) == []
+        assert await flow.step(rounds) == []
+        assert [v["version"] for v in await flow.versions(1)] == [1, 2, 3]
+        again = read_topic(flow.bootstrap, flow.updates_topic)
+        assert {u["version"] for u in again} == {1, 2, 3}, "only re-announcements of 3"
+        assert {u["version"] for u in again[len(updates) :]} <= {3}
+
+    async def test_retraction_restores_the_earlier_version(self, flow: Flow) -> None:
+        mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
+        assert await flow.step([mint]) == [1]
+        assert await flow.step([fed]) == [2]
+        # The Fed is reorged away: the token is back in version 1's state, as version 3.
+        assert await flow.step([retraction(2, 1)]) == [3]
+        assert await flow.step([retraction(2, 1)]) == [], "a re-delivered retraction"
         versions = await flow.versions(1)
-        assert [v["version"] for v in versions] == [1, 2]
+        assert [v["version"] for v in versions] == [1, 2, 3]
+        assert versions[2]["state_hash"] == versions[0]["state_hash"]
+        assert versions[2]["image_sha256"] == versions[0]["image_sha256"]
         async with flow.pool.acquire() as conn:
             current = await conn.fetchval(
                 "select state_hash from regen_tokens where collection='sample' and token_id=1"
             )
-        assert current == versions[0]["state_hash"]
+        assert current == versions[2]["state_hash"]
+        latest = await latest_version(flow.pool, "sample", 1)
+        assert latest is not None
+        assert latest.version == 3
+        # The Fed is mined again on the new branch: version 2's state, as version 4.
+        assert await flow.step([fed]) == [4]
+        assert (await flow.versions(1))[3]["image_sha256"] == versions[1]["image_sha256"]
+        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
         updates = read_topic(flow.bootstrap, flow.updates_topic)
-        assert sorted((u["token_id"], u["version"]) for u in updates) == [("1", 1), ("1", 2)]
+        assert {(u["token_id"], u["version"]) for u in updates} == {
+            ("1", 1),
+            ("1", 2),
+            ("1", 3),
+            ("1", 4),
+        }
+        async with flow.pool.acquire() as conn:
+            backlog = await render_backlog(conn)
+        assert backlog.tokens_without_version == 0
+
+    async def test_returning_state_waits_in_the_backlog_and_rerender(self, flow: Flow) -> None:
+        """A returning state whose copy was lost counts as unpublished and is re-sent."""
+        mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
+        await flow.step([mint])
+        await flow.step([fed])
+        await flow.planner.apply([retraction(2, 1)])  # planned, never rendered: lost
+        async with flow.pool.acquire() as conn:
+            assert (await render_backlog(conn)).tokens_without_version == 1
+        report = await rerender(flow.pool, flow.planner, Selection("sample", (1,)))
+        assert (report.state_changed, report.resent_missing, report.sent) == (0, 1, 1)
+        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        assert await flow.worker.handle(jobs) == [3]
+        async with flow.pool.acquire() as conn:
+            assert (await render_backlog(conn)).tokens_without_version == 0
+
+    async def test_concurrent_copies_insert_one_version(self, flow: Flow) -> None:
+        """Two workers copying one token's version at once (a rebalance): one version."""
+        mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
+        await flow.step([mint])
+        await flow.step([fed])
+        state = (await flow.versions(1))[0]["state_hash"]
+        async with flow.pool.acquire() as one, flow.pool.acquire() as two:
+            tx = one.transaction()
+            await tx.start()
+            row = await copy_version(one, "sample", 1, state, "[]")
+            assert row is not None
+            assert row["version"] == 3
+
+            async def other() -> Any:
+                async with two.transaction():
+                    return await copy_version(two, "sample", 1, state, "[]")
+
+            racing = asyncio.create_task(other())
+            await asyncio.sleep(0.3)
+            assert not racing.done(), "the second waits for the first's lock"
+            await tx.commit()
+            assert await racing is None, "the newest version already has that state"
+        assert [v["version"] for v in await flow.versions(1)] == [1, 2, 3]
 
 
 class TestVerify:

@@ -332,60 +332,56 @@ class TestRepeatedTransactions:
 
 
 class TestRepeatedVersions:
-    """A token state stored as two versions, and a skipped version number, are reported."""
+    """Consecutive versions of one state, and a skipped version number, are reported."""
 
     async def test_duplicate_state_and_gap_through_the_cli(self, pushed: Pushed) -> None:
         head = await pushed.index_to_head()
         async with pushed.pool.acquire() as conn:
-            # What a repeated render job would write if the unique constraint were missing.
-            await conn.execute(
-                "alter table token_versions drop constraint "
-                "token_versions_collection_token_id_state_hash_key"
-            )
+            # What a repeated render job would write if the insert's guard were missing.
             await insert_version(conn, "sample", 1, 1, "a")
             await insert_version(conn, "sample", 1, 2, "a")
             await insert_version(conn, "sample", 2, 1, "b1")
             await insert_version(conn, "sample", 2, 3, "b3")
+            # A token back in an earlier state: a new version, not a duplicate.
+            await insert_version(conn, "sample", 3, 1, "winter")
+            await insert_version(conn, "sample", 3, 2, "bear")
+            await insert_version(conn, "sample", 3, 3, "winter")
             await insert_version(conn, "other", 9, 5, "z")  # a collection not bound here
         code, out, err = await pushed.audit(head)
         assert code == 1, out + err
         report = orjson.loads(out)
         assert report["transactions"]["clean"] is True
         assert report["versions"] == {
-            "tokens": 2,
-            "versions": 4,
+            "tokens": 3,
+            "versions": 7,
             "duplicated": [
-                {"collection": "sample", "token_id": "1", "state_hash": "a", "count": 2}
+                {"collection": "sample", "token_id": "1", "state_hash": "a", "versions": [1, 2]}
             ],
             "gaps": [{"collection": "sample", "token_id": "2", "versions": [1, 3]}],
             "clean": False,
         }
         code, text, _ = await pushed.audit(head, json=False)
         assert code == 1
-        assert "versions: 4 of 2 token(s), 1 duplicated, 1 gaps" in text
-        assert "    sample token 1 state a: 2 versions" in text
+        assert "versions: 7 of 3 token(s), 1 duplicated, 1 gaps" in text
+        assert "    sample token 1 state a: versions 1, 2" in text
         assert "    sample token 2: versions 1, 3" in text
 
 
 class TestVersionAuditAlone:
-    """audit_versions on a fresh database without the unique constraint."""
+    """audit_versions on a fresh, fully migrated database."""
 
     async def test_fresh_database(self, fresh_db_dsn: str) -> None:
         await apply_migrations(fresh_db_dsn)
         conn = await asyncpg.connect(fresh_db_dsn)
         try:
             assert (await audit_versions(conn, ["c"])).as_dict()["clean"] is True
-            await conn.execute(
-                "alter table token_versions drop constraint "
-                "token_versions_collection_token_id_state_hash_key"
-            )
             for version in (1, 2, 4):
                 await insert_version(conn, "c", 7, version, "same")
             audit = await audit_versions(conn, ["c"])
         finally:
             await conn.close()
         assert [d.as_dict() for d in audit.duplicated] == [
-            {"collection": "c", "token_id": "7", "state_hash": "same", "count": 3}
+            {"collection": "c", "token_id": "7", "state_hash": "same", "versions": [1, 2, 4]}
         ]
         assert [g.as_dict() for g in audit.gaps] == [
             {"collection": "c", "token_id": "7", "versions": [1, 2, 4]}
