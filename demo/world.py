@@ -249,7 +249,7 @@ class _World:
         if interrupted.is_set():
             return
         self.feed.begin()
-        owners = _owners(self.deploy)
+        owners = token_owners(self.deploy)
         self.traffic = Traffic(rpc_url, address, owners, every_s=o.tx_every_s, seed=o.seed)
         self.traffic_task = asyncio.create_task(self.traffic.run(self.traffic_stop))
         say(f"gallery: http://127.0.0.1:{api_port}/   (config {self.settings_file})")
@@ -509,7 +509,7 @@ def _stages_text(rows: list[asyncpg.Record]) -> str:
     return ", ".join(f"{r['stage']} {r['n']}" for r in rows) or "no token state yet"
 
 
-def _owners(deploy: dict[str, Any]) -> dict[int, int]:
+def token_owners(deploy: dict[str, Any]) -> dict[int, int]:
     """Token id -> dev account index of its holder, from deploy_sample's report."""
     index = {holder.lower(): i for i, holder in enumerate(deploy["holders"])}
     return {

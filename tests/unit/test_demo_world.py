@@ -13,7 +13,7 @@ import pytest
 from demo.config import DEMO_BUCKETS, demo_collection
 from demo.prices import DEFAULT_SERIES, DailyClose, Replay, load_series
 from demo.traffic import plan_actions
-from demo.world import DemoOptions, _owners
+from demo.world import DemoOptions, token_owners
 from dnft.errors import ConfigError
 from regenerator.collection import collection_from_mapping
 
@@ -135,4 +135,4 @@ class TestOptions:
                 {"holder": "0xBB", "first": 3, "last": 3},
             ],
         }
-        assert _owners(report) == {1: 0, 2: 0, 3: 1}
+        assert token_owners(report) == {1: 0, 2: 0, 3: 1}
