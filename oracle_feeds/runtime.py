@@ -5,8 +5,9 @@ publish. A refused reading is counted and logged with its reason and changes not
 last good value stays, nothing is published. Publishing is intent -> Kafka -> commit
 (:mod:`oracle_feeds.store`); an intent left by a crash is re-sent before the first read.
 
-Readings are scheduled every ``interval_s``, earlier when a heartbeat falls due, later when a
-source answered 429 with Retry-After. Median feeds are also woken whenever one of their
+Readings are scheduled every ``interval_s`` (from the start of one read to the start of the
+next, so a slow source does not stretch the period), earlier when a heartbeat falls due,
+later when a source answered 429 with Retry-After. Median feeds are also woken whenever one of their
 sources accepts a reading. The whole feed set is a singleton (``LeaderLock("oracle",
 "feeds")``): standbys wait, and writes go through the lock's connection.
 """
@@ -89,6 +90,9 @@ class FeedRunner:
         self.pending: Intent | None = None
         self.latest: Reading | None = None
         self.not_before = 0.0
+        # When the step in progress began: readings are due every interval_s from there, so
+        # a read's own time does not stretch the period (1 s stays 1 Hz).
+        self.step_began: float | None = None
         self.wake = asyncio.Event()
         self._started_at = clock.now()
         self._log = log.bind(feed=settings.id, kind=settings.kind)
@@ -196,7 +200,8 @@ class FeedRunner:
         """When the next step is due: the interval, a heartbeat falling due first, a pending
         publish retry, and never before a source's Retry-After."""
         now = self._clock.now()
-        at = now + self.settings.interval_s
+        began = now if self.step_began is None else min(self.step_began, now)
+        at = max(began + self.settings.interval_s, now)
         due = self.policy.heartbeat_due_at(self.last)
         if due is not None and now < due < at:
             at = due
@@ -209,6 +214,7 @@ class FeedRunner:
         await self.start()
         while not stopping.is_set():
             self.wake.clear()
+            self.step_began = self._clock.now()
             await self.step()
             delay = self.next_wake_at() - self._clock.now()
             if delay > 0 and not stopping.is_set():

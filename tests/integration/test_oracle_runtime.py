@@ -111,6 +111,22 @@ class TestPublishPolicy:
             clock.advance(60)
             assert (await runner.step()).published == "heartbeat"
 
+    async def test_the_period_runs_from_the_start_of_a_read(
+        self, server: FeedServer, make_settings: Callable[..., Settings]
+    ) -> None:
+        feed = fid("period")
+        settings = make_settings(http_feed(server, feed, interval_s=10))
+        clock = ManualClock()
+        server.serve("eth", server.price("7"))
+        async with Oracle(settings, clock) as oracle:
+            runner = oracle[feed]
+            runner.step_began = began = clock.t  # as run() sets it
+            assert (await runner.step()).published == "first"
+            clock.advance(3)  # the read and the publish took 3 s: still due 10 s after began
+            assert runner.next_wake_at() == began + 10
+            clock.advance(20)  # slower than the interval: due at once, not 10 s later
+            assert runner.next_wake_at() == clock.t
+
     async def test_absolute_deviation(
         self, server: FeedServer, make_settings: Callable[..., Settings]
     ) -> None:
