@@ -109,7 +109,7 @@ from demo.config import (  # noqa: E402
     demo_settings,
 )
 from demo.traffic import Traffic  # noqa: E402
-from demo.world import PUSHER_ACCOUNT, token_owners  # noqa: E402
+from demo.world import grant_pusher, token_owners  # noqa: E402
 from dnft.devservices import AnvilService, PostgresService, TansuService, free_port  # noqa: E402
 from dnft.devservices.base import tail_log  # noqa: E402
 from dnft.devservices.process import ManagedProcess, spawn  # noqa: E402
@@ -358,11 +358,10 @@ class LoadRun:
         return await self._sample_until_done()
 
     async def _deploy_and_configure(self) -> Path:
-        from eth_utils.crypto import keccak
         from web3 import AsyncHTTPProvider, AsyncWeb3
 
         from dnft.commands_contracts import deploy_sample
-        from dnft.contracts import DevSigner, anvil_dev_key, at, deploy, transact
+        from dnft.contracts import DevSigner, deploy
 
         rpc = self.anvil.rpc_url
         report = await deploy_sample(rpc, mint=BOUND_TOKENS, holders=HOLDERS)
@@ -375,14 +374,6 @@ class LoadRun:
                 w3, "DynamicCollection", "Load", "LOAD", "http://127.0.0.1/", True, 0, sender=admin
             )
             self.gas_per_event = await self._prepare_load(w3, load, admin)
-            collection = at(w3, "DynamicCollection", bound)
-            pusher_key = await asyncio.to_thread(anvil_dev_key, PUSHER_ACCOUNT)
-            pusher = DevSigner(pusher_key).address
-            await transact(
-                w3, collection, "grantRole", keccak(text="UPDATER_ROLE"), pusher, sender=admin
-            )
-            base_uri = f"http://127.0.0.1:{api_port}/tokens/"
-            await transact(w3, collection, "setBaseURI", base_uri, sender=admin)
         finally:
             await w3.provider.disconnect()
         self.addresses = {CONTRACT: bound.lower(), LOAD_CONTRACT: load.lower()}
@@ -390,9 +381,7 @@ class LoadRun:
             f"deployed: bound collection {bound} ({BOUND_TOKENS} tokens), load {load} "
             f"({LOAD_TOKENS} tokens; {self.gas_per_event} gas per load event with margin)"
         )
-        key_file = self.workdir / "pusher.key"
-        key_file.touch(mode=0o600)
-        key_file.write_text(pusher_key.removeprefix("0x") + "\n")
+        key_file = await grant_pusher(rpc, bound, api_port, self.workdir / "pusher.key")
 
         await self.feeds.start()
         self.feeds_started = True

@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import yaml
 from aiohttp import web
@@ -164,18 +163,6 @@ class Supervised(DaemonProcess):
         self.name = name
         self.kills = 0
         self.exits: list[int] = []  # exit codes of exits it was not asked for
-
-    async def ready(self) -> bool:
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(
-                    f"http://127.0.0.1:{self.port}/readyz", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r,
-            ):
-                return r.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
 
 
 # --- the world ------------------------------------------------------------------------------

@@ -29,18 +29,28 @@ class DaemonProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    async def metrics_text(self) -> str:
-        """The daemon's /metrics page, or "" while it does not answer."""
+    async def _get(self, path: str) -> tuple[int, str] | None:
+        """(status, body) of a GET on the daemon's health port; None while it does not answer."""
         try:
             async with (
                 aiohttp.ClientSession() as http,
                 http.get(
-                    f"http://127.0.0.1:{self.port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
+                    f"http://127.0.0.1:{self.port}{path}", timeout=aiohttp.ClientTimeout(total=1)
                 ) as r,
             ):
-                return await r.text()
+                return r.status, await r.text()
         except (aiohttp.ClientError, TimeoutError):
-            return ""
+            return None
+
+    async def metrics_text(self) -> str:
+        """The daemon's /metrics page, or "" while it does not answer."""
+        answer = await self._get("/metrics")
+        return "" if answer is None else answer[1]
+
+    async def ready(self) -> bool:
+        """Whether /readyz answers 200."""
+        answer = await self._get("/readyz")
+        return answer is not None and answer[0] == 200
 
     async def metrics(self) -> dict[str, float]:
         """dnft_* samples by metric name (the last sample of each, labels dropped)."""
