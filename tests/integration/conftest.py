@@ -100,6 +100,15 @@ def fresh_anvil(tmp_path: Path) -> Iterator[AnvilService]:
 
 
 @pytest.fixture
+def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    """A chain of this test's own mining a block every 0.25 s (confirmations happen)."""
+    service = AnvilService(tmp_path, block_time=0.25)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
 def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """A factory of topic names no other test or run uses: ``unique_topic("blocks")``."""
     test = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:80]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,15 +33,6 @@ from dnft import metrics
 from dnft.devservices import AnvilService
 from dnft.settings import settings_from_mapping
 from publisher.pusher.runtime import PusherRuntime, load_signer
-
-
-@pytest.fixture
-def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    """A chain of this test's own that mines a block every 0.25 s (confirmations happen)."""
-    service = AnvilService(tmp_path, block_time=0.25)
-    service.start()
-    yield service
-    service.stop()
 
 
 @dataclass

@@ -9,10 +9,9 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import yaml
 from daemonkit import DaemonProcess
 from pusherkit import (
@@ -47,14 +46,6 @@ class CrashingPusher(DaemonProcess):
                 stderr=out,
                 env=env,
             )
-
-
-@pytest.fixture
-def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    service = AnvilService(tmp_path, block_time=0.25)
-    service.start()
-    yield service
-    service.stop()
 
 
 class TestKillNine:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,15 +46,6 @@ from regenerator.version_audit import audit_versions
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
 TOKENS = 6
-
-
-@pytest.fixture
-def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
-    """A chain of this test's own mining every 0.25 s (pushes and checkpoints confirm)."""
-    service = AnvilService(tmp_path, block_time=0.25)
-    service.start()
-    yield service
-    service.stop()
 
 
 @dataclass
