@@ -42,6 +42,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
@@ -82,7 +83,8 @@ chaos: install
 	CHAOS_LONG=1 $(BIN)/pytest tests/chaos -s
 
 bench: install
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@for m in decode indexer_backfill indexer_head_latency render regenerator_fanout load; do \
+	  echo "== bench.$$m"; $(BIN)/python -m bench.$$m; done
 
 clean:
 	-$(BIN)/dnft dev down --state-dir $(STATE_DIR) 2>/dev/null

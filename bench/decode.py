@@ -7,7 +7,7 @@ and prints logs/s and ``ratio_vs_web3=``.
 web3.py runs at a few thousand logs/s, so by default it decodes the first ``--web3-n`` logs
 of the same list (its rate is per log, so the ratio holds); ``--web3-n 0`` runs it on all.
 
-    .venv/bin/python bench/decode.py [--n 200000] [--strings 20000] [--web3-n 20000]
+    .venv/bin/python -m bench.decode [--n 200000] [--strings 20000] [--web3-n 20000]
 """
 
 from __future__ import annotations

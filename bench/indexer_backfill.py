@@ -13,7 +13,7 @@ One run, on this machine, against real servers started here (anvil, tansu, Postg
 Prints per-line figures, then as its last lines ``indexer_logs_per_s=``, ``ratio_vs_limit=``
 (c over the smaller of a and b) and ``ratio_vs_ethereum_etl=``.
 
-    .venv/bin/python bench/indexer_backfill.py [--logs 200000] [--skip-etl]
+    .venv/bin/python -m bench.indexer_backfill [--logs 200000] [--skip-etl]
 """
 
 from __future__ import annotations
@@ -37,14 +37,13 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from dnft.contracts import DevSigner, at, deploy
+from dnft.devservices import AnvilService, PostgresService, TansuService
+from dnft.devservices.ports import free_port
+from dnft.kafka import partition_for
+from dnft.migrations import apply_migrations
 
-from dnft.contracts import DevSigner, at, deploy  # noqa: E402
-from dnft.devservices import AnvilService, PostgresService, TansuService  # noqa: E402
-from dnft.devservices.ports import free_port  # noqa: E402
-from dnft.kafka import partition_for  # noqa: E402
-from dnft.migrations import apply_migrations  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 MINT_BATCH = 500  # 12.5M gas: keeps each mint transaction well inside a 30M-gas block

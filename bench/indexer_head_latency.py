@@ -7,7 +7,7 @@ the time from the notification to the broker's acknowledgement of the block's ev
 Baseline in the same run: a raw kafka-python send of one message and wait for its ack (the
 floor any publisher pays), plus one eth_getLogs round trip. Prints p50/p99 and the ratio.
 
-    .venv/bin/python bench/indexer_head_latency.py [--seconds 120]
+    .venv/bin/python -m bench.indexer_head_latency [--seconds 120]
 """
 
 from __future__ import annotations
@@ -15,22 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from kafka import KafkaProducer
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from dnft.config import settings_from_mapping
+from dnft.contracts import DevSigner, at, deploy
+from dnft.devservices import AnvilService, PostgresService, TansuService
+from dnft.kafka import AsyncProducer, ensure_topics
+from dnft.migrations import apply_migrations
+from indexer.runtime import NetworkIndexer
 
-from dnft.contracts import DevSigner, at, deploy  # noqa: E402
-from dnft.devservices import AnvilService, PostgresService, TansuService  # noqa: E402
-from dnft.kafka import AsyncProducer, ensure_topics  # noqa: E402
-from dnft.migrations import apply_migrations  # noqa: E402
-from dnft.settings import settings_from_mapping  # noqa: E402
-from indexer.runtime import NetworkIndexer  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pct(values: list[float], q: float) -> float:

@@ -59,7 +59,7 @@ Criteria, judged on the samples after warm-up (``--warmup``, default 15% of the 
 
 Everything started is stopped at the end, on a failure and on Ctrl-C or SIGTERM alike.
 
-    .venv/bin/python bench/load.py [--duration 600] [--warmup S] [--events-per-s 1000]
+    .venv/bin/python -m bench.load [--duration 600] [--warmup S] [--events-per-s 1000]
 """
 
 from __future__ import annotations
@@ -88,10 +88,7 @@ import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from load_criteria import (  # noqa: E402  (bench/, next to this script)
+from bench.load_criteria import (
     BoundedVerdict,
     GrowthVerdict,
     block_rate,
@@ -99,8 +96,7 @@ from load_criteria import (  # noqa: E402  (bench/, next to this script)
     counter_rate,
     growth,
 )
-
-from demo.config import (  # noqa: E402
+from demo.config import (
     CONTRACT,
     FEED_ID,
     NETWORK,
@@ -108,13 +104,15 @@ from demo.config import (  # noqa: E402
     demo_collection,
     demo_settings,
 )
-from demo.traffic import Traffic  # noqa: E402
-from demo.world import grant_pusher, token_owners  # noqa: E402
-from dnft.devservices import AnvilService, PostgresService, TansuService, free_port  # noqa: E402
-from dnft.devservices.base import tail_log  # noqa: E402
-from dnft.devservices.process import ManagedProcess, spawn  # noqa: E402
-from dnft.migrations import apply_migrations  # noqa: E402
-from dnft.settings import Settings, settings_from_mapping  # noqa: E402
+from demo.traffic import Traffic
+from demo.world import grant_pusher, token_owners
+from dnft.config import Settings, settings_from_mapping
+from dnft.devservices import AnvilService, PostgresService, TansuService, free_port
+from dnft.devservices.base import tail_log
+from dnft.devservices.process import ManagedProcess, spawn
+from dnft.migrations import apply_migrations
+
+REPO = Path(__file__).resolve().parents[1]
 
 LOAD_CONTRACT = "load"
 LOAD_ACCOUNT = 7  # the bulk sender; holders use 0-3, the pusher 9
@@ -360,8 +358,8 @@ class LoadRun:
     async def _deploy_and_configure(self) -> Path:
         from web3 import AsyncHTTPProvider, AsyncWeb3
 
-        from dnft.commands_contracts import deploy_sample
         from dnft.contracts import DevSigner, deploy
+        from dnft.sample import deploy_sample
 
         rpc = self.anvil.rpc_url
         report = await deploy_sample(rpc, mint=BOUND_TOKENS, holders=HOLDERS)

@@ -10,7 +10,7 @@ record each new version.
 Baseline in the same run: the procedural renderer alone, in-process, one core. Prints
 ``fanout_tokens_per_s=``, ``event_to_metadata_p99_s=`` and ``ratio_vs_raw_render=``.
 
-    .venv/bin/python bench/regenerator_fanout.py [--tokens 10000] [--workers 2]
+    .venv/bin/python -m bench.regenerator_fanout [--tokens 10000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ from pathlib import Path
 import asyncpg
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from dnft.collection.bound import BoundCollection
+from dnft.collection.rules import load_collection
+from dnft.collection.seeds import derive_seed
+from dnft.collection.state import derive_state
+from dnft.config import settings_from_mapping
+from dnft.devservices import PostgresService, TansuService
+from dnft.kafka import AsyncProducer, ensure_topics
+from dnft.migrations import apply_migrations
+from regenerator.metadata import bucket_of, render_prompt
+from regenerator.planner import Planner
+from regenerator.renderers.base import RenderRequest
+from regenerator.renderers.factory import renderer_for
 
-from dnft.devservices import PostgresService, TansuService  # noqa: E402
-from dnft.kafka import AsyncProducer, ensure_topics  # noqa: E402
-from dnft.migrations import apply_migrations  # noqa: E402
-from dnft.settings import settings_from_mapping  # noqa: E402
-from regenerator.collection import load_collection  # noqa: E402
-from regenerator.metadata import bucket_of, render_prompt  # noqa: E402
-from regenerator.planner import BoundCollection, Planner  # noqa: E402
-from regenerator.renderers.base import RenderRequest, derive_seed  # noqa: E402
-from regenerator.renderers_factory import renderer_for  # noqa: E402
-from regenerator.state import derive_state  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CONTRACT = "0x" + "c0" * 20
 COLLECTION = REPO / "collections" / "sample.yaml"

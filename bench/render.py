@@ -3,7 +3,7 @@
 (a) procedural: 512x512 renders of a stream of distinct token states (tokens, stages, buckets,
     moods and feed counts all varying), pinned to one CPU core with one thread; best of three
     rounds. Also the cost of each step and of the PNG settings it uses.
-(b) diffusion: the tiny random-weight Stable Diffusion of the tests (tests/integration/
+(b) diffusion: the tiny random-weight Stable Diffusion of the tests (tests/support/
     tiny_pipeline.py), built offline and loaded through ``DiffusionRenderer.load``; 8 single
     ``render`` calls against one ``render_batch`` of the same 8 requests, best of three.
 (c) GPU: measured only where CUDA is available; otherwise says so.
@@ -11,35 +11,32 @@
 Prints per-line figures, then as its last lines ``gpu=``, ``procedural_images_per_s=`` and
 ``diffusion_batch_vs_single=``.
 
-    .venv/bin/python bench/render.py [--n 300] [--diffusion-size 64] [--steps 4]
+    .venv/bin/python -m bench.render [--n 300] [--diffusion-size 64] [--steps 4]
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-# One thread for every numeric library, before any of them is imported.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if TYPE_CHECKING:
+    from regenerator.renderers import RenderRequest
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "integration"))
-
-from regenerator.renderers import ProceduralRenderer, RenderRequest  # noqa: E402
-from regenerator.renderers.base import encode_png  # noqa: E402
+# One thread for every numeric library: set before any of them is imported, which is why
+# numpy, Pillow, torch and the renderers are imported inside the functions below.
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 
 MOODS = ("happy", "calm", "sad", "angry", "sleepy", "excited", "")
 
@@ -49,6 +46,8 @@ def best_of(rounds: int, run: Callable[[], float]) -> float:
 
 
 def procedural_requests(n: int, size: int = 512) -> list[RenderRequest]:
+    from regenerator.renderers import ProceduralRenderer, RenderRequest
+
     renderer = ProceduralRenderer()
     return [
         RenderRequest(
@@ -64,6 +63,11 @@ def procedural_requests(n: int, size: int = 512) -> list[RenderRequest]:
 
 
 def bench_procedural(n: int) -> float:
+    from PIL import Image
+
+    from regenerator.renderers import ProceduralRenderer
+    from regenerator.renderers.base import encode_png
+
     cpu = min(os.sched_getaffinity(0))
     all_cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
@@ -94,9 +98,8 @@ def bench_procedural(n: int) -> float:
             began = time.perf_counter()
             sizes = [len(encode_png(img, level)) for img in sample]
             ms = (time.perf_counter() - began) / len(sample) * 1000
-            print(
-                f"    PNG (Up filter, ISA-L {level}): {ms:.1f} ms, {np.mean(sizes) / 1024:.0f} KiB"
-            )
+            kib = statistics.mean(sizes) / 1024
+            print(f"    PNG (Up filter, ISA-L {level}): {ms:.1f} ms, {kib:.0f} KiB")
         began = time.perf_counter()
         pil_sizes = []
         for img in sample:
@@ -104,9 +107,8 @@ def bench_procedural(n: int) -> float:
             Image.fromarray(img).save(buffer, format="PNG", compress_level=1)
             pil_sizes.append(buffer.tell())
         ms = (time.perf_counter() - began) / len(sample) * 1000
-        print(
-            f"    PNG (Pillow adaptive, zlib 1): {ms:.1f} ms, {np.mean(pil_sizes) / 1024:.0f} KiB"
-        )
+        kib = statistics.mean(pil_sizes) / 1024
+        print(f"    PNG (Pillow adaptive, zlib 1): {ms:.1f} ms, {kib:.0f} KiB")
         return 1 / per_image
     finally:
         os.sched_setaffinity(0, all_cpus)
@@ -114,9 +116,10 @@ def bench_procedural(n: int) -> float:
 
 def bench_diffusion(size: int, steps: int, device: str) -> float:
     import torch
-    from tiny_pipeline import save_tiny_pipeline
 
+    from regenerator.renderers import RenderRequest
     from regenerator.renderers.diffusion import DiffusionRenderer
+    from tests.support.tiny_pipeline import save_tiny_pipeline
 
     threads = len(os.sched_getaffinity(0)) if device == "cpu" else 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,6 +172,8 @@ def main() -> None:
     parser.add_argument("--diffusion-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
+    for name, value in SINGLE_THREAD_ENV.items():
+        os.environ.setdefault(name, value)
 
     procedural = bench_procedural(args.n)
     diffusion = bench_diffusion(args.diffusion_size, args.steps, "cpu")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from regenerator.collection import collection_from_mapping
+from dnft.collection.rules import collection_from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_COLLECTION = REPO / "collections" / "sample.yaml"

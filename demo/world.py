@@ -192,8 +192,8 @@ class _World:
         if interrupted.is_set():
             return
 
-        from dnft.commands_contracts import deploy_sample
         from dnft.migrations import apply_migrations
+        from dnft.sample import deploy_sample
 
         await apply_migrations(dsn)
         self.deploy = await deploy_sample(rpc_url, mint=o.tokens, holders=o.holders)

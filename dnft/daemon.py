@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from dnft import metrics
+from dnft.config import Settings
 from dnft.health import HealthServer, ReadinessCheck
-from dnft.settings import Settings
 
 log = structlog.get_logger("dnft.daemon")
 

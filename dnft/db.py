@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from dnft.config import PostgresSettings
 from dnft.errors import ServiceError
-from dnft.settings import PostgresSettings
 
 
 async def create_pool(settings: PostgresSettings) -> asyncpg.Pool:

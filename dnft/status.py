@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from dnft.settings import KafkaSettings
+    from dnft.config import KafkaSettings
 
 T = TypeVar("T")
 

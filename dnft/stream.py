@@ -26,8 +26,9 @@ import orjson
 import structlog
 
 from dnft import metrics
-from dnft.errors import DnftError
+from dnft.errors import DecodeError, DnftError
 from dnft.kafka import AsyncConsumer, AsyncProducer, ConsumedMessage, OutgoingMessage
+from dnft.messages import Message, decode_message
 
 T = TypeVar("T")
 log = structlog.get_logger("dnft.stream")
@@ -169,10 +170,31 @@ def _next_offsets(messages: Sequence[ConsumedMessage]) -> dict[tuple[str, int], 
     return out
 
 
+M = TypeVar("M", bound=Message)
+
+
+def message_decoder(*kinds: type[M]) -> Decoder[M]:
+    """Decode a record into its typed message (:mod:`dnft.messages`), accepting only the
+    ``kinds`` given; anything else is an InvalidMessage (to the dead-letter topic)."""
+    allowed = tuple(kinds)
+    names = sorted(k.__name__ for k in allowed)
+
+    def decode(message: ConsumedMessage) -> M:
+        try:
+            value = decode_message(message.value)
+        except DecodeError as exc:
+            raise InvalidMessage(str(exc)) from None
+        if not isinstance(value, allowed):
+            raise InvalidMessage(f"unexpected message {type(value).__name__} (expected {names})")
+        return value
+
+    return decode
+
+
 def json_decoder(*schemas: str) -> Decoder[dict[str, object]]:
     """Decode a JSON object and validate it against its dnft message schema; with ``schemas``
     given, only those message kinds are accepted."""
-    from schemas import validate_message
+    from dnft.validation import validate_message
 
     allowed = set(schemas)
 

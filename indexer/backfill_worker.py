@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from dnft.config import Settings
 from dnft.errors import DnftError
-from dnft.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
 
@@ -85,9 +85,9 @@ def _child(conn: Connection, settings: Settings, network: str, start: int, end: 
 async def _fetch_all(
     conn: Connection, settings: Settings, network: str, start: int, end: int
 ) -> None:
+    from dnft.rpc.client import RpcClient
+    from dnft.rpc.logs import iter_logs
     from indexer.encode import ChunkEncoder
-    from indexer.rpc.client import RpcClient
-    from indexer.rpc.logs import iter_logs
 
     net = settings.network(network)
     encoder = ChunkEncoder.from_settings(settings, network)

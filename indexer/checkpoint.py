@@ -19,12 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-
-@dataclass(frozen=True, slots=True)
-class BlockRef:
-    number: int
-    hash: str
-    parent_hash: str
+from indexer.sync.types import BlockRef
 
 
 @dataclass(frozen=True, slots=True)

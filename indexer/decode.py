@@ -30,7 +30,7 @@ from eth_abi.registry import registry as _abi_registry
 from eth_utils.crypto import keccak
 
 from dnft.errors import DecodeError
-from indexer.rpc.types import RawLog
+from dnft.rpc.types import RawLog
 
 __all__ = ["DecodedEvent", "EventDecoder"]
 

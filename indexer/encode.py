@@ -14,11 +14,11 @@ from pathlib import Path
 
 import orjson
 
+from dnft.config import ContractSettings, Settings
 from dnft.errors import ConfigError, DecodeError
-from dnft.settings import ContractSettings, Settings
+from dnft.rpc.types import RawLog
 from indexer.decode import DecodedEvent, EventDecoder
 from indexer.publish import EventPublisher
-from indexer.rpc.types import RawLog
 
 # Undecodable logs reported per chunk, in full; the rest are only counted.
 _MAX_REPORTED = 5

@@ -15,14 +15,14 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dnft.config import Settings
 from dnft.errors import ConfigError, DnftError
 from dnft.kafka import AsyncProducer, OutgoingMessage, PendingBatch
-from dnft.settings import Settings
+from dnft.progress import ProgressBar
+from dnft.rpc.client import RpcClient
+from dnft.rpc.logs import iter_logs
+from dnft.rpc.observe import PrometheusRpcObserver
 from indexer.encode import ChunkEncoder
-from indexer.observe import PrometheusRpcObserver
-from indexer.progress import ProgressBar
-from indexer.rpc.client import RpcClient
-from indexer.rpc.logs import iter_logs
 from indexer.sync.realtime import finalized_block
 
 # Chunks whose acknowledgements may be outstanding at once (as in the indexer's backfill).

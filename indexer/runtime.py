@@ -21,19 +21,19 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 import structlog
 
 from dnft import metrics
+from dnft.config import NetworkSettings, Settings
 from dnft.errors import ConfigError, RpcError
 from dnft.kafka import AsyncProducer, KeyedRecord, PendingBatch
 from dnft.leader import LeaderLock
-from dnft.settings import NetworkSettings, Settings
+from dnft.progress import ProgressBar
+from dnft.rpc.client import RpcClient
+from dnft.rpc.logs import get_block_headers, iter_logs
+from dnft.rpc.observe import PrometheusRpcObserver
+from dnft.rpc.types import Header, RawLog
 from indexer.backfill_worker import BackfillWorker, EncodedChunk
-from indexer.checkpoint import BlockRef, Checkpoint, CheckpointStore, WindowEvent
+from indexer.checkpoint import Checkpoint, CheckpointStore, WindowEvent
 from indexer.encode import ChunkEncoder, Encoded
-from indexer.observe import PrometheusRpcObserver
-from indexer.progress import ProgressBar
 from indexer.publish import EVENT_ID_HEADER
-from indexer.rpc.client import RpcClient
-from indexer.rpc.logs import get_block_headers, iter_logs
-from indexer.rpc.types import Header, RawLog
 from indexer.sync.heads import HeadWatcher
 from indexer.sync.realtime import (
     MAX_BLOCKS_PER_STEP,
@@ -44,6 +44,7 @@ from indexer.sync.realtime import (
     block_ref,
     finalized_block,
 )
+from indexer.sync.types import BlockRef
 from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
 
 log = structlog.get_logger("dnft.indexer")

@@ -6,6 +6,6 @@ deviation and heartbeat) and publishes ``dnft.oracle.observation.v1`` messages k
 id, recording the last published round in Postgres (:mod:`oracle_feeds.store`).
 :mod:`oracle_feeds.runtime` wires them together.
 
-This package imports nothing at import time: ``dnft.settings`` uses :mod:`oracle_feeds.paths`
+This package imports nothing at import time: ``dnft.config`` uses :mod:`dnft.jsonpath`
 to check feed paths while settings load.
 """

@@ -22,9 +22,9 @@ import orjson
 from eth_abi.abi import decode
 
 from dnft import metrics
+from dnft.config import ChainlinkFeedSettings, NetworkSettings
 from dnft.errors import RpcError
-from dnft.settings import ChainlinkFeedSettings, NetworkSettings
-from indexer.rpc.client import RetryPolicy, RpcClient
+from dnft.rpc.client import RetryPolicy, RpcClient
 from oracle_feeds.types import Clock, Reading, SourceObservation, SystemClock
 from oracle_feeds.validate import Rejected
 

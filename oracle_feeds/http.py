@@ -17,11 +17,11 @@ from urllib.parse import urljoin
 import aiohttp
 
 from dnft import metrics
-from dnft.settings import HttpFeedSettings
-from indexer.rpc.client import redact_url
+from dnft.config import HttpFeedSettings
+from dnft.jsonpath import PathNotFoundError, parse_path, resolve
+from dnft.rpc.client import redact_url
 from oracle_feeds.guard import HostGuard, parse_retry_after
 from oracle_feeds.parse import parse_json, parse_timestamp, to_decimal
-from oracle_feeds.paths import PathNotFoundError, parse_path, resolve
 from oracle_feeds.types import Clock, Reading, SourceObservation, SystemClock
 from oracle_feeds.validate import Rejected
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from dnft.settings import MedianFeedSettings
+from dnft.config import MedianFeedSettings
 from oracle_feeds.types import Clock, Reading, SourceObservation, SystemClock
 from oracle_feeds.validate import Rejected, relative_change
 

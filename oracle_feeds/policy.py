@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from dnft.settings import FeedSettings
+from dnft.config import FeedSettings
 from oracle_feeds.types import LastPublished
 from oracle_feeds.validate import relative_change
 

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 
 from dnft.kafka import AsyncProducer, OutgoingMessage
+from dnft.validation import validate_message
 from oracle_feeds.parse import format_decimal, iso_utc
 from oracle_feeds.policy import PublishReason
 from oracle_feeds.store import FeedStore, Intent, as_stored
 from oracle_feeds.types import LastPublished, Reading, SourceObservation
-from schemas import ORACLE_OBSERVATION_V1, validate_message
+from schemas import ORACLE_OBSERVATION_V1
 
 
 def observation(

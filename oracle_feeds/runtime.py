@@ -23,16 +23,16 @@ from typing import Final
 import structlog
 
 from dnft import metrics
-from dnft.errors import KafkaError
-from dnft.kafka import AsyncProducer
-from dnft.leader import LeaderLock
-from dnft.settings import (
+from dnft.config import (
     ChainlinkFeedSettings,
     FeedSettings,
     HttpFeedSettings,
     MedianFeedSettings,
     Settings,
 )
+from dnft.errors import KafkaError
+from dnft.kafka import AsyncProducer
+from dnft.leader import LeaderLock
 from oracle_feeds.chainlink import ChainlinkFeed
 from oracle_feeds.http import HttpFeed
 from oracle_feeds.median import MedianFeed

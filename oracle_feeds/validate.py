@@ -57,7 +57,7 @@ class Rejected(DnftError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """A feed's configured checks (see ``dnft.settings`` for each key)."""
+    """A feed's configured checks (see ``dnft.config`` for each key)."""
 
     min: Decimal | None = None
     max: Decimal | None = None

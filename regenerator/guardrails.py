@@ -30,15 +30,10 @@ import numpy.typing as npt
 from PIL import Image
 
 from dnft.errors import DecodeError
-from schemas import validate_metadata
+from dnft.timeline.arthash import HASH_BITS
+from dnft.validation import validate_metadata
 
 CHECKS = ("format", "size", "blank", "near_duplicate", "metadata")
-HASH_BITS = 64
-# The hash is cut into this many 16-bit bands, each indexed in Postgres: two hashes within
-# BANDS - 1 bits of each other share at least one band exactly (pigeonhole), so a near
-# duplicate is found through the band indexes, without reading every token's hash.
-BANDS = 4
-MAX_INDEXED_DISTANCE = BANDS - 1
 # Entropy and deviation are measured on a grey thumbnail: cheap, and it ignores the
 # pixel-level noise that would let a blank image with dithering pass.
 _THUMB = 64
@@ -81,18 +76,6 @@ def dhash(grey: Image.Image) -> int:
     for bit in bits:
         value = (value << 1) | int(bit)
     return _signed(value)
-
-
-def hamming(a: int, b: int) -> int:
-    """Bits that differ between two 64-bit hashes (signed or not)."""
-    return ((a ^ b) & ((1 << HASH_BITS) - 1)).bit_count()
-
-
-def hash_bands(phash: int) -> list[int]:
-    """The hash's BANDS 16-bit bands, most significant first (indexed in Postgres)."""
-    unsigned = phash & ((1 << HASH_BITS) - 1)
-    width = HASH_BITS // BANDS
-    return [(unsigned >> (width * (BANDS - 1 - i))) & ((1 << width) - 1) for i in range(BANDS)]
 
 
 def measure_png(png: bytes, pixels: npt.NDArray[np.uint8] | None = None) -> ImageFacts:

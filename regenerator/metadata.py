@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from regenerator.collection import Collection
+from dnft.collection.rules import Collection
+from dnft.collection.state import TokenState
+from dnft.sanitize import for_html, for_prompt
 from regenerator.renderers.base import RenderRequest, RenderResult
-from regenerator.sanitize import for_html, for_prompt
-from regenerator.state import TokenState
 
 _FIELDS = string.Formatter()
 

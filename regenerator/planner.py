@@ -29,10 +29,10 @@ import orjson
 import structlog
 
 from dnft import metrics
+from dnft.collection.bound import BoundCollection
+from dnft.collection.seeds import derive_seed
+from dnft.collection.state import TokenEvent, TokenState, derive_state
 from dnft.kafka import AsyncProducer, OutgoingMessage
-from regenerator.collection import Collection
-from regenerator.renderers.base import derive_seed
-from regenerator.state import TokenEvent, TokenState, derive_state
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1, RENDER_JOB_V1
 
 log = structlog.get_logger("dnft.regenerator.planner")
@@ -44,15 +44,6 @@ def _count(kind: str, outcome: str) -> None:
 
 # Tokens recomputed per query when a feed change fans out to a whole collection.
 FANOUT_BATCH = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class BoundCollection:
-    """A collection with the contract it follows on chain."""
-
-    collection: Collection
-    chain_id: int
-    contract: str  # lowercase 0x address
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ Workers run in their own consumer group on ``dnft.render.jobs.v1`` (keyed by tok
 token's jobs reach one worker in order); add workers (GPU pods) to render faster. A batch of
 jobs is:
 
-1. looked up in one query and decided by ``regenerator.versions.job_action``: a job whose
+1. looked up in one query and decided by ``dnft.timeline.versions.job_action``: a job whose
    state is the token's newest version is re-announced (consumers dedupe); a job whose state
    the token is back in, after an earlier version of it, gets a new version copied from that
    one (no render, no review: it was public before; announced as any new version); a job
@@ -20,7 +20,7 @@ jobs is:
    stays public;
 5. recorded, per job in one transaction: the failed attempts, then the token's next public
    version unless its newest one already has that state (``publish: auto``;
-   ``regenerator.versions``), or a candidate held for a curator (``publish: review``;
+   ``dnft.timeline.versions``), or a candidate held for a curator (``publish: review``;
    ``regenerator.curation``);
 6. announced on ``dnft.metadata.updates.v1``: public versions only (an approved one is
    announced by the approval).
@@ -42,16 +42,16 @@ import orjson
 import structlog
 
 from dnft import metrics
+from dnft.collection.bound import BoundCollection
+from dnft.collection.seeds import attempt_seed
+from dnft.collection.state import TokenState
 from dnft.errors import DecodeError
 from dnft.kafka import AsyncProducer, OutgoingMessage
-from regenerator.announce import metadata_update
-from regenerator.curation import (
-    NewCandidate,
-    attempt_seed,
-    insert_candidate,
-    near_duplicates,
-    set_art_hash,
-)
+from dnft.storage.blobs import BlobIntegrityError, BlobNotFoundError, BlobStore, StoredBlob
+from dnft.timeline.announce import metadata_update
+from dnft.timeline.arthash import near_duplicates, set_art_hash
+from dnft.timeline.candidates import NewCandidate, insert_candidate
+from dnft.timeline.versions import NewVersion, copy_version, insert_version, job_action
 from regenerator.guardrails import (
     Failure,
     ImageFacts,
@@ -62,11 +62,7 @@ from regenerator.guardrails import (
     measure_png,
 )
 from regenerator.metadata import build_metadata, render_request
-from regenerator.planner import BoundCollection
 from regenerator.renderers.base import Renderer, RenderRequest, RenderResult
-from regenerator.state import TokenState
-from regenerator.storage import BlobIntegrityError, BlobNotFoundError, BlobStore, StoredBlob
-from regenerator.versions import NewVersion, copy_version, insert_version, job_action
 
 log = structlog.get_logger("dnft.regenerator.render")
 

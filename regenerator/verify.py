@@ -17,12 +17,12 @@ import numpy as np
 import orjson
 from PIL import Image
 
+from dnft.collection.bound import BoundCollection
+from dnft.collection.state import TokenState
 from dnft.errors import DnftError
+from dnft.storage.blobs import BlobStore
 from regenerator.metadata import render_request
-from regenerator.planner import BoundCollection
 from regenerator.renderers.base import Renderer
-from regenerator.state import TokenState
-from regenerator.storage import BlobStore
 
 # Diffusion: mean absolute difference per channel (0-255) and share of pixels off by > 8.
 MEAN_TOLERANCE = 1.0

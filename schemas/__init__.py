@@ -1,6 +1,7 @@
 """The contracts between dnft's parts: message schemas, metadata schema, migrations, ABIs.
 
-Only data lives here (read from package files); no network or database I/O.
+Only data lives here (read from package files); no network or database I/O, and no import
+of dnft: validating a document against these schemas is :mod:`dnft.validation`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
-from dnft.errors import DecodeError
 
 CHAIN_EVENT_V1 = "dnft.chain.event.v1"
 CHAIN_RETRACTION_V1 = "dnft.chain.retraction.v1"
@@ -38,8 +35,6 @@ __all__ = [
     "ORACLE_OBSERVATION_V1",
     "RENDER_JOB_V1",
     "load_schema",
-    "validate_message",
-    "validate_metadata",
 ]
 
 
@@ -54,32 +49,3 @@ def load_schema(name: str) -> dict[str, Any]:
         raise KeyError(f"unknown schema {name!r}; known: {(*MESSAGE_SCHEMAS, ERC721_METADATA_V1)}")
     schema: dict[str, Any] = orjson.loads(path.read_bytes())
     return schema
-
-
-@cache
-def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(name))
-
-
-def validate_message(message: dict[str, Any]) -> str:
-    """Validate against the schema the message names in its ``schema`` field; returns that name.
-
-    Raises DecodeError with the failing JSON path and reason.
-    """
-    name = message.get("schema")
-    if not isinstance(name, str) or name not in MESSAGE_SCHEMAS:
-        raise DecodeError(f"message has no known 'schema' field (got {name!r})")
-    _check(name, message)
-    return name
-
-
-def validate_metadata(document: dict[str, Any]) -> None:
-    _check(ERC721_METADATA_V1, document)
-
-
-def _check(name: str, document: dict[str, Any]) -> None:
-    try:
-        _validator(name).validate(document)
-    except ValidationError as exc:
-        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise DecodeError(f"{name}: {path}: {exc.message}") from None

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from dnft.settings import NetworkSettings
-from indexer.checkpoint import BlockRef
-from indexer.rpc.client import RpcClient
-from indexer.rpc.errors import BlockNotFoundError
-from indexer.rpc.logs import get_block_headers, iter_logs
-from indexer.rpc.types import Header, RawLog
+from dnft.config import NetworkSettings
+from dnft.rpc.client import RpcClient
+from dnft.rpc.errors import BlockNotFoundError
+from dnft.rpc.logs import get_block_headers, iter_logs
+from dnft.rpc.types import Header, RawLog
+from indexer.sync.types import BlockRef
 from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
 
 log = structlog.get_logger("dnft.indexer.realtime")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dnft.errors import DnftError
-from indexer.checkpoint import BlockRef
+from indexer.sync.types import BlockRef
 
 
 class ReorgBeyondWindowError(DnftError, RuntimeError):

@@ -20,69 +20,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-import asyncpg
-import orjson
 import structlog
 from aiohttp import web
 
 from dnft import metrics
-from dnft.settings import ApiSettings
-from publisher.api.caching import BlobCache
-from publisher.api.curate_service import CurateContext
+from publisher.api.context import CONTEXT, ApiContext, Handler, context, json_response, under_curate
 from publisher.api.errors import ApiError, RateLimitedError
-from publisher.api.live import VersionFeed
-from publisher.api.ratelimit import TokenBucketLimiter
 from publisher.api.security import set_security_headers
-from regenerator.planner import BoundCollection
 
 log = structlog.get_logger("dnft.api")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiContext:
-    """What handlers need; one per application."""
-
-    settings: ApiSettings
-    pool: asyncpg.Pool
-    blobs: BlobCache
-    collections: tuple[BoundCollection, ...]
-    # The collection /tokens/{id} serves.
-    default: BoundCollection
-    # Base of the absolute URLs in JSON (regenerator.public_url, as in the stored metadata).
-    public_url: str
-    live: VersionFeed
-    limiter: TokenBucketLimiter
-    # /curate (api.curate.enabled): credentials, decisions, the outbox sender.
-    curate: CurateContext | None = None
-
-
-CONTEXT = web.AppKey("dnft_api_context", ApiContext)
-
-
-def context(request: web.Request) -> ApiContext:
-    return request.app[CONTEXT]
-
-
-def json_response(
-    body: object, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status,
-        body=orjson.dumps(body),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def under_curate(path: str) -> bool:
-    """Whether a request path belongs to /curate (any case: nothing there slips past auth)."""
-    lowered = path.lower()
-    return lowered == "/curate" or lowered.startswith("/curate/")
 
 
 def _route(request: web.Request) -> str:

@@ -17,12 +17,12 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from dnft.collection.bound import BoundCollection
+from dnft.config import CurateSettings, Settings
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
-from dnft.settings import CurateSettings, Settings
+from dnft.timeline.decisions import Curator, flush_outbox
 from publisher.api.curate_auth import CurateAuth
-from regenerator.curation import Curator, flush_outbox
-from regenerator.planner import BoundCollection
 
 log = structlog.get_logger("dnft.api.curate")
 

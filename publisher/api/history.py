@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from dnft.collection.bound import BoundCollection
 from publisher.api import queries
 from publisher.api.timeline import MAX_TRIGGERS, describe
-from regenerator.planner import BoundCollection
 
 
 async def history(

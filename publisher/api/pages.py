@@ -1,6 +1,6 @@
 """The gallery's HTML: two templates filled with escaped values.
 
-Every value put into a template is escaped (``regenerator.sanitize.for_html``: control and
+Every value put into a template is escaped (``dnft.sanitize.for_html``: control and
 bidi characters dropped, ``& < > " '`` escaped) unless it is :class:`Markup`, which only this
 module builds, from escaped parts. Trait values, names and event arguments come from the chain
 and are never trusted. Pure; templates are read once from the package.
@@ -15,7 +15,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from regenerator.sanitize import for_html
+from dnft.sanitize import for_html
 
 # Long enough for any label the timeline builds; for_html caps before escaping.
 _MAX_TEXT = 2000

@@ -7,8 +7,9 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from dnft.collection.bound import BoundCollection
+from dnft.storage.blobs import BlobNotFoundError, StorageError
 from publisher.api import queries
-from publisher.api.app import ApiContext, context
 from publisher.api.caching import (
     IMMUTABLE,
     etag_of,
@@ -17,6 +18,7 @@ from publisher.api.caching import (
     not_modified,
     short_lived,
 )
+from publisher.api.context import ApiContext, context
 from publisher.api.errors import BadRequestError, NotFoundError, UnavailableError
 from publisher.api.history import history
 from publisher.api.openapi import openapi_document
@@ -32,8 +34,6 @@ from publisher.api.validation import (
     parse_token_id,
     parse_version,
 )
-from regenerator.planner import BoundCollection
-from regenerator.storage import BlobNotFoundError, StorageError
 
 VERSIONS_PAGE = 100
 VERSIONS_PAGE_MAX = 500

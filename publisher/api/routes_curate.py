@@ -28,9 +28,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dnft import metrics
+from dnft.timeline.decisions import ACTIONS
 from publisher.api import curate_pages, curate_queries, queries
-from publisher.api.app import Handler, context, json_response, under_curate
 from publisher.api.caching import etag_of_sha256, image_content_type
+from publisher.api.context import Handler, context, json_response, under_curate
 from publisher.api.curate_auth import CSRF_COOKIE, CSRF_FIELD, Identity, new_nonce, same_origin
 from publisher.api.curate_service import CurateContext
 from publisher.api.errors import ApiError, BadRequestError, NotFoundError
@@ -38,7 +39,6 @@ from publisher.api.queries import VersionRow
 from publisher.api.routes_api import blob
 from publisher.api.timeline import changes, summary, triggers
 from publisher.api.validation import parse_cursor, parse_sha256
-from regenerator.curation import ACTIONS
 
 PREFIX = "/curate"
 QUEUE_PAGE = 50

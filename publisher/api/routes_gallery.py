@@ -12,8 +12,8 @@ from aiohttp import web
 
 from dnft import metrics
 from publisher.api import pages, queries
-from publisher.api.app import context
 from publisher.api.caching import etag_of_sha256, not_modified
+from publisher.api.context import context
 from publisher.api.errors import NotFoundError
 from publisher.api.history import history
 from publisher.api.live import Resync, sse_event, start_stream, wait_woken

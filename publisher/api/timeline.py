@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
+from dnft.collection.rules import Collection
 from publisher.api.queries import EventRow, VersionRow
-from regenerator.collection import Collection
 
 # Triggers listed per version: a feed change fans out one trigger per token, but a batch of
 # events can be long; the rest is counted.

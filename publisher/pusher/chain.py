@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.rpc.client import RpcClient
-from indexer.rpc.errors import RpcNodeError
+from dnft.rpc.client import RpcClient
+from dnft.rpc.errors import RpcNodeError
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dnft.settings import PusherFeeSettings
+from dnft.config import PusherFeeSettings
 
 GWEI = 10**9
 

@@ -17,13 +17,13 @@ from typing import Any, Final
 import structlog
 
 from dnft import metrics
+from dnft.config import Settings
 from dnft.db import create_pool
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncConsumer, AsyncProducer, ensure_topics
 from dnft.leader import LeaderLock
-from dnft.settings import Settings
+from dnft.rpc.client import RpcClient
 from dnft.stream import StreamProcessor, json_decoder
-from indexer.rpc.client import RpcClient
 from publisher.pusher.chain import Chain
 from publisher.pusher.intake import Intake
 from publisher.pusher.outbox import Outbox

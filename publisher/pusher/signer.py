@@ -23,8 +23,8 @@ import rlp  # type: ignore[import-untyped]
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 
+from dnft.config import PusherSignerSettings
 from dnft.errors import ConfigError
-from dnft.settings import PusherSignerSettings
 
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _EIP1559_TYPE = b"\x02"

@@ -4,6 +4,7 @@ The diffusion renderer is not imported here: it pulls in torch and diffusers, wh
 workers install. Import it from ``regenerator.renderers.diffusion``.
 """
 
+from dnft.collection.seeds import derive_seed
 from regenerator.renderers.base import (
     ModelLoadError,
     Renderer,
@@ -11,7 +12,6 @@ from regenerator.renderers.base import (
     RenderInputError,
     RenderRequest,
     RenderResult,
-    derive_seed,
     encode_png,
 )
 from regenerator.renderers.procedural import ProceduralRenderer

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from isal import isal_zlib
 
+from dnft.collection.seeds import MAX_SEED
 from dnft.errors import DnftError
 
 TraitValue: TypeAlias = str | int | float
@@ -30,7 +31,6 @@ ParamValue: TypeAlias = str | int | float | bool
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 
 # Seeds fit in a signed 64-bit integer (torch.Generator.manual_seed, Postgres bigint).
-MAX_SEED = 2**63 - 1
 MIN_SIZE = 16
 MAX_SIZE = 4096
 # PNG deflate: ISA-L (igzip) at level 1 compresses a 512 px image in 0.4 ms where zlib level 1
@@ -41,7 +41,6 @@ MAX_SIZE = 4096
 PNG_COMPRESS_LEVEL = 1
 PNG_MAX_LEVEL = 3
 PNG_DEFLATE = f"isa-l {isal.__version__}"
-_SEED_DOMAIN = b"dnft.seed.v1"
 
 
 class RenderError(DnftError, RuntimeError):
@@ -66,7 +65,7 @@ def _check_keys(mapping: Mapping[str, object], what: str) -> None:
 class RenderRequest:
     """Everything a renderer may look at; equal requests render equal images.
 
-    ``prompt`` must already be sanitised (``regenerator.sanitize.for_prompt``): renderers use it
+    ``prompt`` must already be sanitised (``dnft.sanitize.for_prompt``): renderers use it
     as is. ``size`` is the side of the square image in pixels. ``params`` are renderer-specific
     knobs (diffusion: ``steps``, ``guidance_scale``, ``strength``, ``mode``...). ``base_image``
     is PNG bytes for image-to-image renderers; others ignore it.
@@ -190,22 +189,6 @@ class Renderer(Protocol):
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def derive_seed(collection_salt: str, token_id: int, state_hash: str) -> int:
-    """The render seed of a token state: 63 bits of sha256 over the salt, token and state.
-
-    Same inputs give the same seed on every machine; a different salt per collection keeps two
-    collections with equal token ids from sharing art. Raises ValueError for a negative token id.
-    """
-    if token_id < 0:
-        raise ValueError(f"token_id must be >= 0, got {token_id}")
-    digest = hashlib.sha256(
-        b"\0".join(
-            (_SEED_DOMAIN, collection_salt.encode(), str(token_id).encode(), state_hash.encode())
-        )
-    ).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from chaoskit import DAEMONS, ChaosWorld, long_run
+
+from tests.chaos.harness import DAEMONS, ChaosWorld, long_run
 
 pytestmark = pytest.mark.chaos
 

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from oraclekit import FeedServer
 
 from dnft.devservices import AnvilService, PostgresService, TansuService
 from dnft.migrations import apply_migrations
+from tests.support.oracle import FeedServer
 
 
 @pytest.fixture(scope="session")

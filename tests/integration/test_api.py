@@ -15,14 +15,14 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from apikit import ApiWorld, api_config, api_world, get
-from daemonkit import DaemonProcess
 from openapi_spec_validator import validate as validate_openapi
-from test_planner import CONTRACT, event, observation
 from yarl import URL
 
 from dnft.devservices import PostgresService
 from dnft.devservices.ports import free_port
+from tests.support.api import ApiWorld, api_config, api_world, get
+from tests.support.daemon import DaemonProcess
+from tests.support.messages import CONTRACT, event, observation
 
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 

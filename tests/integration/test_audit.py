@@ -12,17 +12,17 @@ import asyncpg
 import orjson
 import pytest
 import yaml
-from chainkit import World, indexer_config, make_world, read_topic, wait_until
 
+from audit.readers import read_topic as read_whole_topic
+from audit.run import run_audit
 from dnft import cli
+from dnft.collection.bound import load_bound_collections
+from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage, ensure_topics
-from dnft.settings import Settings, settings_from_mapping
-from indexer.audit import read_topic as read_whole_topic
-from indexer.audit import run_audit
 from indexer.runtime import NetworkIndexer
 from regenerator.planner import Planner
-from regenerator.runtime import load_bound_collections
+from tests.support.chain import World, indexer_config, make_world, read_topic, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
@@ -257,7 +257,7 @@ class TestTopicReader:
     async def test_reads_every_record(
         self, kafka_bootstrap: str, unique_topic: Callable[[str], str]
     ) -> None:
-        from dnft.settings import KafkaSettings
+        from dnft.config import KafkaSettings
 
         settings = KafkaSettings(bootstrap_servers=[kafka_bootstrap])
         topic = unique_topic("reader")

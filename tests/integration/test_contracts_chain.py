@@ -22,7 +22,8 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from dnft import commands_contracts, contracts
+from dnft import contracts
+from dnft.cli import contracts as contracts_command
 from dnft.contracts import DevSigner, TransactionReverted
 
 pytestmark = pytest.mark.integration
@@ -346,7 +347,7 @@ class TestDeploySampleCommand:
         self, anvil_rpc_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         parser = argparse.ArgumentParser(prog="dnft")
-        commands_contracts.register(parser.add_subparsers(dest="command"))
+        contracts_command.register(parser.add_subparsers(dest="command"))
         out = tmp_path / "sample.json"
         args = parser.parse_args(
             [

@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from browserkit import ARTIFACTS, chromium, needs_chromium
-from curatekit import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
-from test_planner import event
 
 from dnft.devservices import PostgresService
+from tests.support.browser import ARTIFACTS, chromium, needs_chromium
+from tests.support.curate import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
+from tests.support.messages import event
 
 pytestmark = needs_chromium
 

@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from chainkit import read_topic
-from curatekit import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
-from test_planner import event, retraction
 
 from dnft import metrics
 from dnft.devservices import PostgresService
+from tests.support.chain import read_topic
+from tests.support.curate import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
+from tests.support.messages import event, retraction
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}

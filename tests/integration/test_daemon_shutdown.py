@@ -8,9 +8,9 @@ import os
 import signal
 import time
 
+from dnft.config import Settings, settings_from_mapping
 from dnft.daemon import run_daemon
 from dnft.health import HealthServer
-from dnft.settings import Settings, settings_from_mapping
 
 
 def settings(deadline_s: float) -> Settings:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import ARTIFACTS, EXECUTABLE, chromium
 
 from dnft.devservices import free_port, pid_running
 from dnft.devservices.process import start_ticks
+from tests.support.browser import ARTIFACTS, EXECUTABLE, chromium
 
 pytestmark = pytest.mark.slow
 

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny_pipeline import save_tiny_pipeline
 
+from dnft.collection.rules import collection_from_mapping
 from dnft.errors import ConfigError
-from regenerator.collection import collection_from_mapping
 from regenerator.renderers.base import ModelLoadError, RenderRequest, RenderResult
 from regenerator.renderers.diffusion import DiffusionRenderer
-from regenerator.renderers_factory import renderer_for
+from regenerator.renderers.factory import renderer_for
+from tests.support.tiny_pipeline import save_tiny_pipeline
 
 pytest.importorskip("peft", reason="LoRA needs peft (the `render` extra installs it)")
 

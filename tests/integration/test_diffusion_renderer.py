@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image
-from tiny_pipeline import save_tiny_pipeline
 
 from dnft.errors import DnftError, MissingDependencyError
 from regenerator.renderers.base import (
@@ -31,6 +30,7 @@ from regenerator.renderers.base import (
 )
 from regenerator.renderers.diffusion import DiffusionRenderer, model_dir_sha256
 from regenerator.renderers.procedural import ProceduralRenderer
+from tests.support.tiny_pipeline import save_tiny_pipeline
 
 SIZE = 32
 FAST: Mapping[str, ParamValue] = {"steps": 2, "guidance_scale": 5.0}

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apikit import ApiWorld, api_world
-from browserkit import ARTIFACTS, chromium, needs_chromium
-from test_planner import event, observation
 
 from dnft.devservices import PostgresService
+from tests.support.api import ApiWorld, api_world
+from tests.support.browser import ARTIFACTS, chromium, needs_chromium
+from tests.support.messages import event, observation
 
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
 

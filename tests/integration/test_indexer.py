@@ -13,7 +13,16 @@ import pytest
 import structlog
 import structlog.testing
 import yaml
-from chainkit import (
+
+from dnft import metrics
+from dnft.config import Settings
+from dnft.devservices import AnvilService
+from dnft.devservices.ports import free_port
+from dnft.errors import ConfigError
+from dnft.kafka import AsyncProducer
+from indexer.runtime import NetworkIndexer
+from indexer.sync.window import ReorgBeyondWindowError
+from tests.support.chain import (
     World,
     apply_stream,
     as_comparable,
@@ -24,17 +33,8 @@ from chainkit import (
     read_topic,
     wait_until,
 )
-from daemonkit import DaemonProcess
-from pusherkit import wait_for
-
-from dnft import metrics
-from dnft.devservices import AnvilService
-from dnft.devservices.ports import free_port
-from dnft.errors import ConfigError
-from dnft.kafka import AsyncProducer
-from dnft.settings import Settings
-from indexer.runtime import NetworkIndexer
-from indexer.sync.window import ReorgBeyondWindowError
+from tests.support.daemon import DaemonProcess
+from tests.support.pusher import wait_for
 
 
 class Running:

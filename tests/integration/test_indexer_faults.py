@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from chainkit import (
+
+from dnft.devservices import AnvilService
+from dnft.devservices.ports import free_port
+from dnft.kafka import AsyncProducer
+from dnft.migrations import apply_migrations
+from indexer.runtime import NetworkIndexer
+from tests.support.chain import (
     apply_stream,
     as_comparable,
     canonical_events,
@@ -19,14 +25,8 @@ from chainkit import (
     read_topic,
     wait_until,
 )
-from daemonkit import DaemonProcess
-from rpcproxy import Faults, RpcProxy
-
-from dnft.devservices import AnvilService
-from dnft.devservices.ports import free_port
-from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
-from indexer.runtime import NetworkIndexer
+from tests.support.daemon import DaemonProcess
+from tests.support.rpcproxy import Faults, RpcProxy
 
 
 class TestProviderFaults:

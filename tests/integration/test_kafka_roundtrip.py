@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from dnft.config import ConsumerSettings, KafkaSettings
 from dnft.kafka import AsyncConsumer, AsyncProducer, ConsumedMessage, OutgoingMessage, ensure_topics
-from dnft.settings import ConsumerSettings, KafkaSettings
 
 PARTITIONS = 3
 

@@ -13,20 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from chainkit import canonical_events, indexer_config, make_world, read_topic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from dnft.consumer_groups import (
-    GroupActiveError,
-    OffsetResetError,
-    Target,
-    apply_reset,
-    plan_reset,
-)
+from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer
-from dnft.settings import Settings, settings_from_mapping
+from dnft.kafka.groups import GroupActiveError, OffsetResetError, Target, apply_reset, plan_reset
 from indexer.replay import ReplayRangeError, replay_range
+from tests.support.chain import canonical_events, indexer_config, make_world, read_topic
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oraclekit import ManualClock, Oracle, counted, observations, oracle_settings
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from dnft import contracts
+from dnft.config import Settings
 from dnft.devservices import AnvilService
 from dnft.migrations import apply_migrations
-from dnft.settings import Settings
+from tests.support.oracle import ManualClock, Oracle, counted, observations, oracle_settings
 
 ETH_USD = 3000 * 10**8  # 8 decimals, as Chainlink's USD pairs
 

@@ -11,8 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
-from chainkit import wait_until
-from oraclekit import (
+
+from dnft.config import HttpFeedSettings
+from oracle_feeds.http import HttpFeed
+from oracle_feeds.types import SystemClock
+from oracle_feeds.validate import Rejected
+from tests.support.chain import wait_until
+from tests.support.oracle import (
     FeedServer,
     ManualClock,
     Oracle,
@@ -22,11 +27,6 @@ from oraclekit import (
     oracle_settings,
     sha256,
 )
-
-from dnft.settings import HttpFeedSettings
-from oracle_feeds.http import HttpFeed
-from oracle_feeds.types import SystemClock
-from oracle_feeds.validate import Rejected
 
 
 def feed_id(prefix: str) -> str:

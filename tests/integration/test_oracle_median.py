@@ -7,8 +7,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from chainkit import wait_until
-from oraclekit import (
+from dnft.migrations import apply_migrations
+from oracle_feeds.types import SystemClock
+from tests.support.chain import wait_until
+from tests.support.oracle import (
     FeedServer,
     ManualClock,
     Oracle,
@@ -17,10 +19,7 @@ from oraclekit import (
     observations,
     sha256,
 )
-from oraclekit import oracle_settings as make
-
-from dnft.migrations import apply_migrations
-from oracle_feeds.types import SystemClock
+from tests.support.oracle import oracle_settings as make
 
 
 class TestMedian:

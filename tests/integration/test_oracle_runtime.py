@@ -14,9 +14,16 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
-from chainkit import wait_until
-from daemonkit import DaemonProcess
-from oraclekit import (
+
+from dnft.config import Settings
+from dnft.devservices.ports import free_port
+from dnft.errors import ServiceError
+from dnft.kafka import AsyncProducer
+from oracle_feeds.parse import iso_utc
+from oracle_feeds.runtime import OracleRuntime
+from tests.support.chain import wait_until
+from tests.support.daemon import DaemonProcess
+from tests.support.oracle import (
     FeedServer,
     ManualClock,
     Oracle,
@@ -26,13 +33,6 @@ from oraclekit import (
     oracle_settings,
     published,
 )
-
-from dnft.devservices.ports import free_port
-from dnft.errors import ServiceError
-from dnft.kafka import AsyncProducer
-from dnft.settings import Settings
-from oracle_feeds.parse import iso_utc
-from oracle_feeds.runtime import OracleRuntime
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from typing import Any
 
 import asyncpg
 import orjson
-from chainkit import indexer_config, make_world, read_topic
 
+from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from dnft.migrations import apply_migrations
-from dnft.settings import settings_from_mapping
 from indexer.runtime import NetworkIndexer
-from regenerator.runtime import run_regenerator
+from regenerator.pipeline import run_regenerator
+from tests.support.chain import indexer_config, make_world, read_topic
 
 REPO = Path(__file__).resolve().parents[2]
 

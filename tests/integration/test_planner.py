@@ -8,78 +8,16 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from chainkit import read_topic
 
+from dnft.collection.bound import BoundCollection
+from dnft.collection.rules import collection_from_mapping
+from dnft.config import KafkaSettings
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from dnft.settings import KafkaSettings
-from regenerator.collection import collection_from_mapping
-from regenerator.planner import BoundCollection, Planner
-
-CONTRACT = "0x" + "c0" * 20
-RULES: dict[str, Any] = {
-    "name": "sample",
-    "contract": "collection",
-    "salt": "test-salt",
-    "traits": [
-        {"name": "fed", "event": "Fed", "reduce": "count"},
-        {"name": "owner", "event": "Transfer", "reduce": "last", "arg": "to"},
-        {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood"},
-        {
-            "name": "market",
-            "feed": "eth-usd",
-            "buckets": [{"below": "2000", "name": "bear"}, {"name": "bull"}],
-        },
-    ],
-    "stages": {"trait": "fed", "levels": [{"min": 0, "name": "egg"}, {"min": 2, "name": "kid"}]},
-    "prompt": "a {stage} in a {mood} mood",
-}
-
-
-def event(n: int, name: str, token: int, **args: Any) -> dict[str, Any]:
-    return {
-        "schema": "dnft.chain.event.v1",
-        "event_id": f"31337:0x{n:064x}:0",
-        "chain_id": 31337,
-        "network": "local",
-        "contract": CONTRACT,
-        "event": name,
-        "args": args,
-        "token_id": str(token),
-        "block_number": n,
-        "block_hash": f"0x{n:064x}",
-        "block_timestamp": 1_700_000_000 + n,
-        "tx_hash": f"0x{n:064x}",
-        "log_index": 0,
-        "removed": False,
-    }
-
-
-def retraction(n: int, token: int) -> dict[str, Any]:
-    return {
-        "schema": "dnft.chain.retraction.v1",
-        "event_id": f"31337:0x{n:064x}:0",
-        "chain_id": 31337,
-        "network": "local",
-        "contract": CONTRACT,
-        "event": "Fed",
-        "token_id": str(token),
-        "block_number": n,
-        "block_hash": f"0x{n:064x}",
-        "removed": True,
-    }
-
-
-def observation(round_id: int, value: str) -> dict[str, Any]:
-    return {
-        "schema": "dnft.oracle.observation.v1",
-        "feed_id": "eth-usd",
-        "value": value,
-        "observed_at": "2026-11-22T10:00:00+00:00",
-        "published_at": "2026-11-22T10:00:01+00:00",
-        "round_id": round_id,
-        "sources": [{"source": "a", "value": value, "response_sha256": "0" * 64}],
-    }
+from regenerator.planner import Planner
+from tests.support.chain import read_topic
+from tests.support.messages import CONTRACT, event, observation, retraction
+from tests.support.rules import RULES
 
 
 @pytest.fixture

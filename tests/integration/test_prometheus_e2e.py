@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from daemonkit import DaemonProcess
-from oraclekit import FeedServer, http_feed, oracle_settings
 
 from dnft.devservices.ports import free_port
+from tests.support.daemon import DaemonProcess
+from tests.support.oracle import FeedServer, http_feed, oracle_settings
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "dnft-rules.yml"
 FAST = "1s"  # scrape and evaluation interval

@@ -12,8 +12,13 @@ from typing import Any
 
 import pytest
 import structlog
-from chainkit import World
-from pusherkit import (
+
+from dnft import metrics
+from dnft.config import settings_from_mapping
+from dnft.devservices import AnvilService
+from publisher.pusher.runtime import PusherRuntime, load_signer
+from tests.support.chain import World
+from tests.support.pusher import (
     Updater,
     announcements,
     cid_of,
@@ -28,11 +33,6 @@ from pusherkit import (
     wait_for,
     write_key,
 )
-
-from dnft import metrics
-from dnft.devservices import AnvilService
-from dnft.settings import settings_from_mapping
-from publisher.pusher.runtime import PusherRuntime, load_signer
 
 
 @dataclass

@@ -13,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from daemonkit import DaemonProcess
-from pusherkit import (
+
+from dnft.devservices import AnvilService
+from dnft.devservices.ports import free_port
+from tests.support.daemon import DaemonProcess
+from tests.support.pusher import (
     announcements,
     coverage,
     funded_updater,
@@ -27,9 +30,6 @@ from pusherkit import (
     wait_for,
     write_key,
 )
-
-from dnft.devservices import AnvilService
-from dnft.devservices.ports import free_port
 
 
 class CrashingPusher(DaemonProcess):

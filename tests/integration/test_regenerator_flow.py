@@ -12,24 +12,26 @@ import asyncpg
 import numpy as np
 import orjson
 import pytest
-from chainkit import read_topic
 from PIL import Image
-from test_planner import CONTRACT, RULES, event, observation, retraction
 
+from dnft.collection.bound import BoundCollection
+from dnft.collection.rules import collection_from_mapping
+from dnft.config import KafkaSettings
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from dnft.settings import KafkaSettings
+from dnft.storage.blobs import LocalBlobStore
+from dnft.timeline.versions import copy_version
 from publisher.api.queries import latest_version
-from regenerator.collection import collection_from_mapping
-from regenerator.planner import BoundCollection, Planner
+from regenerator.planner import Planner
 from regenerator.render_worker import RenderWorker
 from regenerator.renderers.base import encode_png
-from regenerator.renderers_factory import renderer_for
+from regenerator.renderers.factory import renderer_for
 from regenerator.rerender import Selection, rerender
 from regenerator.status import render_backlog
-from regenerator.storage import LocalBlobStore
 from regenerator.verify import VersionNotFoundError, verify_version
-from regenerator.versions import copy_version
+from tests.support.chain import read_topic
+from tests.support.messages import CONTRACT, event, observation, retraction
+from tests.support.rules import RULES
 
 RULES_WITH_NAME = RULES | {"token_name": "Critter #{token_id}", "image_size": 128}
 
@@ -337,9 +339,8 @@ class TestBatchedRendering:
         self, flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        from tiny_pipeline import save_tiny_pipeline
-
         from regenerator.renderers.diffusion import DiffusionRenderer
+        from tests.support.tiny_pipeline import save_tiny_pipeline
 
         model = save_tiny_pipeline(tmp_path / "model", channels=(8, 16))
         collection = flow.worker._collections["sample"].collection

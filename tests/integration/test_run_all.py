@@ -15,12 +15,12 @@ import aiohttp
 import asyncpg
 import pytest
 import yaml
-from chainkit import indexer_config, make_world
-from daemonkit import DaemonProcess
-from pusherkit import announcements, coverage, funded_updater, wait_for
 
 from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
+from tests.support.chain import indexer_config, make_world
+from tests.support.daemon import DaemonProcess
+from tests.support.pusher import announcements, coverage, funded_updater, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENS = 5

@@ -11,18 +11,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from apikit import ApiWorld, api_world
-from daemonkit import DaemonProcess
-from oraclekit import FeedServer, http_feed
-from pusherkit import funded_updater, new_world, pusher_config, wait_for, write_key
-from test_planner import event
 from yarl import URL
 
+from dnft.config import HttpFeedSettings
 from dnft.devservices import AnvilService, PostgresService
 from dnft.devservices.ports import free_port
-from dnft.settings import HttpFeedSettings
 from oracle_feeds.http import HttpFeed
 from oracle_feeds.validate import Rejected
+from tests.support.api import ApiWorld, api_world
+from tests.support.daemon import DaemonProcess
+from tests.support.messages import event
+from tests.support.oracle import FeedServer, http_feed
+from tests.support.pusher import funded_updater, new_world, pusher_config, wait_for, write_key
 
 
 def core_limit(pid: int) -> str:

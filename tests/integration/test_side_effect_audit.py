@@ -16,9 +16,20 @@ import asyncpg
 import orjson
 import pytest
 import yaml
-from chainkit import World, indexer_config, read_topic, wait_until
 from eth_account import Account
-from pusherkit import (
+
+from audit.versions import audit_versions
+from dnft import cli
+from dnft.collection.bound import load_bound_collections
+from dnft.config import Settings, settings_from_mapping
+from dnft.devservices import AnvilService
+from dnft.kafka import AsyncProducer
+from dnft.migrations import apply_migrations
+from indexer.runtime import NetworkIndexer
+from publisher.pusher.runtime import PusherRuntime, load_signer
+from regenerator.planner import Planner
+from tests.support.chain import World, indexer_config, read_topic, wait_until
+from tests.support.pusher import (
     Updater,
     announcements,
     funded_updater,
@@ -31,17 +42,6 @@ from pusherkit import (
     wait_for,
     write_key,
 )
-
-from dnft import cli
-from dnft.devservices import AnvilService
-from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
-from dnft.settings import Settings, settings_from_mapping
-from indexer.runtime import NetworkIndexer
-from publisher.pusher.runtime import PusherRuntime, load_signer
-from regenerator.planner import Planner
-from regenerator.runtime import load_bound_collections
-from regenerator.version_audit import audit_versions
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()

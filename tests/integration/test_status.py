@@ -13,15 +13,15 @@ import asyncpg
 import orjson
 import pytest
 import yaml
-from chainkit import COLLECTION_ABI
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from dnft import cli
+from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService, free_port, rpc_call
 from dnft.kafka import ensure_topics
-from dnft.settings import settings_from_mapping
 from indexer.checkpoint import Checkpoint, CheckpointStore
+from tests.support.chain import COLLECTION_ABI
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()

@@ -8,11 +8,10 @@ from collections.abc import Callable, Sequence
 
 import orjson
 import pytest
-from chainkit import wait_until
 from kafka import KafkaConsumer, TopicPartition
 
+from dnft.config import ConsumerSettings, KafkaSettings
 from dnft.kafka import AsyncConsumer, AsyncProducer, OutgoingMessage, ensure_topics
-from dnft.settings import ConsumerSettings, KafkaSettings
 from dnft.stream import (
     Decoded,
     InvalidMessage,
@@ -20,6 +19,7 @@ from dnft.stream import (
     PoisonRatioExceeded,
     StreamProcessor,
 )
+from tests.support.chain import wait_until
 
 
 def settings(bootstrap: str) -> KafkaSettings:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploykit import (
+
+from tests.support.deploy import (
     REPO,
     RULES,
     RULES_DIR,

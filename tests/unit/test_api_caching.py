@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dnft.storage.blobs import AsyncBlobStore, BlobNotFoundError, LocalBlobStore
 from publisher.api.caching import (
     BlobCache,
     etag_of,
@@ -15,7 +16,6 @@ from publisher.api.caching import (
     not_modified,
     short_lived,
 )
-from regenerator.storage import AsyncBlobStore, BlobNotFoundError, LocalBlobStore
 
 
 class TestEtags:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from dnft.collection.rules import collection_from_mapping
 from publisher.api.pages import Markup, esc, index_page, token_page
 from publisher.api.queries import EventRow, VersionRow
 from publisher.api.timeline import MAX_TRIGGERS, describe
-from regenerator.collection import collection_from_mapping
 
 COLLECTION = collection_from_mapping(
     {

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from dnft.collection.bound import BoundCollection
+from dnft.collection.rules import collection_from_mapping
+from dnft.config import settings_from_mapping
 from dnft.errors import ConfigError
-from dnft.settings import settings_from_mapping
-from publisher.api.runtime import default_collection
-from regenerator.collection import collection_from_mapping
-from regenerator.planner import BoundCollection
+from publisher.api.pipeline import default_collection
 
 
 def base(**api: Any) -> dict[str, Any]:

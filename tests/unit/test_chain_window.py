@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.checkpoint import BlockRef
+from indexer.sync.types import BlockRef
 from indexer.sync.window import ChainWindow
 
 

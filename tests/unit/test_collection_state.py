@@ -8,40 +8,10 @@ from typing import Any
 
 import pytest
 
+from dnft.collection.rules import collection_from_mapping, load_collection
+from dnft.collection.state import TokenEvent, derive_state
 from dnft.errors import ConfigError
-from regenerator.collection import collection_from_mapping, load_collection
-from regenerator.state import TokenEvent, derive_state
-
-SAMPLE: dict[str, Any] = {
-    "name": "sample",
-    "contract": "collection",
-    "salt": "sample-v1",
-    "traits": [
-        {"name": "fed", "event": "Fed", "reduce": "count"},
-        {"name": "fed_wei", "event": "Fed", "reduce": "sum", "arg": "amount"},
-        {"name": "owner", "event": "Transfer", "reduce": "last", "arg": "to"},
-        {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood", "default": "calm"},
-        {"name": "price", "feed": "eth-usd"},
-        {
-            "name": "market",
-            "feed": "eth-usd",
-            "buckets": [
-                {"below": "2000", "name": "bear"},
-                {"below": "4000", "name": "calm"},
-                {"name": "bull"},
-            ],
-        },
-    ],
-    "stages": {
-        "trait": "fed",
-        "levels": [
-            {"min": 0, "name": "egg"},
-            {"min": 3, "name": "hatchling"},
-            {"min": 10, "name": "adult"},
-        ],
-    },
-    "prompt": "a {stage} creature in a {mood} mood, {market} market",
-}
+from tests.support.rules import SAMPLE
 
 
 def ev(n: int, event: str, **args: Any) -> TokenEvent:

@@ -12,12 +12,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnft.collection.rules import Collection, collection_from_mapping, load_collection
+from dnft.collection.state import TokenState
+from dnft.config import Settings, load_settings, settings_from_mapping
 from dnft.errors import ConfigError
-from dnft.settings import Settings, load_settings, settings_from_mapping
-from regenerator.collection import Collection, collection_from_mapping, load_collection
+from dnft.sanitize import PROMPT_ALPHABET
 from regenerator.metadata import render_prompt
-from regenerator.sanitize import PROMPT_ALPHABET
-from regenerator.state import TokenState
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = settings(

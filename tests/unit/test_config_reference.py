@@ -36,7 +36,7 @@ class TestConfigReference:
         )
 
     def test_every_key_of_every_section_is_listed(self) -> None:
-        from dnft.settings import Settings
+        from dnft.config import Settings
 
         keys = {key for key, _, _ in config_reference.rows(Settings)}
         for section, model in Settings.model_fields.items():
@@ -60,7 +60,7 @@ class TestConfigReference:
         ],
     )
     def test_defaults(self, key: str, default: str) -> None:
-        from dnft.settings import Settings
+        from dnft.config import Settings
 
         found = {k: d for k, _, d in config_reference.rows(Settings)}
         assert found[key] == default

@@ -12,24 +12,17 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from test_collection_state import SAMPLE
 
+from dnft.collection.rules import collection_from_mapping
+from dnft.collection.seeds import MAX_SEED, attempt_seed, reroll_seed
+from dnft.config import settings_from_mapping
 from dnft.errors import ConfigError, DecodeError
-from dnft.settings import settings_from_mapping
+from dnft.timeline.arthash import MAX_INDEXED_DISTANCE, hamming, hash_bands
 from publisher.api.curate_auth import CurateAuth, hash_password, same_origin, verify_password
-from regenerator.collection import collection_from_mapping
-from regenerator.curation import attempt_seed, reroll_seed
-from regenerator.guardrails import (
-    MAX_INDEXED_DISTANCE,
-    ImageLimits,
-    check_image,
-    check_metadata,
-    hamming,
-    hash_bands,
-    measure_png,
-)
-from regenerator.renderers.base import MAX_SEED, RenderRequest, encode_png
+from regenerator.guardrails import ImageLimits, check_image, check_metadata, measure_png
+from regenerator.renderers.base import RenderRequest, encode_png
 from regenerator.renderers.procedural import ProceduralRenderer
+from tests.support.rules import SAMPLE
 
 LIMITS = ImageLimits(size=64, min_entropy_bits=0.5, min_stddev=2.0)
 

@@ -14,8 +14,8 @@ from demo.config import DEMO_BUCKETS, demo_collection
 from demo.prices import DEFAULT_SERIES, DailyClose, Replay, load_series
 from demo.traffic import plan_actions
 from demo.world import DemoOptions, token_owners
+from dnft.collection.rules import collection_from_mapping
 from dnft.errors import ConfigError
-from regenerator.collection import collection_from_mapping
 
 
 class TestShippedSeries:

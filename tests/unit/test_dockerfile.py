@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from deploykit import DEPLOY, REPO
+
+from tests.support.deploy import DEPLOY, REPO
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 IGNORE = DEPLOY / "docker" / "Dockerfile.dockerignore"

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploykit import DEPLOY, exported_metric_names, referenced_metrics
+
+from tests.support.deploy import DEPLOY, exported_metric_names, referenced_metrics
 
 DASHBOARD = DEPLOY / "grafana" / "dnft.json"
 

@@ -17,9 +17,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploykit import DEPLOY, RULES
 
-from dnft.settings import Settings, settings_from_mapping
+from dnft.config import Settings, settings_from_mapping
+from tests.support.deploy import DEPLOY, RULES
 
 K8S = DEPLOY / "k8s"
 TARGETS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}

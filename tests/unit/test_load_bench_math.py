@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-# bench/ is a folder of scripts: its modules import as top-level names, as when they run.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from load_criteria import block_rate, bounded, counter_rate, growth, thirds_means
+from bench.load_criteria import block_rate, bounded, counter_rate, growth, thirds_means
 
 
 def series(values: list[float], every: float = 2.0) -> list[tuple[float, float]]:

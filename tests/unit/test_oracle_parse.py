@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from dnft.jsonpath import PathNotFoundError, parse_path, resolve
 from oracle_feeds.parse import format_decimal, iso_utc, parse_json, parse_timestamp, to_decimal
-from oracle_feeds.paths import PathNotFoundError, parse_path, resolve
 from oracle_feeds.validate import Rejected
 
 DOC: dict[str, Any] = {

@@ -20,6 +20,7 @@ import web3  # noqa: F401  # raises the recursion limit, as in the running oracl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dnft.jsonpath import PathNotFoundError, parse_path, resolve
 from oracle_feeds.parse import (
     MAX_ADJUSTED_EXPONENT,
     MAX_JSON_DEPTH,
@@ -28,7 +29,6 @@ from oracle_feeds.parse import (
     parse_timestamp,
     to_decimal,
 )
-from oracle_feeds.paths import PathNotFoundError, parse_path, resolve
 from oracle_feeds.types import Reading
 from oracle_feeds.validate import REJECT_REASONS, Limits, Rejected, Validator
 

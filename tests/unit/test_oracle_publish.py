@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from dnft.errors import DecodeError
+from dnft.validation import validate_message
 from oracle_feeds.publish import ObservationPublisher, observation
 from oracle_feeds.types import LastPublished, Reading, SourceObservation
-from schemas import validate_message
 
 T = 1_700_000_000.0
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dnft.settings import MedianFeedSettings
+from dnft.config import MedianFeedSettings
 from oracle_feeds.median import MedianFeed, agreement, median
 from oracle_feeds.types import Reading, SourceObservation
 from oracle_feeds.validate import Rejected

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from dnft.errors import ConfigError
-from dnft.settings import (
+from dnft.config import (
     ChainlinkFeedSettings,
     HttpFeedSettings,
     MedianFeedSettings,
     load_settings,
     settings_from_mapping,
 )
+from dnft.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 AGGREGATOR = "0x" + "cd" * 20

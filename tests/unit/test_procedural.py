@@ -21,12 +21,12 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from dnft.collection.seeds import derive_seed
 from regenerator.renderers import (
     ProceduralRenderer,
     Renderer,
     RenderInputError,
     RenderRequest,
-    derive_seed,
     encode_png,
     procedural,
 )

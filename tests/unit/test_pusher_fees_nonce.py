@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dnft.settings import PusherFeeSettings
+from dnft.config import PusherFeeSettings
 from publisher.pusher.fees import GWEI, FeePolicy, Fees
 from publisher.pusher.nonce import NonceManager
 

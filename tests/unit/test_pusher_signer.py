@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from dnft.config import PusherSignerSettings, settings_from_mapping
 from dnft.contracts import anvil_dev_key
 from dnft.errors import ConfigError
-from dnft.settings import PusherSignerSettings, settings_from_mapping
 from publisher.pusher.signer import Signer, UnsignedTx
 
 KEY = anvil_dev_key(7)

@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from dnft.errors import ConfigError
-from indexer.rpc.client import RpcClient, redact_url
-from indexer.rpc.errors import (
-    RangeTooLargeError,
-    RpcNodeError,
-    TransientRpcError,
-    classify_error,
-)
+from dnft.rpc.client import RpcClient, redact_url
+from dnft.rpc.errors import RangeTooLargeError, RpcNodeError, TransientRpcError, classify_error
 
 ALCHEMY = {
     "code": -32602,

@@ -8,13 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regenerator.sanitize import (
-    FILENAME_ALPHABET,
-    PROMPT_ALPHABET,
-    for_filename,
-    for_html,
-    for_prompt,
-)
+from dnft.sanitize import FILENAME_ALPHABET, PROMPT_ALPHABET, for_filename, for_html, for_prompt
 
 # Every code point, surrogates and unassigned ones included: chain data is arbitrary UTF-8.
 ANY_TEXT = st.text(st.characters(codec=None), max_size=600)

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from dnft.errors import DecodeError
-from schemas import MESSAGE_SCHEMAS, load_schema, validate_message, validate_metadata
+from dnft.validation import validate_message, validate_metadata
+from schemas import MESSAGE_SCHEMAS, load_schema
 
 HASH = "0x" + "ab" * 32
 

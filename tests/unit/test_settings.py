@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from dnft.config import load_settings, settings_from_mapping
 from dnft.errors import ConfigError
-from dnft.settings import load_settings, settings_from_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 

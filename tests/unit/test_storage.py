@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from regenerator.cid import cidv1_raw
-from regenerator.storage import (
+from dnft.storage.blobs import (
     AsyncBlobStore,
     BlobIntegrityError,
     BlobNotFoundError,
@@ -19,6 +18,7 @@ from regenerator.storage import (
     StorageError,
     open_blob_store,
 )
+from dnft.storage.cid import cidv1_raw
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 

@@ -1,0 +1,95 @@
+"""``dnft run --all``: every daemon in one process, for small installs and the demo.
+
+The same runtimes as the single daemons, sharing one health server (its /readyz reports each
+part) and one shutdown deadline. A part fails -> the whole process stops (and is restarted by
+whatever supervises it), as separate daemons would. Parts with nothing configured are skipped:
+the oracle without ``feeds``, the pusher without ``pusher.collections``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from dnft.config import Settings, load_settings
+from dnft.errors import ConfigError
+from dnft.hardening import protect_secrets
+from dnft.health import HealthServer
+from dnft.logging import configure_logging
+
+log = structlog.get_logger("dnft.run")
+
+PARTS = ("indexer", "oracle", "regenerator", "api", "pusher")
+Part = Callable[[asyncio.Event, HealthServer], Coroutine[Any, Any, None]]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("run", help="run several daemons in one process (--all)")
+    parser.add_argument("--all", action="store_true", required=True, help="every daemon")
+    parser.add_argument(
+        "--without", action="append", default=[], choices=PARTS, help="skip one (repeatable)"
+    )
+    parser.set_defaults(func=_main)
+
+
+def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
+    """The parts to run, each validated now: bad config fails before anything starts."""
+    from dnft.cli.indexer import run_indexers
+    from dnft.cli.oracle import run_oracle
+    from dnft.cli.pusher import run_pusher
+    from dnft.collection.bound import load_bound_collections
+    from publisher.api.pipeline import default_collection, run_api
+    from publisher.pusher.runtime import load_signer, push_targets
+    from regenerator.pipeline import run_regenerator
+
+    parts: dict[str, Part] = {}
+    skip = set(without)
+    if "indexer" not in skip:
+        networks = [n.name for n in settings.networks if settings.contracts_on(n.name)]
+        if not networks:
+            raise ConfigError("contracts", "no contract to index (or pass --without indexer)")
+        parts["indexer"] = lambda stopping, health: run_indexers(
+            settings, networks, stopping, health
+        )
+    if "oracle" not in skip and settings.feeds:
+        parts["oracle"] = lambda stopping, health: run_oracle(settings, stopping, health)
+    collections = load_bound_collections(settings)
+    if "regenerator" not in skip:
+        parts["regenerator"] = lambda stopping, health: run_regenerator(
+            settings, "all", stopping, health
+        )
+    if "api" not in skip:
+        default_collection(settings, collections)
+        parts["api"] = lambda stopping, health: run_api(settings, stopping, health)
+    if "pusher" not in skip and settings.pusher.collections:
+        push_targets(settings)
+        protect_secrets()  # no core dump or ptrace can read the key
+        signer = load_signer(settings)
+        parts["pusher"] = lambda stopping, health: run_pusher(settings, signer, stopping, health)
+    return parts
+
+
+def _main(args: argparse.Namespace) -> int:
+    from dnft.daemon import run_daemon
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    parts = plan_parts(settings, args.without)
+
+    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
+        log.info("running", parts=sorted(parts))
+        tasks = [asyncio.create_task(run(stopping, health), name=n) for n, run in parts.items()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a failed part stops them all
+            await asyncio.gather(*tasks)
+        finally:
+            stopping.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return asyncio.run(run_daemon("all", settings, main))

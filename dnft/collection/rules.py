@@ -1,0 +1,267 @@
+"""A collection's rules file: which traits derive from which events and feeds, the evolution
+stages, the prompt template and the renderer. Validated at load into frozen models; every error
+names the failing key (as ``dnft config check`` does for dnft.yaml).
+
+Example::
+
+    name: sample
+    contract: collection            # a contract name from dnft.yaml
+    salt: sample-v1                 # seeds derive from (salt, token id, state hash)
+    traits:
+      - {name: fed, event: Fed, reduce: count}
+      - {name: fed_wei, event: Fed, reduce: sum, arg: amount}
+      - {name: owner, event: Transfer, reduce: last, arg: to}
+      - {name: mood, event: TraitSet, reduce: trait, key: mood, default: calm}
+      - {name: market, feed: eth-usd, buckets: [{below: "2000", name: bear},
+                                                 {below: "4000", name: calm}, {name: bull}]}
+    stages:
+      trait: fed
+      levels: [{min: 0, name: egg}, {min: 3, name: hatchling}, {min: 10, name: adult}]
+    prompt: "a {stage} creature in a {mood} mood, {market} market"
+    renderer: {kind: procedural}
+    publish: auto                   # or review: new versions wait for a curator (dnft api /curate)
+    guardrails: {min_entropy_bits: 0.5, min_stddev: 2, duplicate_distance: 2, max_attempts: 3}
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dnft.config import parse_yaml
+from dnft.errors import ConfigError
+
+_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+_PLACEHOLDER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TOKEN_NAME_FIELDS = frozenset({"collection", "token_id"})
+
+
+def _check_template(template: str) -> str:
+    """Refuse what ``str.format_map`` would fail on (or misuse) at render time: unbalanced
+    braces, positional fields, attribute/index access (``{stage.__class__}``), conversions
+    and format specs. Only plain ``{name}`` placeholders; a literal brace is ``{{`` / ``}}``.
+    """
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)]
+    except ValueError as exc:
+        raise ValueError(f"{exc} (write a literal brace as '{{{{' or '}}}}')") from None
+    for field, spec, conversion in fields:
+        if field is None:
+            continue
+        if not _PLACEHOLDER_NAME.fullmatch(field) or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"placeholder {shown!r} is not a plain {{name}}")
+    return template
+
+
+def _template_fields(template: str) -> set[str]:
+    """The placeholder names of a template that passed :func:`_check_template`."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Bucket(_Model):
+    """Values below ``below`` (exclusive) fall in this bucket; the last bucket has no bound."""
+
+    name: str = Field(pattern=_NAME)
+    below: Decimal | None = None
+
+
+class Trait(_Model):
+    name: str = Field(pattern=_NAME)
+    # From events: which event, and how its occurrences reduce to one value.
+    event: str | None = None
+    reduce: Literal["count", "sum", "last", "trait", "held_since"] | None = None
+    arg: str | None = None  # the event argument for sum / last
+    key: str | None = None  # the TraitSet key for reduce: trait
+    # From a feed: its latest value, raw or bucketed.
+    feed: str | None = None
+    buckets: list[Bucket] | None = None
+    default: str | int | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> Trait:
+        if (self.event is None) == (self.feed is None):
+            raise ValueError("set exactly one of 'event' or 'feed'")
+        if self.event is not None:
+            if self.reduce is None:
+                raise ValueError("an event trait needs 'reduce'")
+            if self.reduce in ("sum", "last") and not self.arg:
+                raise ValueError(f"reduce: {self.reduce} needs 'arg' (the event argument)")
+            if self.reduce == "trait" and not self.key:
+                raise ValueError("reduce: trait needs 'key' (the TraitSet key)")
+        if self.buckets is not None:
+            if self.feed is None:
+                raise ValueError("'buckets' applies to feed traits")
+            bounds = [b.below for b in self.buckets]
+            if not bounds or bounds[-1] is not None or any(b is None for b in bounds[:-1]):
+                raise ValueError("every bucket but the last needs 'below'; the last has none")
+            finite = [b for b in bounds if b is not None]
+            if any(a >= b for a, b in itertools.pairwise(finite)):
+                raise ValueError("bucket bounds must increase")
+        return self
+
+
+class Level(_Model):
+    min: Decimal
+    name: str = Field(pattern=_NAME)
+
+
+class Stages(_Model):
+    trait: str
+    levels: list[Level] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Stages:
+        mins = [level.min for level in self.levels]
+        if mins != sorted(mins) or len(set(mins)) != len(mins):
+            raise ValueError("stage levels must have increasing 'min'")
+        return self
+
+
+class RendererSpec(_Model):
+    kind: Literal["procedural", "diffusion"] = "procedural"
+    params: dict[str, Any] = {}
+    model_dir: Path | None = None  # diffusion: a mounted directory, loaded offline
+    # diffusion: LoRA (or other adapter) weights, a file or directory inside model_dir, loaded
+    # with diffusers' load_lora_weights; its sha256 goes into every render's provenance.
+    lora: Path | None = None
+
+    @model_validator(mode="after")
+    def _lora_inside_model_dir(self) -> RendererSpec:
+        if self.lora is None:
+            return self
+        if self.kind != "diffusion" or self.model_dir is None:
+            raise ValueError("renderer.lora needs kind: diffusion and a model_dir")
+        if self.lora.is_absolute() or ".." in self.lora.parts or not self.lora.parts:
+            raise ValueError(
+                f"renderer.lora must be a relative path inside model_dir, got {str(self.lora)!r}"
+            )
+        return self
+
+    @property
+    def lora_path(self) -> Path | None:
+        """The LoRA weights' full path (inside model_dir), or None."""
+        if self.lora is None or self.model_dir is None:
+            return None
+        return self.model_dir / self.lora
+
+
+class Guardrails(_Model):
+    """Checks every render must pass before its version can be public (regenerator/guardrails.py).
+    A failed render is retried with the next seed, ``max_attempts`` renders in all."""
+
+    enabled: bool = True
+    # Blank or near-uniform: grey-level entropy (bits, 0-8) and standard deviation (0-255).
+    min_entropy_bits: float = Field(default=0.5, ge=0, le=8)
+    min_stddev: float = Field(default=2.0, ge=0, le=128)
+    # Near duplicate: at most this many differing bits (of 64) between perceptual hashes.
+    # Off by default: renders of equal states look alike by design (procedural art barely
+    # depends on the seed), so a collection opts in. At most 3, so the check is an index
+    # lookup (guardrails.MAX_INDEXED_DISTANCE).
+    duplicate_distance: int | None = Field(default=None, ge=0, le=3)
+    # What a render is compared with: the token's previous public art, and/or every other
+    # token's current art in the collection.
+    duplicate_of: list[Literal["previous", "collection"]] = ["previous", "collection"]
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+class Collection(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    contract: str
+    salt: str = Field(min_length=1, max_length=200)
+    traits: list[Trait] = Field(min_length=1)
+    stages: Stages
+    prompt: str = Field(min_length=1, max_length=2000)
+    renderer: RendererSpec = RendererSpec()
+    image_size: int = Field(default=512, ge=64, le=2048)
+    token_name: str = "{collection} #{token_id}"
+    description: str = ""
+    external_url: str | None = None
+    # auto: a version is public once its guardrails pass; review: it waits for a curator.
+    publish: Literal["auto", "review"] = "auto"
+    guardrails: Guardrails = Guardrails()
+
+    @field_validator("prompt", "token_name")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        return _check_template(template)
+
+    @field_validator("token_name")
+    @classmethod
+    def _token_name_fields(cls, template: str) -> str:
+        unknown = sorted(_template_fields(template) - _TOKEN_NAME_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown placeholders {unknown} (known: {sorted(_TOKEN_NAME_FIELDS)})"
+            )
+        return template
+
+    @model_validator(mode="after")
+    def _references(self) -> Collection:
+        names = [t.name for t in self.traits]
+        if len(set(names)) != len(names):
+            raise ValueError("trait names must be unique")
+        if self.stages.trait not in names:
+            raise ValueError(f"stages.trait {self.stages.trait!r} is not a trait")
+        known = {*names, "stage", "token_id", "collection"}
+        unknown = sorted(_template_fields(self.prompt) - known)
+        if unknown:
+            raise ValueError(f"prompt uses unknown placeholders {unknown} (known: {sorted(known)})")
+        if self.renderer.kind == "diffusion" and self.renderer.model_dir is None:
+            raise ValueError("renderer.kind diffusion needs renderer.model_dir")
+        return self
+
+    @property
+    def feeds(self) -> set[str]:
+        return {t.feed for t in self.traits if t.feed is not None}
+
+
+def load_collection(path: str | Path) -> Collection:
+    """Read and validate a collection file; raises ConfigError naming the failing key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read collection file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{path} is not UTF-8 text: {exc.reason}") from None
+    raw = parse_yaml(text, str(path))
+    return collection_from_mapping(raw, source=str(path))
+
+
+def collection_from_mapping(raw: Any, source: str = "collection") -> Collection:
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{source} must hold a mapping")
+    try:
+        return Collection.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(_label(part, raw, error["loc"][:i]) for i, part in enumerate(error["loc"]))
+        raise ConfigError(f"{source}: {key}".rstrip(": "), error["msg"]) from None
+
+
+def _label(part: int | str, raw: Any, parents: tuple[int | str, ...]) -> str:
+    if isinstance(part, int):
+        node = raw
+        for p in parents:
+            if isinstance(node, dict):
+                node = node.get(p)
+            elif isinstance(node, list) and isinstance(p, int) and p < len(node):
+                node = node[p]
+            else:
+                node = None
+        if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+            return f"[{node[part].get('name', part)}]"
+        return f"[{part}]"
+    return str(part)

@@ -1,0 +1,237 @@
+"""dnft's Kafka messages as frozen typed values, one class per schema in ``schemas/messages``.
+
+A consumer's decode step (:func:`dnft.stream.message_decoder`) turns each record into one of
+these: JSON, then the message's own JSON Schema, then the typed value, converting numbers and
+times once. Whatever fails any of the three raises :class:`~dnft.errors.DecodeError` naming
+what is wrong, and the stream sends the record to the dead-letter topic. Past the decode step
+no code reads a message as a ``dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import orjson
+
+from dnft.errors import DecodeError
+from dnft.validation import validate_message
+from schemas import (
+    CHAIN_EVENT_V1,
+    CHAIN_RETRACTION_V1,
+    METADATA_UPDATE_V1,
+    ORACLE_OBSERVATION_V1,
+    RENDER_JOB_V1,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """``dnft.chain.event.v1``: a contract event from the canonical chain. ``args`` are as the
+    indexer decoded them (integers as decimal strings, strings as on chain: untrusted)."""
+
+    event_id: str
+    chain_id: int
+    network: str
+    contract: str
+    event: str
+    args: Mapping[str, Any]
+    token_id: int | None
+    block_number: int
+    block_hash: str
+    block_timestamp: int | None
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRetraction:
+    """``dnft.chain.retraction.v1``: a reorg removed event ``event_id``; undo its effect."""
+
+    event_id: str
+    chain_id: int
+    network: str
+    contract: str
+    event: str
+    token_id: int | None
+    block_number: int
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationSource:
+    """One source of an observation, with the hash of its raw response."""
+
+    source: str
+    value: Decimal
+    response_sha256: str
+    agreed: bool | None = None
+    observed_at: datetime | None = None
+    block_number: int | None = None
+    source_round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OracleObservation:
+    """``dnft.oracle.observation.v1``: a validated reading of feed ``feed_id``."""
+
+    feed_id: str
+    value: Decimal
+    observed_at: datetime
+    published_at: datetime
+    round_id: int
+    reason: str | None
+    sources: tuple[ObservationSource, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """``dnft.render.job.v1``: render token ``token_id`` of ``collection`` at one state."""
+
+    job_id: str
+    collection: str
+    chain_id: int
+    contract: str
+    token_id: int
+    state_hash: str
+    seed: int
+    triggered_by: tuple[str, ...]
+    planned_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataUpdate:
+    """``dnft.metadata.update.v1``: version ``version`` of a token is stored, to announce."""
+
+    collection: str | None
+    chain_id: int
+    contract: str
+    token_id: int
+    version: int
+    metadata_uri: str
+    metadata_sha256: str
+    metadata_cid: str
+    image_sha256: str
+    created_at: datetime
+
+
+Message: TypeAlias = ChainEvent | ChainRetraction | OracleObservation | RenderJob | MetadataUpdate
+
+
+def decode_message(value: bytes) -> Message:
+    """A record's value as its typed message. Raises DecodeError: not JSON, not an object,
+    no known schema, invalid against it, or a value that does not convert (a time that is not
+    ISO 8601, a number too long to convert)."""
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise DecodeError("not a JSON object")
+    name = validate_message(body)
+    try:
+        return _BUILDERS[name](body)
+    except (ValueError, ArithmeticError) as exc:
+        raise DecodeError(f"{name}: a value does not convert: {exc}") from None
+
+
+def _chain_event(b: dict[str, Any]) -> ChainEvent:
+    return ChainEvent(
+        event_id=b["event_id"],
+        chain_id=b["chain_id"],
+        network=b["network"],
+        contract=b["contract"],
+        event=b["event"],
+        args=b["args"],
+        token_id=_token(b.get("token_id")),
+        block_number=b["block_number"],
+        block_hash=b["block_hash"],
+        block_timestamp=b.get("block_timestamp"),
+        tx_hash=b["tx_hash"],
+        log_index=b["log_index"],
+    )
+
+
+def _chain_retraction(b: dict[str, Any]) -> ChainRetraction:
+    return ChainRetraction(
+        event_id=b["event_id"],
+        chain_id=b["chain_id"],
+        network=b["network"],
+        contract=b["contract"],
+        event=b["event"],
+        token_id=_token(b.get("token_id")),
+        block_number=b["block_number"],
+        block_hash=b["block_hash"],
+    )
+
+
+def _observation(b: dict[str, Any]) -> OracleObservation:
+    return OracleObservation(
+        feed_id=b["feed_id"],
+        value=Decimal(b["value"]),
+        observed_at=_time(b["observed_at"]),
+        published_at=_time(b["published_at"]),
+        round_id=b["round_id"],
+        reason=b.get("reason"),
+        sources=tuple(
+            ObservationSource(
+                source=s["source"],
+                value=Decimal(s["value"]),
+                response_sha256=s["response_sha256"],
+                agreed=s.get("agreed"),
+                observed_at=None if s.get("observed_at") is None else _time(s["observed_at"]),
+                block_number=s.get("block_number"),
+                source_round_id=s.get("source_round_id"),
+            )
+            for s in b["sources"]
+        ),
+    )
+
+
+def _render_job(b: dict[str, Any]) -> RenderJob:
+    return RenderJob(
+        job_id=b["job_id"],
+        collection=b["collection"],
+        chain_id=b["chain_id"],
+        contract=b["contract"],
+        token_id=int(b["token_id"]),
+        state_hash=b["state_hash"],
+        seed=b["seed"],
+        triggered_by=tuple(b.get("triggered_by") or ()),
+        planned_at=_time(b["planned_at"]),
+    )
+
+
+def _metadata_update(b: dict[str, Any]) -> MetadataUpdate:
+    return MetadataUpdate(
+        collection=b.get("collection"),
+        chain_id=b["chain_id"],
+        contract=b["contract"].lower(),
+        token_id=int(b["token_id"]),
+        version=b["version"],
+        metadata_uri=b["metadata_uri"],
+        metadata_sha256=b["metadata_sha256"],
+        metadata_cid=b["metadata_cid"],
+        image_sha256=b["image_sha256"],
+        created_at=_time(b["created_at"]),
+    )
+
+
+def _token(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Message]] = {
+    CHAIN_EVENT_V1: _chain_event,
+    CHAIN_RETRACTION_V1: _chain_retraction,
+    ORACLE_OBSERVATION_V1: _observation,
+    RENDER_JOB_V1: _render_job,
+    METADATA_UPDATE_V1: _metadata_update,
+}
