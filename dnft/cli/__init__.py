@@ -7,6 +7,7 @@ part that does the work, and print. No command holds the work itself.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -17,26 +18,28 @@ from dnft.errors import DnftError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from dnft.cli import (
-        api,
-        audit,
-        config,
-        contracts,
-        db,
-        demo,
-        dev,
-        indexer,
-        oracle,
-        pusher,
-        regenerator,
-        replay,
-        rerender,
-        run,
-        status,
-        verify,
-    )
+# The command modules, each registering its parsers; imported when the parser is built.
+COMMANDS = (
+    "api",
+    "audit",
+    "config",
+    "contracts",
+    "db",
+    "demo",
+    "dev",
+    "indexer",
+    "oracle",
+    "pusher",
+    "regenerator",
+    "replay",
+    "rerender",
+    "run",
+    "status",
+    "verify",
+)
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dnft", description="Dynamic NFT engine")
     parser.add_argument(
         "--config",
@@ -45,25 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="path to dnft.yaml (default: $DNFT_CONFIG or ./dnft.yaml)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (
-        api,
-        audit,
-        config,
-        contracts,
-        db,
-        demo,
-        dev,
-        indexer,
-        oracle,
-        pusher,
-        regenerator,
-        replay,
-        rerender,
-        run,
-        status,
-        verify,
-    ):
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"dnft.cli.{name}").register(sub)
     return parser
 
 

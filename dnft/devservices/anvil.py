@@ -6,21 +6,17 @@ import json
 import os
 import platform
 import shutil
-import time
 import urllib.request
 from pathlib import Path
 
 from dnft.devservices.base import (
+    ProcessService,
     attach,
     existing_file,
-    process_records,
     setting_int,
     spawn_ready,
-    start_on_free_port,
-    stop_processes,
 )
 from dnft.devservices.ports import LOOPBACK
-from dnft.devservices.process import ManagedProcess
 from dnft.devservices.state import ServiceRecord
 from dnft.errors import MissingDependencyError
 
@@ -72,7 +68,7 @@ def rpc_call(
     return answer["result"]
 
 
-class AnvilService:
+class AnvilService(ProcessService):
     """anvil on 127.0.0.1: automine by default, or a block every ``block_time`` seconds.
 
     Ready when ``eth_chainId`` answers the configured chain id (about 50 ms on this machine).
@@ -91,16 +87,11 @@ class AnvilService:
         silent: bool = True,
         ready_timeout: float = 10.0,
     ) -> None:
-        self.state_dir = state_dir
-        self.port = port
+        super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
         self.chain_id = chain_id
         self.block_time = block_time
         self.prune_history = prune_history
         self.silent = silent
-        self.ready_timeout = ready_timeout
-        self.log_path = state_dir / "logs" / "anvil.log"
-        self.ready_seconds: float | None = None
-        self._process: ManagedProcess | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -115,10 +106,6 @@ class AnvilService:
     def endpoints(self) -> dict[str, str | int]:
         return {"rpc_url": self.rpc_url, "ws_url": self.ws_url, "chain_id": self.chain_id}
 
-    @property
-    def processes(self) -> list[ManagedProcess]:
-        return [] if self._process is None else [self._process]
-
     def argv(self, binary: Path, port: int) -> list[str]:
         argv = [str(binary), "--host", LOOPBACK, "--port", str(port)]
         argv += ["--chain-id", str(self.chain_id), "--prune-history", str(self.prune_history)]
@@ -130,10 +117,8 @@ class AnvilService:
 
     def start(self) -> None:
         """Start anvil and block until it is ready. Raises ServiceError, MissingDependencyError."""
-        began = time.monotonic()
         binary = find_anvil()
-        self.port = start_on_free_port(lambda port: self._start_once(binary, port), self.port)
-        self.ready_seconds = time.monotonic() - began
+        self._start_timed(lambda port: self._start_once(binary, port))
 
     def _start_once(self, binary: Path, port: int) -> None:
         url = f"http://{LOOPBACK}:{port}"
@@ -153,28 +138,12 @@ class AnvilService:
             timeout=self.ready_timeout,
         )
 
-    def stop(self) -> None:
-        """SIGTERM anvil's group, SIGKILL after 10 s; blocks until it is gone."""
-        if self._process is not None:
-            stop_processes([self._process], "anvil", self.log_path)
-            self._process = None
-
     def restart(self) -> None:
         """Stop and start on the same port. The chain state is lost (anvil keeps it in memory)."""
-        self.stop()
-        self.start()
-
-    def is_alive(self) -> bool:
-        return self._process is not None and self._process.alive()
+        super().restart()
 
     def record(self) -> ServiceRecord:
-        return ServiceRecord(
-            name=self.name,
-            processes=process_records(self.processes),
-            endpoints=self.endpoints,
-            logs={"anvil": str(self.log_path)},
-            settings={"port": self._bound_port(), "block_time": self.block_time},
-        )
+        return self._record({"port": self._bound_port(), "block_time": self.block_time})
 
     @classmethod
     def from_record(cls, record: ServiceRecord, state_dir: Path) -> AnvilService:
@@ -187,8 +156,3 @@ class AnvilService:
         service.log_path = Path(record.logs.get("anvil", str(service.log_path)))
         service._process = attach(record, "anvil")
         return service
-
-    def _bound_port(self) -> int:
-        if self.port is None:
-            raise RuntimeError("anvil has no port before start()")
-        return self.port

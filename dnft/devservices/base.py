@@ -190,3 +190,78 @@ def setting_int(record: ServiceRecord, key: str) -> int | None:
 def setting_str(record: ServiceRecord, key: str) -> str | None:
     value = record.settings.get(key, record.endpoints.get(key))
     return value if isinstance(value, str) else None
+
+
+class ProcessService:
+    """What a dev service run as one main process shares: its port, log, start time and
+    process; a timed start on a free port; stopping it; and the record ``dnft dev up`` keeps.
+
+    Subclasses name themselves (``name``), define ``endpoints``, ``start`` (calling
+    :meth:`_start_timed`) and ``stop``, and add what is theirs (moto beside tansu, initdb).
+    """
+
+    name: str  # set by each subclass
+
+    def __init__(self, state_dir: Path, *, port: int | None, ready_timeout: float) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.ready_timeout = ready_timeout
+        self.log_path = state_dir / "logs" / f"{self.name}.log"
+        self.ready_seconds: float | None = None
+        self._process: ManagedProcess | None = None
+
+    @property
+    def endpoints(self) -> dict[str, str | int]:
+        raise NotImplementedError
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [] if self._process is None else [self._process]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the service's process; blocks until it is gone. Raises ServiceError."""
+        self._stop_own()
+
+    def restart(self) -> None:
+        """Stop and start on the same port."""
+        self.stop()
+        self.start()
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def record(self) -> ServiceRecord:
+        return self._record({"port": self.port})
+
+    def _start_timed(self, start_once: Callable[[int], None]) -> None:
+        """``start_once`` on the configured port, or on free ones until one works; records how
+        long starting took (``ready_seconds``)."""
+        began = time.monotonic()
+        self.port = start_on_free_port(start_once, self.port)
+        self.ready_seconds = time.monotonic() - began
+
+    def _stop_own(self, first_signal: signal.Signals = signal.SIGTERM) -> None:
+        if self._process is not None:
+            stop_processes([self._process], self.name, self.log_path, first_signal)
+            self._process = None
+
+    def _record(
+        self,
+        settings: dict[str, str | int | float | bool | None],
+        logs: dict[str, str] | None = None,
+    ) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            processes=process_records(self.processes),
+            endpoints=self.endpoints,
+            logs={self.name: str(self.log_path)} if logs is None else logs,
+            settings=settings,
+        )
+
+    def _bound_port(self) -> int:
+        if self.port is None:
+            raise RuntimeError(f"{self.name} has no port before start()")
+        return self.port

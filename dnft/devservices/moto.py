@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from dnft.devservices.base import (
-    process_records,
+    ProcessService,
     spawn_ready,
-    start_on_free_port,
-    stop_processes,
 )
 from dnft.devservices.ports import LOOPBACK
 from dnft.devservices.process import ManagedProcess
-from dnft.devservices.state import ServiceRecord
 from dnft.errors import MissingDependencyError, ServiceError
 
 # moto accepts any credentials; tansu's S3 client only needs them to be set.
@@ -51,7 +47,7 @@ def _http(method: str, url: str, timeout: float) -> int:
     return status
 
 
-class MotoService:
+class MotoService(ProcessService):
     """moto_server on 127.0.0.1, run with this interpreter (``python -m moto.server``).
 
     Ready when ``GET /`` (S3 ListBuckets) answers 200; takes about a second (Python imports).
@@ -60,33 +56,20 @@ class MotoService:
     name = "moto"
 
     def __init__(self, state_dir: Path, *, port: int | None = None, ready_timeout: float = 30.0):
-        self.state_dir = state_dir
-        self.port = port
-        self.ready_timeout = ready_timeout
-        self.log_path = state_dir / "logs" / "moto.log"
-        self.ready_seconds: float | None = None
-        self._process: ManagedProcess | None = None
+        super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
 
     @property
     def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("moto has no port before start()")
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"http://{LOOPBACK}:{self._bound_port()}"
 
     @property
     def endpoints(self) -> dict[str, str | int]:
         return {"s3_endpoint": self.url}
 
-    @property
-    def processes(self) -> list[ManagedProcess]:
-        return [] if self._process is None else [self._process]
-
     def start(self) -> None:
         """Start moto and block until it answers. Raises ServiceError, MissingDependencyError."""
-        began = time.monotonic()
         require_moto()
-        self.port = start_on_free_port(self._start_once, self.port)
-        self.ready_seconds = time.monotonic() - began
+        self._start_timed(self._start_once)
 
     def _start_once(self, port: int) -> None:
         argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
@@ -113,25 +96,7 @@ class MotoService:
 
     def stop(self) -> None:
         """SIGTERM moto's group (SIGKILL after 10 s); all stored objects are lost."""
-        if self._process is not None:
-            stop_processes([self._process], "moto", self.log_path)
-            self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def is_alive(self) -> bool:
-        return self._process is not None and self._process.alive()
-
-    def record(self) -> ServiceRecord:
-        return ServiceRecord(
-            name=self.name,
-            processes=process_records(self.processes),
-            endpoints=self.endpoints,
-            logs={"moto": str(self.log_path)},
-            settings={"port": self.port},
-        )
+        self._stop_own()
 
     @classmethod
     def attached(

@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dnft.devservices.base import (
+    ProcessService,
     ServiceExitedError,
     attach,
     failure,
-    process_records,
     setting_int,
     setting_str,
     start_on_free_port,
@@ -110,7 +110,7 @@ def _reachable(path: Path, owner: pwd.struct_passwd | None) -> bool:
     return True
 
 
-class PostgresService:
+class PostgresService(ProcessService):
     """A Postgres cluster of its own on 127.0.0.1: user ``dnft`` (trust auth), database ``dnft``.
 
     The cluster lives in ``STATE_DIR/postgres`` when the ``postgres`` user can reach it and the
@@ -133,18 +133,13 @@ class PostgresService:
         database: str = DEFAULT_DATABASE,
         ready_timeout: float = 30.0,
     ) -> None:
-        self.state_dir = state_dir
-        self.port = port
+        super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
         self.fsync = fsync
         self.settings = dict(settings or {})
         self.user = user
         self.database = database
-        self.ready_timeout = ready_timeout
-        self.log_path = state_dir / "logs" / "postgres.log"
         self.cluster_dir: Path | None = None
         self.bin_dir: Path | None = None
-        self.ready_seconds: float | None = None
-        self._process: ManagedProcess | None = None
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -153,9 +148,7 @@ class PostgresService:
         return self.dsn_for(self.database)
 
     def dsn_for(self, database: str) -> str:
-        if self.port is None:
-            raise RuntimeError("postgres has no port before start()")
-        return f"postgresql://{self.user}@{LOOPBACK}:{self.port}/{database}"
+        return f"postgresql://{self.user}@{LOOPBACK}:{self._bound_port()}/{database}"
 
     @property
     def data_dir(self) -> Path:
@@ -168,10 +161,6 @@ class PostgresService:
     @property
     def endpoints(self) -> dict[str, str | int]:
         return {"dsn": self.dsn, "data_dir": str(self.data_dir), "socket_dir": str(self.socket_dir)}
-
-    @property
-    def processes(self) -> list[ManagedProcess]:
-        return [] if self._process is None else [self._process]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -261,17 +250,13 @@ class PostgresService:
 
     def restart(self) -> None:
         """Stop and start on the same data directory and port; data survives."""
-        self.stop()
-        self.start()
+        super().restart()
 
     def destroy(self) -> None:
         """Stop and delete the cluster directory."""
         self.stop()
         if self.cluster_dir is not None:
             shutil.rmtree(self.cluster_dir, ignore_errors=True)
-
-    def is_alive(self) -> bool:
-        return self._process is not None and self._process.alive()
 
     # -- databases -------------------------------------------------------------------------
 
@@ -310,13 +295,7 @@ class PostgresService:
             "user": self.user,
             "database": self.database,
         }
-        return ServiceRecord(
-            name=self.name,
-            processes=process_records(self.processes),
-            endpoints=self.endpoints,
-            logs={"postgres": str(self.log_path)},
-            settings=settings,
-        )
+        return self._record(settings)
 
     @classmethod
     def from_record(cls, record: ServiceRecord, state_dir: Path) -> PostgresService:

@@ -15,13 +15,11 @@ import time
 from pathlib import Path
 
 from dnft.devservices.base import (
+    ProcessService,
     attach,
     existing_file,
-    process_records,
     setting_int,
     spawn_ready,
-    start_on_free_port,
-    stop_processes,
 )
 from dnft.devservices.moto import S3_ENV, MotoService
 from dnft.devservices.ports import LOOPBACK
@@ -92,7 +90,7 @@ def _read_exact(sock: socket.socket, n: int) -> bytes | None:
     return data
 
 
-class TansuService:
+class TansuService(ProcessService):
     """tansu on 127.0.0.1, advertising the same address so clients reconnect to it.
 
     ``durable=False``: memory storage, ready in milliseconds, lost on restart.
@@ -111,21 +109,14 @@ class TansuService:
         durable: bool = False,
         ready_timeout: float = 10.0,
     ) -> None:
-        self.state_dir = state_dir
-        self.port = port
+        super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
         self.durable = durable
-        self.ready_timeout = ready_timeout
-        self.log_path = state_dir / "logs" / "tansu.log"
-        self.ready_seconds: float | None = None
         self.moto: MotoService | None = MotoService(state_dir) if durable else None
-        self._process: ManagedProcess | None = None
 
     @property
     def bootstrap(self) -> str:
         """``host:port`` for ``bootstrap_servers``."""
-        if self.port is None:
-            raise RuntimeError("tansu has no port before start()")
-        return f"{LOOPBACK}:{self.port}"
+        return f"{LOOPBACK}:{self._bound_port()}"
 
     @property
     def storage(self) -> str:
@@ -140,8 +131,7 @@ class TansuService:
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        own = [] if self._process is None else [self._process]
-        return own + ([] if self.moto is None else self.moto.processes)
+        return super().processes + ([] if self.moto is None else self.moto.processes)
 
     def start(self) -> None:
         """Start the broker (and moto first when durable); block until ready.
@@ -149,7 +139,6 @@ class TansuService:
         Raises ServiceError, MissingDependencyError. A running moto is reused, which is what
         lets ``restart()`` keep the data.
         """
-        began = time.monotonic()
         binary = find_tansu()
         # NO_COLOR: tansu's tracing output would otherwise fill the log with ANSI escapes.
         env = {**os.environ, "NO_COLOR": "1"}
@@ -159,10 +148,7 @@ class TansuService:
             self.moto.create_bucket(S3_BUCKET)
             env.update(S3_ENV, AWS_ENDPOINT=self.moto.url)
         try:
-            self.port = start_on_free_port(
-                lambda port: self._start_once(binary, port, env), self.port
-            )
-            self.ready_seconds = time.monotonic() - began
+            self._start_timed(lambda port: self._start_once(binary, port, env))
         except BaseException:
             if self.moto is not None and self._process is None:
                 self.moto.stop()
@@ -184,24 +170,19 @@ class TansuService:
 
     def stop(self) -> None:
         """Stop the broker, then moto; blocks until both are gone. Raises ServiceError."""
-        if self._process is not None:
-            stop_processes([self._process], "tansu", self.log_path)
-            self._process = None
+        self._stop_own()
         if self.moto is not None:
             self.moto.stop()
 
     def restart(self, pause_s: float = 0.0) -> None:
         """Restart the broker only, on the same port, after ``pause_s`` seconds down; moto (and
         so durable data) stays up. Blocks."""
-        if self._process is not None:
-            stop_processes([self._process], "tansu", self.log_path)
-            self._process = None
+        self._stop_own()
         time.sleep(pause_s)
         self.start()
 
     def is_alive(self) -> bool:
-        broker = self._process is not None and self._process.alive()
-        return broker and (self.moto is None or self.moto.is_alive())
+        return super().is_alive() and (self.moto is None or self.moto.is_alive())
 
     def record(self) -> ServiceRecord:
         logs = {"tansu": str(self.log_path)}
@@ -212,13 +193,7 @@ class TansuService:
         if self.moto is not None:
             logs["moto"] = str(self.moto.log_path)
             settings["moto_port"] = self.moto.port
-        return ServiceRecord(
-            name=self.name,
-            processes=process_records(self.processes),
-            endpoints=self.endpoints,
-            logs=logs,
-            settings=settings,
-        )
+        return self._record(settings, logs)
 
     @classmethod
     def from_record(cls, record: ServiceRecord, state_dir: Path) -> TansuService:
