@@ -10,10 +10,10 @@ no code reads a message as a ``dict``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -26,6 +26,11 @@ from schemas import (
     ORACLE_OBSERVATION_V1,
     RENDER_JOB_V1,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,84 +143,58 @@ def decode_message(value: bytes) -> Message:
         raise DecodeError(f"{name}: a value does not convert: {exc}") from None
 
 
+def _build(cls: type[_T], body: Mapping[str, Any], **converted: object) -> _T:
+    """``cls`` from the body's keys of the same names (absent optional keys are None), with
+    ``converted`` values in place of the raw ones."""
+    values = {f.name: body.get(f.name) for f in fields(cls)}
+    values.update(converted)
+    return cls(**values)
+
+
 def _chain_event(b: dict[str, Any]) -> ChainEvent:
-    return ChainEvent(
-        event_id=b["event_id"],
-        chain_id=b["chain_id"],
-        network=b["network"],
-        contract=b["contract"],
-        event=b["event"],
-        args=b["args"],
-        token_id=_token(b.get("token_id")),
-        block_number=b["block_number"],
-        block_hash=b["block_hash"],
-        block_timestamp=b.get("block_timestamp"),
-        tx_hash=b["tx_hash"],
-        log_index=b["log_index"],
-    )
+    return _build(ChainEvent, b, token_id=_token(b.get("token_id")))
 
 
 def _chain_retraction(b: dict[str, Any]) -> ChainRetraction:
-    return ChainRetraction(
-        event_id=b["event_id"],
-        chain_id=b["chain_id"],
-        network=b["network"],
-        contract=b["contract"],
-        event=b["event"],
-        token_id=_token(b.get("token_id")),
-        block_number=b["block_number"],
-        block_hash=b["block_hash"],
+    return _build(ChainRetraction, b, token_id=_token(b.get("token_id")))
+
+
+def _source(s: dict[str, Any]) -> ObservationSource:
+    observed = s.get("observed_at")
+    return _build(
+        ObservationSource,
+        s,
+        value=Decimal(s["value"]),
+        observed_at=None if observed is None else _time(observed),
     )
 
 
 def _observation(b: dict[str, Any]) -> OracleObservation:
-    return OracleObservation(
-        feed_id=b["feed_id"],
+    return _build(
+        OracleObservation,
+        b,
         value=Decimal(b["value"]),
         observed_at=_time(b["observed_at"]),
         published_at=_time(b["published_at"]),
-        round_id=b["round_id"],
-        reason=b.get("reason"),
-        sources=tuple(
-            ObservationSource(
-                source=s["source"],
-                value=Decimal(s["value"]),
-                response_sha256=s["response_sha256"],
-                agreed=s.get("agreed"),
-                observed_at=None if s.get("observed_at") is None else _time(s["observed_at"]),
-                block_number=s.get("block_number"),
-                source_round_id=s.get("source_round_id"),
-            )
-            for s in b["sources"]
-        ),
+        sources=tuple(_source(s) for s in b["sources"]),
     )
 
 
 def _render_job(b: dict[str, Any]) -> RenderJob:
-    return RenderJob(
-        job_id=b["job_id"],
-        collection=b["collection"],
-        chain_id=b["chain_id"],
-        contract=b["contract"],
+    return _build(
+        RenderJob,
+        b,
         token_id=int(b["token_id"]),
-        state_hash=b["state_hash"],
-        seed=b["seed"],
         triggered_by=tuple(b.get("triggered_by") or ()),
         planned_at=_time(b["planned_at"]),
     )
 
 
 def _metadata_update(b: dict[str, Any]) -> MetadataUpdate:
-    return MetadataUpdate(
-        collection=b.get("collection"),
-        chain_id=b["chain_id"],
-        contract=b["contract"].lower(),
+    return _build(
+        MetadataUpdate,
+        b,
         token_id=int(b["token_id"]),
-        version=b["version"],
-        metadata_uri=b["metadata_uri"],
-        metadata_sha256=b["metadata_sha256"],
-        metadata_cid=b["metadata_cid"],
-        image_sha256=b["image_sha256"],
         created_at=_time(b["created_at"]),
     )
 

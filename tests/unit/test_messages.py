@@ -1,0 +1,115 @@
+"""Kafka records decode into frozen typed messages, or are refused with a reason."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from dnft.errors import DecodeError
+from dnft.messages import (
+    ChainEvent,
+    ChainRetraction,
+    MetadataUpdate,
+    OracleObservation,
+    RenderJob,
+    decode_message,
+)
+from tests.support.messages import event, observation, retraction
+
+
+def render_job(**changes: Any) -> dict[str, Any]:
+    body = {
+        "schema": "dnft.render.job.v1",
+        "job_id": "job-1",
+        "collection": "sample",
+        "chain_id": 31337,
+        "contract": "0x" + "ab" * 20,
+        "token_id": "7",
+        "state_hash": "a" * 64,
+        "seed": 3,
+        "triggered_by": ["31337:0x01:0", "feed:eth-usd"],
+        "planned_at": "2026-11-22T10:00:00+00:00",
+    }
+    return {**body, **changes}
+
+
+def metadata_update(**changes: Any) -> dict[str, Any]:
+    body = {
+        "schema": "dnft.metadata.update.v1",
+        "collection": "sample",
+        "chain_id": 31337,
+        "contract": "0x" + "ab" * 20,
+        "token_id": "7",
+        "version": 2,
+        "metadata_uri": "http://127.0.0.1:8000/tokens/7/versions/2",
+        "metadata_sha256": "a" * 64,
+        "metadata_cid": "bafkreiabc",
+        "image_sha256": "b" * 64,
+        "created_at": "2026-11-22T10:00:00+00:00",
+    }
+    return {**body, **changes}
+
+
+def decode(body: dict[str, Any]) -> Any:
+    return decode_message(orjson.dumps(body))
+
+
+class TestDecode:
+    """Each schema becomes its own frozen class, with numbers and times converted once."""
+
+    def test_chain_event(self) -> None:
+        m = decode(event(5, "TraitSet", 12, key="mood", value="calm"))
+        assert isinstance(m, ChainEvent)
+        assert (m.token_id, m.event, m.block_number) == (12, "TraitSet", 5)
+        assert m.args == {"key": "mood", "value": "calm"}
+
+    def test_retraction(self) -> None:
+        m = decode(retraction(5, 12))
+        assert isinstance(m, ChainRetraction)
+        assert m.token_id == 12
+
+    def test_observation(self) -> None:
+        m = decode(observation(3, "1999.25"))
+        assert isinstance(m, OracleObservation)
+        assert m.value == Decimal("1999.25")
+        assert m.observed_at == datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+        assert m.sources[0].value == Decimal("1999.25")
+
+    def test_render_job(self) -> None:
+        m = decode(render_job())
+        assert isinstance(m, RenderJob)
+        assert (m.token_id, m.seed) == (7, 3)
+        assert m.triggered_by == ("31337:0x01:0", "feed:eth-usd")
+
+    def test_metadata_update(self) -> None:
+        m = decode(metadata_update())
+        assert isinstance(m, MetadataUpdate)
+        assert (m.token_id, m.version, m.contract) == (7, 2, "0x" + "ab" * 20)
+
+    def test_frozen(self) -> None:
+        m = decode(render_job())
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            m.seed = 4
+
+
+class TestRefusals:
+    """What cannot become a message is a DecodeError that says why."""
+
+    @pytest.mark.parametrize(
+        ("value", "reason"),
+        [
+            (b"not json", "not JSON"),
+            (b"[1, 2]", "not a JSON object"),
+            (b'{"schema": "dnft.other.v9"}', "no known 'schema'"),
+            (orjson.dumps(render_job(seed="3")), "seed"),
+            (orjson.dumps(metadata_update(created_at="yesterday")), "does not convert"),
+        ],
+    )
+    def test_refused(self, value: bytes, reason: str) -> None:
+        with pytest.raises(DecodeError, match=reason):
+            decode_message(value)
