@@ -1,5 +1,6 @@
-"""The audit's three readers: the chain (decoded exactly as the indexer decodes it), a Kafka
-topic from the beginning without a consumer group, and the regenerator's stored events."""
+"""The audit's three readers: the chain (read and decoded exactly as the indexer does, through
+``indexer.read_range``), a Kafka topic from the beginning without a consumer group, and the
+regenerator's stored events. Reads only."""
 
 from __future__ import annotations
 
@@ -7,27 +8,20 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import asyncpg
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError as _KafkaLibError
 
+from audit.events import EventRef
 from dnft.config import KafkaSettings, NetworkSettings, Settings
 from dnft.errors import ConfigError, KafkaError
 from dnft.progress import ProgressBar
-from dnft.rpc.client import RpcClient
-from dnft.rpc.logs import iter_logs
-from indexer.encode import ChunkEncoder
-from indexer.publish import event_id, token_id_of
+from dnft.rpc import RpcClient
+from indexer import ChunkEncoder, event_id, read_range, token_id_of
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
-
-if TYPE_CHECKING:
-    pass
-
-
-from audit.events import EventRef
 
 # tansu's ListOffsets under-reports partition ends (measured: 2,735 of 3,000 records, and
 # still so a second later), so "read up to the end offsets" stops early. The reader goes on
@@ -70,8 +64,7 @@ async def read_chain(
         raise ConfigError("contracts", f"no contract is configured on network {network!r}")
     if from_block < 0 or to_block < from_block:
         raise AuditRangeError("--from-block", f"empty block range {from_block}..{to_block}")
-    addresses, topics = encoder.log_filter()
-    async with _rpc_client(net) as client:
+    async with chain_client(net) as client:
         head = int(await client.call("eth_blockNumber", []), 16)
         if to_block > head:
             raise AuditRangeError(
@@ -81,19 +74,11 @@ async def read_chain(
             )
         out = ChainRead(head=head, events={})
         progress = ProgressBar(f"{network} chain", from_block, to_block, progress_stream)
-        chunks = iter_logs(
-            client,
-            addresses,
-            topics,
-            from_block,
-            to_block,
-            max_range=net.max_block_range,
-            in_flight=net.max_in_flight,
-        )
+        chunks = read_range(client, encoder, net, from_block, to_block)
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    encoded = encoder.encode(chunk, keep_events=True)
+                    encoded = chunk.encode(keep_events=True)
                     out.undecodable += encoded.undecodable
                     for e in encoded.events:
                         eid = event_id(net.chain_id, e.block_hash, e.log_index)
@@ -111,7 +96,8 @@ async def read_chain(
     return out
 
 
-def _rpc_client(net: NetworkSettings) -> RpcClient:
+def chain_client(net: NetworkSettings) -> RpcClient:
+    """An RPC client for the audit's reads of ``net`` (its URLs, timeout and in-flight cap)."""
     return RpcClient(
         net.rpc_urls, timeout_s=net.request_timeout_s, max_in_flight=net.max_in_flight * 2
     )

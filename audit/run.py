@@ -29,31 +29,28 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import asyncpg
-
-from dnft.config import Settings
-from dnft.db import redact_dsn
-from dnft.errors import ServiceError
-from indexer.checkpoint import Checkpoint, CheckpointStore
-
-if TYPE_CHECKING:
-    from audit.transactions import TransactionAudit
-    from audit.versions import VersionAudit
-
 
 from audit.events import SourceReport, StreamState, net_events, reconcile, stored_by_planner
 from audit.readers import (
     DEFAULT_MAX_TAIL_S,
     DEFAULT_QUIET_S,
     TopicRead,
-    _rpc_client,
+    chain_client,
     chain_event_filter,
     read_chain,
     read_regen_events,
     read_topic,
 )
+from audit.transactions import TransactionAudit, audit_transactions
+from audit.versions import VersionAudit, audit_versions
+from dnft.collection import load_bound_collections
+from dnft.config import Settings
+from dnft.db import redact_dsn
+from dnft.errors import ServiceError
+from indexer import Checkpoint, CheckpointStore
 
 
 @dataclass(slots=True)
@@ -122,8 +119,6 @@ def bound_contracts(settings: Settings, network: str) -> dict[str, str]:
     """
     if not settings.collections:
         return {}
-    from dnft.collection.bound import load_bound_collections
-
     chain_id = settings.network(network).chain_id
     ours = {c.address.lower() for c in settings.contracts_on(network)}
     return {
@@ -150,10 +145,6 @@ async def run_audit(
     Raises AuditRangeError / ConfigError for a bad range or configuration, ServiceError
     (RpcError, KafkaError included) when a source cannot be read.
     """
-    # Imported here: the indexer package does not load the pusher's or regenerator's code.
-    from audit.transactions import audit_transactions
-    from audit.versions import audit_versions
-
     net = settings.network(network)
     collections = bound_contracts(settings, network)
     chain = await read_chain(
@@ -196,7 +187,7 @@ async def run_audit(
             expected = stored_by_planner(chain.events, collections.values())
             postgres = reconcile("postgres", expected, stored, lookup)
             versions = await audit_versions(conn, sorted(collections))
-        async with _rpc_client(net) as client:
+        async with chain_client(net) as client:
             transactions = await audit_transactions(
                 client,
                 conn,

@@ -31,9 +31,7 @@ from typing import Any, Final
 import asyncpg
 from eth_utils.crypto import keccak
 
-from dnft.rpc.client import RpcClient
-from dnft.rpc.logs import iter_logs
-from dnft.rpc.types import RawLog
+from dnft.rpc import RawLog, RpcClient, iter_logs
 
 METADATA_UPDATE: Final = "0x" + keccak(text="MetadataUpdate(uint256)").hex()
 BATCH_METADATA_UPDATE: Final = "0x" + keccak(text="BatchMetadataUpdate(uint256,uint256)").hex()

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import orjson
 import yaml
 
 from dnft.collection.bound import BoundCollection
@@ -33,6 +34,7 @@ from dnft.collection.state import derive_state
 from dnft.config import settings_from_mapping
 from dnft.devservices import PostgresService, TansuService
 from dnft.kafka import AsyncProducer, ensure_topics
+from dnft.messages import ChainEvent, OracleObservation, decode_message
 from dnft.migrations import apply_migrations
 from regenerator.metadata import bucket_of, render_prompt
 from regenerator.planner import Planner
@@ -45,35 +47,49 @@ CONTRACT = "0x" + "c0" * 20
 COLLECTION = REPO / "collections" / "sample.yaml"
 
 
-def mint(token: int) -> dict[str, object]:
-    return {
-        "schema": "dnft.chain.event.v1",
-        "event_id": f"31337:0x{token:064x}:0",
-        "chain_id": 31337,
-        "network": "bench",
-        "contract": CONTRACT,
-        "event": "Transfer",
-        "args": {"from": "0x" + "00" * 20, "to": "0x" + "ab" * 20, "tokenId": str(token)},
-        "token_id": str(token),
-        "block_number": token,
-        "block_hash": f"0x{token:064x}",
-        "block_timestamp": 1_700_000_000,
-        "tx_hash": f"0x{token:064x}",
-        "log_index": 0,
-        "removed": False,
-    }
+def mint(token: int) -> ChainEvent:
+    """A mint as the planner's consumer decodes it."""
+    message = decode_message(
+        orjson.dumps(
+            {
+                "schema": "dnft.chain.event.v1",
+                "event_id": f"31337:0x{token:064x}:0",
+                "chain_id": 31337,
+                "network": "bench",
+                "contract": CONTRACT,
+                "event": "Transfer",
+                "args": {"from": "0x" + "00" * 20, "to": "0x" + "ab" * 20, "tokenId": str(token)},
+                "token_id": str(token),
+                "block_number": token,
+                "block_hash": f"0x{token:064x}",
+                "block_timestamp": 1_700_000_000,
+                "tx_hash": f"0x{token:064x}",
+                "log_index": 0,
+                "removed": False,
+            }
+        )
+    )
+    assert isinstance(message, ChainEvent)
+    return message
 
 
-def observation(round_id: int, value: str) -> dict[str, object]:
-    return {
-        "schema": "dnft.oracle.observation.v1",
-        "feed_id": "eth-usd",
-        "value": value,
-        "observed_at": "2026-11-22T10:00:00+00:00",
-        "published_at": "2026-11-22T10:00:00+00:00",
-        "round_id": round_id,
-        "sources": [{"source": "bench", "value": value, "response_sha256": "0" * 64}],
-    }
+def observation(round_id: int, value: str) -> OracleObservation:
+    """An oracle reading as the planner's consumer decodes it."""
+    message = decode_message(
+        orjson.dumps(
+            {
+                "schema": "dnft.oracle.observation.v1",
+                "feed_id": "eth-usd",
+                "value": value,
+                "observed_at": "2026-11-22T10:00:00+00:00",
+                "published_at": "2026-11-22T10:00:00+00:00",
+                "round_id": round_id,
+                "sources": [{"source": "bench", "value": value, "response_sha256": "0" * 64}],
+            }
+        )
+    )
+    assert isinstance(message, OracleObservation)
+    return message
 
 
 def raw_render_rate(n: int = 300) -> float:

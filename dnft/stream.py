@@ -189,28 +189,3 @@ def message_decoder(*kinds: type[M]) -> Decoder[M]:
         return value
 
     return decode
-
-
-def json_decoder(*schemas: str) -> Decoder[dict[str, object]]:
-    """Decode a JSON object and validate it against its dnft message schema; with ``schemas``
-    given, only those message kinds are accepted."""
-    from dnft.validation import validate_message
-
-    allowed = set(schemas)
-
-    def decode(message: ConsumedMessage) -> dict[str, object]:
-        try:
-            body = orjson.loads(message.value)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidMessage(f"not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidMessage("not a JSON object")
-        try:
-            name = validate_message(body)
-        except DnftError as exc:
-            raise InvalidMessage(str(exc)) from None
-        if allowed and name not in allowed:
-            raise InvalidMessage(f"unexpected message kind {name} (expected {sorted(allowed)})")
-        return body
-
-    return decode

@@ -5,6 +5,8 @@ Two kinds of progress:
 * finalized ranges (backfill): only the checkpoint moves;
 * unfinalized blocks (realtime): each block's hash and parent and the retractions of its
   events are kept until the block is final, so a reorg found after a restart is still undone.
+  :meth:`CheckpointStore.finalize` forgets them once final, in a transaction of its own: a
+  crash before it only leaves rows that the next finalize deletes.
 
 Every write is one transaction on the caller's connection (the leader lock's), so a replica
 that lost the lock cannot move the checkpoint.
@@ -19,7 +21,13 @@ from typing import Any
 import asyncpg
 import orjson
 
-from indexer.sync.types import BlockRef
+from indexer.sync import BlockRef
+
+_INSERT_BLOCK = (
+    "insert into indexer_blocks (network, number, hash, parent_hash) "
+    "values ($1, $2, $3, $4) on conflict (network, number) do update "
+    "set hash = excluded.hash, parent_hash = excluded.parent_hash"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +75,16 @@ class CheckpointStore:
             await self._upsert(checkpoint)
 
     async def advance_unfinalized(
-        self, blocks: Sequence[BlockRef], events: Sequence[WindowEvent], finalized: int
+        self, blocks: Sequence[BlockRef], events: Sequence[WindowEvent]
     ) -> None:
-        """Record unfinalized blocks and their events, move the checkpoint to the last block,
-        and forget blocks at or below ``finalized`` (they can no longer be reorganised)."""
+        """Record unfinalized blocks and their events, and move the checkpoint to the last
+        block."""
         if not blocks:
             return
         last = blocks[-1]
         async with self._conn.transaction():
             await self._conn.executemany(
-                "insert into indexer_blocks (network, number, hash, parent_hash) "
-                "values ($1, $2, $3, $4) on conflict (network, number) do update "
-                "set hash = excluded.hash, parent_hash = excluded.parent_hash",
+                _INSERT_BLOCK,
                 [(self._network, b.number, b.hash, b.parent_hash) for b in blocks],
             )
             if events:
@@ -98,18 +104,41 @@ class CheckpointStore:
                         for e in events
                     ],
                 )
-            # Keep the finalized anchor block itself: the next block's parentHash links to it.
-            await self._conn.execute(
-                "delete from indexer_blocks where network = $1 and number < $2",
-                self._network,
-                finalized,
-            )
-            await self._conn.execute(
-                "delete from indexer_window_events where network = $1 and block_number <= $2",
-                self._network,
-                finalized,
-            )
             await self._upsert(Checkpoint(last.number, last.hash))
+
+    async def finalize(self, finalized: int) -> None:
+        """Forget blocks below ``finalized`` and events at or below it: they can no longer
+        be reorganised. The checkpoint does not move."""
+        async with self._conn.transaction():
+            await self._forget_final(finalized)
+
+    async def anchor_window(self, anchor: BlockRef) -> None:
+        """Start the window afresh at ``anchor``, a final block all events up to which are in
+        Kafka: record it, forget every block and event below it, checkpoint it. One
+        transaction, so a restart never finds the anchor beside an older, unlinked window."""
+        async with self._conn.transaction():
+            await self._conn.execute(
+                _INSERT_BLOCK,
+                self._network,
+                anchor.number,
+                anchor.hash,
+                anchor.parent_hash,
+            )
+            await self._forget_final(anchor.number)
+            await self._upsert(Checkpoint(anchor.number, anchor.hash))
+
+    async def _forget_final(self, finalized: int) -> None:
+        # Keep the finalized anchor block itself: the next block's parentHash links to it.
+        await self._conn.execute(
+            "delete from indexer_blocks where network = $1 and number < $2",
+            self._network,
+            finalized,
+        )
+        await self._conn.execute(
+            "delete from indexer_window_events where network = $1 and block_number <= $2",
+            self._network,
+            finalized,
+        )
 
     async def events_after(self, ancestor: int) -> list[WindowEvent]:
         """Events published from blocks above ``ancestor``, in publish order."""

@@ -1,9 +1,9 @@
 """Fast ABI event decoding for raw ``eth_getLogs`` entries.
 
 Static values (address, uintN, intN, bool, bytesN) are decoded by slicing the hex strings
-the node sent, with no bytes conversion: that is the hot path, tens of times faster than
-web3.py's ``process_log``. Data holding dynamic values (string, bytes, arrays, tuples)
-falls back to eth_abi for the data part only.
+the node sent, with no bytes conversion (the word decoders of ``indexer.abi``): that is the
+hot path, tens of times faster than web3.py's ``process_log``. Data holding dynamic values
+(string, bytes, arrays, tuples) falls back to eth_abi for the data part only.
 
 Output conventions (the contract downstream code relies on):
 
@@ -30,25 +30,26 @@ from eth_abi.registry import registry as _abi_registry
 from eth_utils.crypto import keccak
 
 from dnft.errors import DecodeError
-from dnft.rpc.types import RawLog
+from dnft.rpc import RawLog
+from indexer.abi import (
+    WordDecoder,
+    arg_name,
+    canonical,
+    converter,
+    hash_word,
+    is_dynamic_or_composite,
+    static_word_decoder,
+)
 
 __all__ = ["DecodedEvent", "EventDecoder"]
 
 _TOPIC: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 _DATA: Final = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
-_ARRAY_SUFFIX: Final = re.compile(r"^(.*?)((?:\[\d*\])*)$")
-_INT_TYPE: Final = re.compile(r"(u?)int(\d*)")
-_BYTES_N: Final = re.compile(r"bytes(\d+)")
-_Z64: Final = "0" * 64
-_ONE: Final = "0" * 63 + "1"
 # Reads eth_abi may make, as a multiple of the data size. Honest encodings read each byte
 # at most about twice (offsets are read once to validate, once to follow); aliased
 # pointers that make a few KB decode into gigabytes blow through this budget instead.
 _READ_BUDGET_FACTOR: Final = 4
 _READ_BUDGET_SLACK: Final = 4096
-
-WordDecoder = Callable[[str], Any]
-"""Decodes one 32-byte ABI word given as 64 hex characters; raises ValueError if invalid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,159 +68,6 @@ class DecodedEvent:
 
 def _optional_int(value: object) -> int | None:
     return int(value, 16) if isinstance(value, str) else None
-
-
-# --- word decoders (hot path) ----------------------------------------------------------------
-
-
-def _address(word: str) -> str:
-    if word[:24] != "000000000000000000000000":
-        raise ValueError("address word has non-zero padding")
-    return "0x" + word[24:].lower()
-
-
-def _uint256(word: str) -> int:
-    return int(word, 16)
-
-
-def _bool(word: str) -> bool:
-    if word == _ONE:
-        return True
-    if word == _Z64:
-        return False
-    raise ValueError("bool word is neither 0 nor 1")
-
-
-def _hash(word: str) -> str:
-    return "0x" + word.lower()
-
-
-def _make_uint(bits: int) -> WordDecoder:
-    if bits == 256:
-        return _uint256
-    limit = 1 << bits
-
-    def uint(word: str) -> int:
-        value = int(word, 16)
-        if value >= limit:
-            raise ValueError(f"value does not fit uint{bits}")
-        return value
-
-    return uint
-
-
-def _make_int(bits: int) -> WordDecoder:
-    low, high = -(1 << (bits - 1)), 1 << (bits - 1)
-
-    def int_(word: str) -> int:
-        value = int(word, 16)
-        if value >> 255:  # two's complement over the full 256-bit word
-            value -= 1 << 256
-        if not low <= value < high:
-            raise ValueError(f"value does not fit int{bits} (bad sign extension)")
-        return value
-
-    return int_
-
-
-def _make_bytes_n(n: int) -> WordDecoder:
-    width = 2 * n
-    padding = "0" * (64 - width)
-
-    def bytes_n(word: str) -> str:
-        if word[width:] != padding:
-            raise ValueError(f"bytes{n} word has non-zero padding")
-        return "0x" + word[:width].lower()
-
-    return bytes_n
-
-
-def _static_word_decoder(abi_type: str) -> WordDecoder | None:
-    """A hand decoder for a one-word elementary type, or None (eth_abi must decode it)."""
-    if abi_type == "address":
-        return _address
-    if abi_type == "bool":
-        return _bool
-    if abi_type == "function":
-        return _make_bytes_n(24)
-    m = _INT_TYPE.fullmatch(abi_type)
-    if m:
-        bits = int(m.group(2) or 256)
-        return _make_uint(bits) if m.group(1) else _make_int(bits)
-    m = _BYTES_N.fullmatch(abi_type)
-    if m:
-        return _make_bytes_n(int(m.group(1)))
-    return None
-
-
-# --- ABI types ------------------------------------------------------------------------------
-
-_ALIASES: Final = {
-    "uint": "uint256",
-    "int": "int256",
-    "byte": "bytes1",
-    "fixed": "fixed128x18",
-    "ufixed": "ufixed128x18",
-}
-
-
-def _split_array(abi_type: str) -> tuple[str, str]:
-    m = _ARRAY_SUFFIX.match(abi_type)
-    assert m is not None  # the pattern matches every string
-    return m.group(1), m.group(2)
-
-
-def _canonical(param: dict[str, Any], *, for_decoding: bool = False) -> str:
-    """The canonical type of an ABI param: tuples expanded, aliases resolved.
-
-    With ``for_decoding``, ``string`` becomes ``bytes`` (same encoding) so invalid UTF-8
-    can be decoded with replacement here, and ``function`` becomes ``bytes24``.
-    """
-    base, dims = _split_array(str(param["type"]))
-    if base == "tuple":
-        inner = ",".join(_canonical(c, for_decoding=for_decoding) for c in param["components"])
-        base = f"({inner})"
-    else:
-        base = _ALIASES.get(base, base)
-        if for_decoding:
-            base = {"string": "bytes", "function": "bytes24"}.get(base, base)
-    return base + dims
-
-
-def _is_dynamic_or_composite(param: dict[str, Any]) -> bool:
-    """True for types that are hashed when indexed: string, bytes, arrays, tuples."""
-    base, dims = _split_array(str(param["type"]))
-    return bool(dims) or base in ("string", "bytes", "tuple")
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _converter(param: dict[str, Any]) -> Callable[[Any], Any]:
-    """Maps eth_abi's value for ``param`` (decoded with ``for_decoding`` types) to ours."""
-    base, dims = _split_array(str(param["type"]))
-    if dims:
-        inner = _converter({**param, "type": base + dims[: dims.rindex("[")]})
-        if inner is _identity:
-            return list
-        return lambda value: [inner(v) for v in value]
-    if base == "tuple":
-        fields = [(_arg_name(c, i), _converter(c)) for i, c in enumerate(param["components"])]
-        return lambda value: {name: conv(v) for (name, conv), v in zip(fields, value, strict=True)}
-    base = _ALIASES.get(base, base)
-    if base == "address":
-        return str.lower
-    if base == "string":
-        return lambda value: value.decode("utf-8", errors="replace")
-    if base == "bytes" or base == "function" or _BYTES_N.fullmatch(base):
-        return lambda value: "0x" + value.hex()
-    return _identity
-
-
-def _arg_name(param: dict[str, Any], position: int) -> str:
-    name = param.get("name")
-    return name if isinstance(name, str) and name else f"_{position}"
 
 
 class _BudgetStream(ContextFramesBytesIO):
@@ -269,9 +117,9 @@ class _EventSpec:
 def _build_spec(event: dict[str, Any]) -> tuple[str, _EventSpec]:
     name = str(event["name"])
     inputs: list[dict[str, Any]] = list(event.get("inputs", []))
-    signature = f"{name}({','.join(_canonical(p) for p in inputs)})"
+    signature = f"{name}({','.join(canonical(p) for p in inputs)})"
     topic0 = "0x" + keccak(text=signature).hex()
-    names = [_arg_name(p, i) for i, p in enumerate(inputs)]
+    names = [arg_name(p, i) for i, p in enumerate(inputs)]
     if len(set(names)) != len(names):
         raise DecodeError(f"event {signature}: duplicate input names {names}")
 
@@ -282,24 +130,24 @@ def _build_spec(event: dict[str, Any]) -> tuple[str, _EventSpec]:
             data_params.append((arg, param))
             continue
         index = len(topic_fields) + 1
-        if _is_dynamic_or_composite(param):
-            topic_fields.append((arg, index, _hash))
+        if is_dynamic_or_composite(param):
+            topic_fields.append((arg, index, hash_word))
             continue
-        canonical = _canonical(param)
-        word = _static_word_decoder(canonical)
+        abi_type = canonical(param)
+        word = static_word_decoder(abi_type)
         if word is None:
-            word = _eth_abi_word(canonical)
+            word = _eth_abi_word(abi_type)
         topic_fields.append((arg, index, word))
 
     fast: list[tuple[str, int, WordDecoder]] | None = []
     for position, (arg, param) in enumerate(data_params):
-        word = _static_word_decoder(_canonical(param))
+        word = static_word_decoder(canonical(param))
         if word is None or fast is None:
             fast = None
             break
         fast.append((arg, 2 + 64 * position, word))
 
-    types = [_canonical(p, for_decoding=True) for _, p in data_params]
+    types = [canonical(p, for_decoding=True) for _, p in data_params]
     return topic0, _EventSpec(
         name=name,
         signature=signature,
@@ -309,7 +157,7 @@ def _build_spec(event: dict[str, Any]) -> tuple[str, _EventSpec]:
         data_min_len=2 + 64 * len(data_params),
         data_names=tuple(arg for arg, _ in data_params),
         data_decoder=None if fast is not None else _abi_registry.get_tuple_decoder(*types),
-        data_converters=tuple(_converter(p) for _, p in data_params),
+        data_converters=tuple(converter(p) for _, p in data_params),
     )
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from dnft.config import ContractSettings, Settings
 from dnft.errors import ConfigError, DecodeError
-from dnft.rpc.types import RawLog
+from dnft.rpc import RawLog
 from indexer.decode import DecodedEvent, EventDecoder
 from indexer.publish import EventPublisher
 

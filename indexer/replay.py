@@ -19,14 +19,10 @@ from dnft.config import Settings
 from dnft.errors import ConfigError, DnftError
 from dnft.kafka import AsyncProducer, OutgoingMessage, PendingBatch
 from dnft.progress import ProgressBar
-from dnft.rpc.client import RpcClient
-from dnft.rpc.logs import iter_logs
-from dnft.rpc.observe import PrometheusRpcObserver
+from dnft.rpc import PrometheusRpcObserver, RpcClient
+from indexer.backfill import PIPELINE_DEPTH
 from indexer.encode import ChunkEncoder
-from indexer.sync.realtime import finalized_block
-
-# Chunks whose acknowledgements may be outstanding at once (as in the indexer's backfill).
-PIPELINE_DEPTH = 3
+from indexer.sync import finalized_block, read_range
 
 
 class ReplayRangeError(DnftError, ValueError):
@@ -104,22 +100,13 @@ async def replay_range(
                 "replaying unfinalized blocks could publish events a reorg then orphans "
                 "without a retraction: wait, or pass --allow-unfinalized"
             )
-        addresses, topics = encoder.log_filter()
         progress = ProgressBar(f"{network} replay", from_block, to_block)
         pending: list[PendingBatch] = []
-        chunks = iter_logs(
-            client,
-            addresses,
-            topics,
-            from_block,
-            to_block,
-            max_range=net.max_block_range,
-            in_flight=net.max_in_flight,
-        )
+        chunks = read_range(client, encoder, net, from_block, to_block)
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    encoded = encoder.encode(chunk)
+                    encoded = chunk.encode()
                     report.events += len(encoded.messages)
                     report.undecodable += encoded.undecodable
                     for name, count in encoded.counts.items():
@@ -129,6 +116,8 @@ async def replay_range(
                             encoder.publisher.outgoing(m) for m in encoded.messages
                         ]
                         pending.append(await producer.enqueue(messages))
+                        # Acknowledgements of at most PIPELINE_DEPTH chunks outstanding, as
+                        # in the indexer's backfill.
                         while len(pending) > PIPELINE_DEPTH:
                             await pending.pop(0).acked()
                     progress.update(chunk.to_block, len(encoded.messages))

@@ -1,5 +1,6 @@
-"""One network's indexer: backfill to the final block, then follow the head, publishing every
-configured contract event to Kafka and checkpointing only what Kafka acknowledged.
+"""One network's indexer: lead (or stand by), backfill to the final block, then follow the
+head, publishing every configured contract event to Kafka and checkpointing only what Kafka
+acknowledged.
 
 The order of effects is the whole safety argument:
 
@@ -13,57 +14,51 @@ Reorgs: retractions are acknowledged before the checkpoint rewinds to the common
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import assert_never
 
 import structlog
 
 from dnft import metrics
 from dnft.config import NetworkSettings, Settings
 from dnft.errors import ConfigError, RpcError
-from dnft.kafka import AsyncProducer, KeyedRecord, PendingBatch
+from dnft.kafka import AsyncProducer
 from dnft.leader import LeaderLock
-from dnft.progress import ProgressBar
-from dnft.rpc.client import RpcClient
-from dnft.rpc.logs import get_block_headers, iter_logs
-from dnft.rpc.observe import PrometheusRpcObserver
-from dnft.rpc.types import Header, RawLog
-from indexer.backfill_worker import BackfillWorker, EncodedChunk
-from indexer.checkpoint import Checkpoint, CheckpointStore, WindowEvent
+from dnft.rpc import Header, PrometheusRpcObserver, RpcClient, get_block_headers
+from indexer.backfill import publish_backfill
+from indexer.checkpoint import CheckpointStore, WindowEvent
 from indexer.encode import ChunkEncoder, Encoded
-from indexer.publish import EVENT_ID_HEADER
-from indexer.sync.heads import HeadWatcher
-from indexer.sync.realtime import (
+from indexer.sync import (
     MAX_BLOCKS_PER_STEP,
+    Block,
+    BlockRef,
     ChainMovedError,
-    NewBlocks,
+    ChainWindow,
+    Finalize,
+    HeadWatcher,
     RealtimeSync,
     Reorg,
+    ReorgBeyondWindowError,
+    backfill_chunks,
     block_ref,
     finalized_block,
 )
-from indexer.sync.types import BlockRef
-from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
 
 log = structlog.get_logger("dnft.indexer")
 
-# Backfill chunks whose acknowledgements may be outstanding at once: enough to keep the
-# broker busy while the next chunk is decoded, few enough to bound memory.
-PIPELINE_DEPTH = 3
-
 
 class NetworkIndexer:
+    """The indexer of one network. ``state``, ``indexed_block``, ``head_latencies`` and
+    ``reorg_depths`` are read by the daemon's readiness check, tests and benchmarks."""
+
     def __init__(self, settings: Settings, network: str, producer: AsyncProducer) -> None:
         self._settings = settings
         self.network: NetworkSettings = settings.network(network)
         self._producer = producer
         self._encoder = ChunkEncoder.from_settings(settings, network)
-        self._contracts = self._encoder.contracts
-        if not self._contracts:
+        if not self._encoder.contracts:
             raise ConfigError("contracts", f"no contract is configured on network {network!r}")
-        self._addresses, self._topics = self._encoder.log_filter()
         self._publisher = self._encoder.publisher
         self._log = log.bind(chain=self.network.chain_id, network=network)
         self.state = "starting"  # starting | standby | backfill | realtime | stopped
@@ -134,131 +129,41 @@ class NetworkIndexer:
         elif checkpoint is not None:
             start = checkpoint.block_number + 1
         else:
-            start = min(c.settings.start_block for c in self._contracts.values())
+            start = min(c.settings.start_block for c in self._encoder.contracts.values())
         if start <= finalized:
             self.state = "backfill"
-            if not await self._backfill(client, store, start, finalized, stopping):
+            self._log.info("backfill", from_block=start, to_block=finalized)
+            chunks = backfill_chunks(
+                self._settings,
+                self.network,
+                client,
+                self._encoder,
+                start,
+                finalized,
+                on_encoded=self._account,
+                rpc_observer=self._rpc_observer,
+            )
+            complete = await publish_backfill(
+                chunks,
+                self._producer,
+                store,
+                topic=self._publisher.topic,
+                network=self.network.name,
+                start=start,
+                end=finalized,
+                stopping=stopping,
+                on_checkpoint=self._backfilled,
+            )
+            if not complete:
                 return None
         anchor_number = max(finalized, start - 1)
         (anchor,) = await get_block_headers(client, [anchor_number])
-        await store.advance_unfinalized([block_ref(anchor)], [], anchor.number)
+        await store.anchor_window(block_ref(anchor))
         self._set_indexed(anchor)
         return ChainWindow([block_ref(anchor)])
 
-    async def _backfill(
-        self,
-        client: RpcClient,
-        store: CheckpointStore,
-        start: int,
-        end: int,
-        stopping: asyncio.Event,
-    ) -> bool:
-        """Publish [start, end] chunk by chunk; True when complete, False if stopped."""
-        self._log.info("backfill", from_block=start, to_block=end)
-        progress = ProgressBar(f"{self.network.name} backfill", start, end)
-        pending: deque[tuple[int, PendingBatch]] = deque()
-        chunks = self._backfill_chunks(client, start, end)
-        try:
-            # aclosing: leaving early (stop) cancels requests in flight, stops the worker.
-            async with contextlib.aclosing(chunks):
-                async for to_block, build in chunks:
-                    batch = await self._producer.enqueue_records(
-                        self._publisher.topic, EVENT_ID_HEADER, build
-                    )
-                    pending.append((to_block, batch))
-                    while pending and (len(pending) > PIPELINE_DEPTH or pending[0][1].done()):
-                        await self._confirm_chunk(store, pending.popleft(), progress, end)
-                    if stopping.is_set():
-                        break
-            while pending:
-                await self._confirm_chunk(store, pending.popleft(), progress, end)
-        finally:
-            progress.close()
-        return not stopping.is_set()
-
-    async def _backfill_chunks(
-        self, client: RpcClient, start: int, end: int
-    ) -> AsyncGenerator[tuple[int, Callable[[], Sequence[KeyedRecord]]], None]:
-        """(last block, records builder) per chunk of [start, end], in block order.
-
-        In-process first (a short range is done before a worker process could start); once
-        the rest is expected to take longer than ``backfill_worker_after_s``, the rest comes
-        from a BackfillWorker, leaving this process's GIL to the producer.
-        """
-        began, next_block = time.monotonic(), start
-        chunks = iter_logs(
-            client,
-            self._addresses,
-            self._topics,
-            start,
-            end,
-            max_range=self.network.max_block_range,
-            in_flight=self.network.max_in_flight,
-        )
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk.to_block, self._encode_in_process(chunk)
-                next_block = chunk.to_block + 1
-                rate = (next_block - start) / max(time.monotonic() - began, 1e-6)
-                if (end - next_block + 1) / rate > self.network.backfill_worker_after_s:
-                    break
-        if next_block > end:
-            return
-        self._log.info("backfill continues in a worker process", from_block=next_block)
-        worker = BackfillWorker(self._settings, self.network.name, next_block, end)
-        try:
-            async for encoded in worker.chunks():
-                self._account_chunk(encoded)
-                yield encoded.to_block, _records_of(encoded)
-        finally:
-            await worker.aclose()
-
-    def _encode_in_process(self, logs: list[RawLog]) -> Callable[[], Sequence[KeyedRecord]]:
-        """Decoding and serialising run on the producer's send thread (off the event loop,
-        and no third thread competing for the GIL)."""
-
-        def build() -> Sequence[KeyedRecord]:
-            encoded = self._encoder.encode(logs)
-            self._account(encoded)
-            return encoded.messages
-
-        return build
-
-    def _account_chunk(self, chunk: EncodedChunk) -> None:
-        for method, endpoint, seconds, outcome in chunk.rpc:
-            self._rpc_observer.on_request(method, endpoint, seconds, outcome)
-        encoded = Encoded(counts=chunk.counts, undecodable=chunk.undecodable)
-        encoded.reasons = chunk.reasons
-        self._account(encoded)
-
-    def _account(self, encoded: Encoded) -> None:
-        for name, count in encoded.counts.items():
-            metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
-        if encoded.undecodable:
-            # Not our event's shape (e.g. a same-signature event with other indexing): skip,
-            # count and say where, rather than stop the stream.
-            metrics.indexer_undecodable_logs_total.labels(self.network.name, "any").inc(
-                encoded.undecodable
-            )
-            self._log.warning(
-                "undecodable logs skipped", count=encoded.undecodable, first=encoded.reasons
-            )
-
-    async def _confirm_chunk(
-        self,
-        store: CheckpointStore,
-        item: tuple[int, PendingBatch],
-        progress: ProgressBar,
-        end: int,
-    ) -> None:
-        to_block, batch = item
-        await batch.acked()
-        # Mid-range hashes are not needed: these blocks are final; the anchor gets a hash.
-        await store.advance_finalized(Checkpoint(to_block, ""))
-        self.indexed_block = to_block
-        metrics.indexer_indexed_block.labels(self.network.name).set(to_block)
-        metrics.indexer_backfill_remaining_blocks.labels(self.network.name).set(end - to_block)
-        progress.update(to_block, len(batch))
+    def _backfilled(self, block: int) -> None:
+        self.indexed_block = block
 
     # --- realtime -----------------------------------------------------------------------
 
@@ -275,12 +180,13 @@ class NetworkIndexer:
         if window.tip is not None:  # a restart with no new block must still export progress
             self._set_indexed(window.tip)
         self._log.info("following the head", from_block=window.tip.number if window.tip else None)
-        sync = RealtimeSync(client, self.network, window, self._addresses)
+        addresses, _ = self._encoder.log_filter()
+        sync = RealtimeSync(client, self.network, window, addresses)
         backoff = 0.1
         while not stopping.is_set():
             self._set_head(heads.latest)
             try:
-                event = await sync.step(heads.latest)
+                events = await sync.step(heads.latest)
             except ChainMovedError as exc:
                 self._log.info("chain moved during a step; retrying", reason=str(exc))
                 continue
@@ -290,18 +196,26 @@ class NetworkIndexer:
                 backoff = min(backoff * 2, 10)
                 continue
             backoff = 0.1
-            if event is None:
+            if not events:
                 await heads.wait(self.network.poll_interval_s)
-            elif isinstance(event, Reorg):
-                await self._retract(store, event)
-            else:
-                await self._publish_blocks(store, heads, event)
+            for event in events:
+                match event:
+                    case Block():
+                        await self._publish_blocks(store, heads, event)
+                    case Finalize(number=number):
+                        await store.finalize(number)
+                    case Reorg():
+                        await self._retract(store, event)
+                    case _:
+                        assert_never(event)
 
     async def _publish_blocks(
-        self, store: CheckpointStore, heads: HeadWatcher, event: NewBlocks
+        self, store: CheckpointStore, heads: HeadWatcher, block: Block
     ) -> None:
-        timestamps = {h.number: h.timestamp for h in event.headers}
-        encoded = self._encoder.encode(event.logs, timestamps, keep_events=True)
+        """Publish the blocks' events, then (acknowledged) record the blocks with the
+        retractions that would undo them and move the checkpoint to the last block."""
+        timestamps = {h.number: h.timestamp for h in block.headers}
+        encoded = self._encoder.encode(block.logs, timestamps, keep_events=True)
         self._account(encoded)
         messages = [self._publisher.outgoing(m) for m in encoded.messages]
         await self._producer.send_many(messages)
@@ -316,15 +230,16 @@ class NetworkIndexer:
             )
             for e, (key, _, eid) in zip(encoded.events, encoded.messages, strict=True)
         ]
-        refs = [block_ref(h) for h in event.headers]
-        await store.advance_unfinalized(refs, window_events, event.finalized)
-        for header in event.headers:
+        await store.advance_unfinalized([block_ref(h) for h in block.headers], window_events)
+        for header in block.headers:
             seen = heads.seen_at.get(header.number)
             if seen is not None and header.number > self.indexed_block:
                 self.head_latencies.append(acked_at - seen)
-        self._set_indexed(event.headers[-1])
+        self._set_indexed(block.headers[-1])
 
     async def _retract(self, store: CheckpointStore, reorg: Reorg) -> None:
+        """Publish the retractions of the orphaned blocks' events, then (acknowledged) rewind
+        the checkpoint to the common ancestor."""
         events = await store.events_after(reorg.ancestor.number)
         # Newest first: consumers undo effects in the reverse order they applied them.
         retractions = [self._publisher.retraction(e.retraction) for e in reversed(events)]
@@ -343,6 +258,21 @@ class NetworkIndexer:
 
     # --- metrics ------------------------------------------------------------------------
 
+    def _account(self, encoded: Encoded) -> None:
+        """Count a chunk's published logs per contract, and its undecodable ones. Thread-safe:
+        the backfill calls it from the producer's send thread."""
+        for name, count in encoded.counts.items():
+            metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
+        if encoded.undecodable:
+            # Not our event's shape (e.g. a same-signature event with other indexing): skip,
+            # count and say where, rather than stop the stream.
+            metrics.indexer_undecodable_logs_total.labels(self.network.name, "any").inc(
+                encoded.undecodable
+            )
+            self._log.warning(
+                "undecodable logs skipped", count=encoded.undecodable, first=encoded.reasons
+            )
+
     def _set_head(self, head: int) -> None:
         metrics.indexer_head_block.labels(self.network.name).set(head)
         if self.indexed_block >= 0:
@@ -355,7 +285,3 @@ class NetworkIndexer:
         if isinstance(header, Header):
             lag_s = max(0.0, time.time() - header.timestamp)
             metrics.indexer_head_lag_seconds.labels(self.network.name).set(lag_s)
-
-
-def _records_of(chunk: EncodedChunk) -> Callable[[], Sequence[KeyedRecord]]:
-    return lambda: chunk.records

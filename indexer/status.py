@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from dnft.config import NetworkSettings
-from dnft.rpc.client import RetryPolicy, RpcClient
+from dnft.rpc import RetryPolicy, RpcClient
 
 # Status asks once and moves on: a node that does not answer quickly is shown as such.
 _STATUS_RETRY = RetryPolicy(max_attempts=2, budget_s=5.0)

@@ -24,7 +24,7 @@ from eth_abi.abi import decode
 from dnft import metrics
 from dnft.config import ChainlinkFeedSettings, NetworkSettings
 from dnft.errors import RpcError
-from dnft.rpc.client import RetryPolicy, RpcClient
+from dnft.rpc import RetryPolicy, RpcClient
 from oracle_feeds.types import Clock, Reading, SourceObservation, SystemClock
 from oracle_feeds.validate import Rejected
 

@@ -19,7 +19,7 @@ import aiohttp
 from dnft import metrics
 from dnft.config import HttpFeedSettings
 from dnft.jsonpath import PathNotFoundError, parse_path, resolve
-from dnft.rpc.client import redact_url
+from dnft.rpc import redact_url
 from oracle_feeds.guard import HostGuard, parse_retry_after
 from oracle_feeds.parse import parse_json, parse_timestamp, to_decimal
 from oracle_feeds.types import Clock, Reading, SourceObservation, SystemClock

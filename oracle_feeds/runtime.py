@@ -1,4 +1,5 @@
-"""The oracle daemon: one task per feed, under one leader lock, publishing through Postgres.
+"""The oracle's feed set: one task per feed, under one leader lock, publishing through Postgres
+(:mod:`oracle_feeds.pipeline` gives it its producer).
 
 Per feed, :class:`FeedRunner` repeats: read, validate, decide (deviation or heartbeat),
 publish. A refused reading is counted and logged with its reason and changes nothing: the

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from dnft.errors import DecodeError
-from dnft.timeline.arthash import HASH_BITS
+from dnft.timeline import HASH_BITS
 from dnft.validation import validate_metadata
 
 CHECKS = ("format", "size", "blank", "near_duplicate", "metadata")

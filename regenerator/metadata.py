@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dnft.collection.rules import Collection
-from dnft.collection.state import TokenState
+from dnft.collection import Collection, TokenState
 from dnft.sanitize import for_html, for_prompt
 from regenerator.renderers.base import RenderRequest, RenderResult
 

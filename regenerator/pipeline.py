@@ -1,8 +1,19 @@
-"""`dnft regenerator`: the planner and the render workers, wired to Kafka through dnft.stream.
+"""The regenerator daemon, assembled in one place: consumer -> typed decode -> steps -> commit.
 
-Roles, so each scales on its own: ``planner`` (consumer group ``regenerator.planner_group`` on
-chain events and oracle observations) and ``render`` (group ``regenerator.render_group`` on
-render jobs; run many, e.g. on GPU nodes). ``all`` runs both in one process.
+Two roles, so each scales on its own (``all`` runs both in one process):
+
+* ``planner``: consumer group ``regenerator.planner_group`` on chain events and oracle
+  observations -> ``message_decoder(ChainEvent, ChainRetraction, OracleObservation)`` ->
+  :meth:`Planner.apply` (one transaction, then the planned jobs are sent) -> commit;
+* ``render``: consumer group ``regenerator.render_group`` on render jobs (run many, e.g. on GPU
+  nodes) -> ``message_decoder(RenderJob)`` -> :meth:`RenderWorker.handle` (lookup, render,
+  check, record, announce) -> commit.
+
+Each role is a :class:`dnft.stream.StreamProcessor`: invalid records go to the dead-letter
+topic, and offsets are committed only after the handler returned (its side effects are
+durable). The pool, the producer, the topics, the consumers and the ready gauge are owned by
+one :class:`dnft.resources.DaemonResources` and closed in reverse order however the daemon
+ends. The first role to fail stops the other.
 """
 
 from __future__ import annotations
@@ -13,76 +24,83 @@ from typing import Literal
 
 import structlog
 
-from dnft import metrics
-from dnft.collection.bound import load_bound_collections
+from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import Settings
-from dnft.db import create_pool
+from dnft.daemon import run_daemon
 from dnft.health import HealthServer
-from dnft.kafka import AsyncConsumer, AsyncProducer, ensure_topics
-from dnft.storage.blobs import blob_store
-from dnft.stream import Decoded, StreamProcessor, json_decoder
-from regenerator.planner import Planner
+from dnft.messages import ChainEvent, ChainRetraction, OracleObservation, RenderJob
+from dnft.resources import DaemonResources
+from dnft.storage import blob_store
+from dnft.stream import Decoded, Decoder, StreamProcessor, message_decoder
+from regenerator.planner import Planner, PlannerInput
 from regenerator.render_worker import RenderWorker
+from regenerator.renderers.base import Renderer
 from regenerator.renderers.factory import renderer_for
-from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1, RENDER_JOB_V1
 
 Role = Literal["planner", "render", "all"]
 log = structlog.get_logger("dnft.regenerator")
+
+DAEMON = "regenerator"
+# Render jobs per batch: a batch is committed only once every job of it is recorded.
+RENDER_BATCH = 16
+
+
+async def run_regenerator_daemon(settings: Settings, role: Role) -> int:
+    """``dnft regenerator``: the daemon (signals, health server, shutdown deadline) around
+    :func:`run_regenerator`; returns the exit code. Raises ConfigError for a bad collection
+    file before anything starts."""
+    load_bound_collections(settings)
+
+    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
+        await run_regenerator(settings, role, stopping, health)
+
+    return await run_daemon(DAEMON, settings, main)
 
 
 async def run_regenerator(
     settings: Settings, role: Role, stopping: asyncio.Event, health: HealthServer | None
 ) -> None:
+    """Run ``role`` until ``stopping`` (the batch in flight is finished and committed first).
+    Raises what a role raises (Postgres, Kafka, a renderer, PoisonRatioExceeded)."""
     collections = load_bound_collections(settings)
     topics = settings.kafka.topics
     # Renderers load before anything consumes: a bad model directory fails at start-up.
-    renderers = {}
+    renderers: dict[str, Renderer] = {}
     if role in ("render", "all"):
-        renderers = {
-            c.collection.name: await asyncio.to_thread(renderer_for, c.collection)
-            for c in collections
-        }
-    pool = await create_pool(settings.postgres)
-    producer = AsyncProducer(settings.kafka, client_id=f"{settings.kafka.client_id}-regenerator")
-    await producer.start()
-    consumers: list[AsyncConsumer] = []
-    try:
-        if settings.kafka.create_topics:
-            await ensure_topics(
-                settings.kafka,
-                {
-                    name: settings.kafka.partitions
-                    for name in (
-                        topics.chain_events,
-                        topics.oracle_observations,
-                        topics.render_jobs,
-                        topics.metadata_updates,
-                        topics.dead_letter,
-                    )
-                },
-                settings.kafka.replication_factor,
-            )
-        processors: list[StreamProcessor[dict[str, object]]] = []
+        renderers = await _load_renderers(collections)
+    async with DaemonResources(settings, DAEMON) as res:
+        pool = await res.pool()
+        producer = await res.producer()
+        await res.topics(
+            [
+                topics.chain_events,
+                topics.oracle_observations,
+                topics.render_jobs,
+                topics.metadata_updates,
+                topics.dead_letter,
+            ]
+        )
+        processors: list[StreamProcessor[PlannerInput] | StreamProcessor[RenderJob]] = []
         if role in ("planner", "all"):
             planner = Planner(pool, producer, collections, jobs_topic=topics.render_jobs)
             await planner.send_pending()  # jobs planned before a crash, not yet sent
 
-            async def plan(batch: Sequence[Decoded[dict[str, object]]]) -> None:
+            async def plan(batch: Sequence[Decoded[PlannerInput]]) -> None:
                 await planner.apply([d.value for d in batch])
 
-            consumer = AsyncConsumer(
-                settings.kafka,
-                group_id=settings.regenerator.planner_group,
-                topics=[topics.chain_events, topics.oracle_observations],
+            plan_decoder: Decoder[PlannerInput] = message_decoder(
+                ChainEvent, ChainRetraction, OracleObservation
             )
-            consumers.append(consumer)
             processors.append(
                 StreamProcessor(
-                    consumer,
+                    await res.consumer(
+                        settings.regenerator.planner_group,
+                        [topics.chain_events, topics.oracle_observations],
+                    ),
+                    decode=plan_decoder,
                     process=plan,
                     dlq=producer,
                     dlq_topic=topics.dead_letter,
-                    decode=json_decoder(CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1),
                 )
             )
         if role in ("render", "all"):
@@ -96,28 +114,20 @@ async def run_regenerator(
                 public_url=settings.regenerator.public_url,
             )
 
-            async def render(batch: Sequence[Decoded[dict[str, object]]]) -> None:
+            async def render(batch: Sequence[Decoded[RenderJob]]) -> None:
                 await worker.handle([d.value for d in batch])
 
-            consumer = AsyncConsumer(
-                settings.kafka,
-                group_id=settings.regenerator.render_group,
-                topics=[topics.render_jobs],
-            )
-            consumers.append(consumer)
             processors.append(
                 StreamProcessor(
-                    consumer,
+                    await res.consumer(settings.regenerator.render_group, [topics.render_jobs]),
+                    decode=message_decoder(RenderJob),
                     process=render,
                     dlq=producer,
                     dlq_topic=topics.dead_letter,
-                    decode=json_decoder(RENDER_JOB_V1),
-                    max_batch=16,
+                    max_batch=RENDER_BATCH,
                 )
             )
-        for consumer in consumers:
-            await consumer.start()
-        metrics.daemon_ready.labels("regenerator").set(1)
+        res.ready()
         log.info(
             "regenerator running", role=role, collections=[c.collection.name for c in collections]
         )
@@ -125,9 +135,11 @@ async def run_regenerator(
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         stopping.set()
         await asyncio.gather(*tasks)
-    finally:
-        metrics.daemon_ready.labels("regenerator").set(0)
-        for consumer in consumers:
-            await consumer.close()
-        await producer.close()
-        await pool.close()
+
+
+async def _load_renderers(collections: Sequence[BoundCollection]) -> dict[str, Renderer]:
+    """Each collection's renderer, by collection name, built in a thread (a diffusion model
+    loads for seconds); raises ModelLoadError for a bad model directory."""
+    return {
+        c.collection.name: await asyncio.to_thread(renderer_for, c.collection) for c in collections
+    }

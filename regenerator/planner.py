@@ -1,6 +1,7 @@
 """The planner: chain events and feed observations in, token states and render jobs out.
 
-One batch of messages is applied in one Postgres transaction:
+It consumes typed messages (``ChainEvent | ChainRetraction | OracleObservation``, decoded by
+``dnft.stream.message_decoder``). One batch of them is applied in one Postgres transaction:
 
 * a chain event is stored once per event id (a duplicate changes nothing);
 * a retraction deletes the event it names (the token's state is then recomputed without it);
@@ -20,22 +21,24 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
-from typing import Any
+from typing import TypeAlias
 
 import asyncpg
 import orjson
 import structlog
 
 from dnft import metrics
-from dnft.collection.bound import BoundCollection
-from dnft.collection.seeds import derive_seed
-from dnft.collection.state import TokenEvent, TokenState, derive_state
+from dnft.collection import BoundCollection, TokenEvent, TokenState, derive_seed, derive_state
 from dnft.kafka import AsyncProducer, OutgoingMessage
-from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1, ORACLE_OBSERVATION_V1, RENDER_JOB_V1
+from dnft.messages import ChainEvent, ChainRetraction, OracleObservation
+from schemas import RENDER_JOB_V1
 
 log = structlog.get_logger("dnft.regenerator.planner")
+
+# What the planner consumes (decoded by ``dnft.stream.message_decoder``).
+PlannerInput: TypeAlias = ChainEvent | ChainRetraction | OracleObservation
 
 
 def _count(kind: str, outcome: str) -> None:
@@ -76,7 +79,7 @@ class Planner:
             for feed in bound.collection.feeds:
                 self._by_feed[feed].append(bound)
 
-    async def apply(self, messages: Sequence[Mapping[str, Any]]) -> list[PlannedJob]:
+    async def apply(self, messages: Sequence[PlannerInput]) -> list[PlannedJob]:
         """Apply a batch, plan its render jobs and send them; returns the jobs planned.
 
         Raises on Postgres or Kafka failure; the batch can then be applied again (every
@@ -111,65 +114,61 @@ class Planner:
         return await self._recompute(conn, keys, triggers)
 
     async def _store(
-        self, conn: asyncpg.Connection, messages: Sequence[Mapping[str, Any]]
+        self, conn: asyncpg.Connection, messages: Sequence[PlannerInput]
     ) -> tuple[set[tuple[str, int]], defaultdict[tuple[str, int], list[str]], set[str]]:
         touched: set[tuple[str, int]] = set()
         triggers: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
         feeds: set[str] = set()
         for m in messages:
-            schema = m.get("schema")
-            if schema == ORACLE_OBSERVATION_V1:
+            if isinstance(m, OracleObservation):
                 changed = await conn.fetchval(
                     "insert into regen_feed_values (feed_id, round_id, value, observed_at) "
                     "values ($1, $2, $3, $4) on conflict (feed_id) do update set "
                     "round_id = excluded.round_id, value = excluded.value, "
                     "observed_at = excluded.observed_at "
                     "where regen_feed_values.round_id < excluded.round_id returning true",
-                    m["feed_id"],
-                    m["round_id"],
-                    Decimal(m["value"]),
-                    datetime.fromisoformat(m["observed_at"]),
+                    m.feed_id,
+                    m.round_id,
+                    m.value,
+                    m.observed_at,
                 )
                 if changed:
-                    feeds.add(m["feed_id"])
+                    feeds.add(m.feed_id)
                 _count("observation", "applied" if changed else "duplicate")
                 continue
-            if schema not in (CHAIN_EVENT_V1, CHAIN_RETRACTION_V1):
-                continue
-            bound = self._by_contract.get((m["chain_id"], m["contract"]))
-            token = m.get("token_id")
-            kind = "event" if schema == CHAIN_EVENT_V1 else "retraction"
-            if bound is None or token is None:
+            bound = self._by_contract.get((m.chain_id, m.contract))
+            kind = "event" if isinstance(m, ChainEvent) else "retraction"
+            if bound is None or m.token_id is None:
                 _count(kind, "ignored")  # another contract, or an event of no single token
                 continue
-            key = (bound.collection.name, int(token))
-            if schema == CHAIN_EVENT_V1:
+            key = (bound.collection.name, m.token_id)
+            if isinstance(m, ChainEvent):
                 status = await conn.execute(
                     "insert into regen_events (collection, token_id, event_id, event, args, "
                     "block_number, log_index, block_timestamp) values ($1,$2,$3,$4,$5,$6,$7,$8) "
                     "on conflict do nothing",
                     key[0],
                     key[1],
-                    m["event_id"],
-                    m["event"],
-                    orjson.dumps(m["args"]).decode(),
-                    m["block_number"],
-                    m["log_index"],
-                    m.get("block_timestamp"),
+                    m.event_id,
+                    m.event,
+                    orjson.dumps(m.args).decode(),
+                    m.block_number,
+                    m.log_index,
+                    m.block_timestamp,
                 )
                 if status.endswith(" 1"):
                     touched.add(key)
-                    triggers[key].append(m["event_id"])
+                    triggers[key].append(m.event_id)
                 _count(kind, "applied" if status.endswith(" 1") else "duplicate")
             else:
                 status = await conn.execute(
                     "delete from regen_events where collection = $1 and event_id = $2",
                     key[0],
-                    m["event_id"],
+                    m.event_id,
                 )
                 if status.endswith(" 1"):
                     touched.add(key)
-                    triggers[key].append(f"retracted:{m['event_id']}")
+                    triggers[key].append(f"retracted:{m.event_id}")
                 _count(kind, "applied" if status.endswith(" 1") else "duplicate")
         return touched, triggers, feeds
 

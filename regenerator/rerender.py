@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from dnft.collection import BoundCollection
+from dnft.config import Settings
+from dnft.resources import DaemonResources
 from regenerator.planner import Planner
 
 TRIGGER = "rerender"
@@ -43,6 +46,23 @@ class RerenderReport:
     resent_rendered: int = 0  # (force) current state is the newest version: re-announced
     sent: int = 0  # jobs Kafka acknowledged
     dry_run: bool = False
+
+
+async def rerender_selection(
+    settings: Settings,
+    collections: Sequence[BoundCollection],
+    selection: Selection,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> RerenderReport:
+    """``dnft rerender``: :func:`rerender` with a pool and a producer of its own (closed before
+    it returns), jobs to ``kafka.topics.render_jobs``."""
+    async with DaemonResources(settings, "rerender") as res:
+        pool = await res.pool()
+        producer = await res.producer()
+        planner = Planner(pool, producer, collections, jobs_topic=settings.kafka.topics.render_jobs)
+        return await rerender(pool, planner, selection, force=force, dry_run=dry_run)
 
 
 async def rerender(
@@ -118,19 +138,3 @@ async def _selected(
     known = {int(r["token_id"]) for r in rows}
     report.unknown = sorted(set(selection.tokens) - known)
     return [(selection.collection, t) for t in sorted(known)]
-
-
-def describe(report: RerenderReport) -> Sequence[str]:
-    """Human-readable lines for the command's output."""
-    verb = "would send" if report.dry_run else "sent"
-    lines = [
-        f"selected tokens: {report.selected}",
-        f"state changed (new version to render): {report.state_changed}",
-        f"current state not the newest version (render again): {report.resent_missing}",
-        f"current state is the newest version, re-announced (--force): {report.resent_rendered}",
-    ]
-    if report.unknown:
-        lines.append(f"unknown tokens (no state yet): {report.unknown}")
-    total = report.state_changed + report.resent_missing + report.resent_rendered
-    lines.append(f"render jobs {verb}: {report.sent if not report.dry_run else total}")
-    return lines

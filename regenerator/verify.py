@@ -17,12 +17,14 @@ import numpy as np
 import orjson
 from PIL import Image
 
-from dnft.collection.bound import BoundCollection
-from dnft.collection.state import TokenState
+from dnft.collection import BoundCollection, TokenState
+from dnft.config import Settings
 from dnft.errors import DnftError
-from dnft.storage.blobs import BlobStore
+from dnft.resources import DaemonResources
+from dnft.storage import BlobStore, blob_store
 from regenerator.metadata import render_request
 from regenerator.renderers.base import Renderer
+from regenerator.renderers.factory import renderer_for
 
 # Diffusion: mean absolute difference per channel (0-255) and share of pixels off by > 8.
 MEAN_TOLERANCE = 1.0
@@ -42,6 +44,18 @@ class Verification:
     exact: bool
     mean_abs_diff: float
     detail: str
+
+
+async def verify_stored(
+    settings: Settings, bound: BoundCollection, token_id: int, version: int | None = None
+) -> Verification:
+    """``dnft verify``: :func:`verify_version` with the configured blob store, the collection's
+    renderer and a pool of its own (closed before it returns)."""
+    async with DaemonResources(settings, "verify") as res:
+        pool = await res.pool()
+        store = blob_store(settings)
+        renderer = renderer_for(bound.collection)
+        return await verify_version(pool, store, bound, renderer, token_id, version)
 
 
 async def verify_version(

@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.collection.bound import load_bound_collections
+    from dnft.collection import load_bound_collections
     from dnft.daemon import run_daemon
-    from publisher.api.pipeline import default_collection, run_api
+    from publisher.api import default_collection, run_api
 
     settings = load_settings(args.config)
     if args.port is not None:

@@ -20,10 +20,7 @@ from dnft.config import load_settings
 from dnft.errors import ConfigError, ServiceError
 
 if TYPE_CHECKING:
-    from audit.events import EventRef, SourceReport
-    from audit.run import AuditReport
-    from audit.transactions import TransactionAudit
-    from audit.versions import VersionAudit
+    from audit import AuditReport, EventRef, SourceReport, TransactionAudit, VersionAudit
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -69,8 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from audit.readers import DEFAULT_QUIET_S
-    from audit.run import run_audit
+    from audit import DEFAULT_QUIET_S, run_audit
 
     try:
         if args.limit < 0:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 
 from dnft.config import load_settings
-from dnft.health import HealthServer
 from dnft.logging import configure_logging
 
 
@@ -22,15 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.collection.bound import load_bound_collections
-    from dnft.daemon import run_daemon
-    from regenerator.pipeline import run_regenerator
+    from regenerator import run_regenerator_daemon
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
-    load_bound_collections(settings)  # bad collection files fail before anything starts
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_regenerator(settings, args.role, stopping, health)
-
-    return asyncio.run(run_daemon("regenerator", settings, main))
+    return asyncio.run(run_regenerator_daemon(settings, args.role))

@@ -92,7 +92,7 @@ def _main(args: argparse.Namespace) -> int:
 async def _replay_chain(settings: Settings, args: argparse.Namespace) -> int:
     from dnft.cli.console import confirm
     from dnft.kafka import AsyncProducer
-    from indexer.replay import replay_range
+    from indexer import replay_range
 
     settings.network(args.network)  # unknown names fail before anything starts
     question = (

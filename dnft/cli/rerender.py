@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
-from dnft.collection.bound import BoundCollection
+from dnft.collection import BoundCollection
 from dnft.config import Settings, load_settings
 from dnft.errors import ConfigError
 from dnft.logging import configure_logging
+
+if TYPE_CHECKING:
+    from regenerator import RerenderReport
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.collection.bound import load_bound_collections
+    from dnft.collection import load_bound_collections
 
     if not (args.token or args.all or args.collection):
         raise ConfigError("--token", "choose --token ID, --collection ADDR or --all")
@@ -60,17 +64,14 @@ def _main(args: argparse.Namespace) -> int:
         if len(bound) > 1:
             raise ConfigError("--collection", "several collections are configured: name one")
         name = bound[0].collection.name
-    return asyncio.run(_run(settings, bound, name, args))
+    return _run(settings, bound, name, args)
 
 
-async def _run(
+def _run(
     settings: Settings, bound: list[BoundCollection], name: str | None, args: argparse.Namespace
 ) -> int:
     from dnft.cli.console import confirm
-    from dnft.db import create_pool
-    from dnft.kafka import AsyncProducer
-    from regenerator.planner import Planner
-    from regenerator.rerender import Selection, describe, rerender
+    from regenerator import Selection, rerender_selection
 
     selection = Selection(name, tuple(args.token or ()))
     scope = (
@@ -83,16 +84,26 @@ async def _run(
     if not args.dry_run and not confirm(f"Re-render {scope}?", assume_yes=args.yes):
         print("nothing done")
         return 1
-    pool = await create_pool(settings.postgres)
-    producer = AsyncProducer(settings.kafka, client_id=f"{settings.kafka.client_id}-rerender")
-    await producer.start()
-    try:
-        planner = Planner(pool, producer, bound, jobs_topic=settings.kafka.topics.render_jobs)
-        report = await rerender(pool, planner, selection, force=args.force, dry_run=args.dry_run)
-    finally:
-        await producer.close()
-        await pool.close()
+    report = asyncio.run(
+        rerender_selection(settings, bound, selection, force=args.force, dry_run=args.dry_run)
+    )
     print(f"rerender {scope}{' (dry run: nothing changed)' if args.dry_run else ''}:")
-    for line in describe(report):
+    for line in _describe(report):
         print(f"  {line}")
     return 0
+
+
+def _describe(report: RerenderReport) -> list[str]:
+    """Human-readable lines for the command's output."""
+    verb = "would send" if report.dry_run else "sent"
+    lines = [
+        f"selected tokens: {report.selected}",
+        f"state changed (new version to render): {report.state_changed}",
+        f"current state not the newest version (render again): {report.resent_missing}",
+        f"current state is the newest version, re-announced (--force): {report.resent_rendered}",
+    ]
+    if report.unknown:
+        lines.append(f"unknown tokens (no state yet): {report.unknown}")
+    total = report.state_changed + report.resent_missing + report.resent_rendered
+    lines.append(f"render jobs {verb}: {report.sent if not report.dry_run else total}")
+    return lines

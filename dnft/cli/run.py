@@ -17,7 +17,6 @@ import structlog
 
 from dnft.config import Settings, load_settings
 from dnft.errors import ConfigError
-from dnft.hardening import protect_secrets
 from dnft.health import HealthServer
 from dnft.logging import configure_logging
 
@@ -38,13 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
     """The parts to run, each validated now: bad config fails before anything starts."""
-    from dnft.cli.indexer import run_indexers
-    from dnft.cli.oracle import run_oracle
-    from dnft.cli.pusher import run_pusher
-    from dnft.collection.bound import load_bound_collections
-    from publisher.api.pipeline import default_collection, run_api
-    from publisher.pusher.runtime import load_signer, push_targets
-    from regenerator.pipeline import run_regenerator
+    from dnft.collection import load_bound_collections
+    from indexer import run_indexer
+    from oracle_feeds import run_oracle
+    from publisher.api import default_collection, run_api
+    from publisher.pusher import prepare_signer, run_pusher
+    from regenerator import run_regenerator
 
     parts: dict[str, Part] = {}
     skip = set(without)
@@ -52,7 +50,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
         networks = [n.name for n in settings.networks if settings.contracts_on(n.name)]
         if not networks:
             raise ConfigError("contracts", "no contract to index (or pass --without indexer)")
-        parts["indexer"] = lambda stopping, health: run_indexers(
+        parts["indexer"] = lambda stopping, health: run_indexer(
             settings, networks, stopping, health
         )
     if "oracle" not in skip and settings.feeds:
@@ -66,9 +64,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
         default_collection(settings, collections)
         parts["api"] = lambda stopping, health: run_api(settings, stopping, health)
     if "pusher" not in skip and settings.pusher.collections:
-        push_targets(settings)
-        protect_secrets()  # no core dump or ptrace can read the key
-        signer = load_signer(settings)
+        signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
         parts["pusher"] = lambda stopping, health: run_pusher(settings, signer, stopping, health)
     return parts
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 
 from dnft.config import load_settings
-from dnft.db import create_pool
 from dnft.errors import ConfigError
 
 
@@ -19,10 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.collection.bound import load_bound_collections
-    from dnft.storage.blobs import blob_store
-    from regenerator.renderers.factory import renderer_for
-    from regenerator.verify import verify_version
+    from dnft.collection import load_bound_collections
+    from regenerator import verify_stored
 
     settings = load_settings(args.config)
     collections = {c.collection.name: c for c in load_bound_collections(settings)}
@@ -31,26 +28,10 @@ def _main(args: argparse.Namespace) -> int:
     name = args.collection or next(iter(collections))
     if name not in collections:
         raise ConfigError("--collection", f"unknown collection {name!r}")
-    bound = collections[name]
-
-    async def run() -> int:
-        pool = await create_pool(settings.postgres)
-        try:
-            result = await verify_version(
-                pool,
-                blob_store(settings),
-                bound,
-                renderer_for(bound.collection),
-                args.token,
-                args.version,
-            )
-        finally:
-            await pool.close()
-        verdict = "OK" if result.matches else "MISMATCH"
-        print(
-            f"{verdict}: {name} token {result.token_id} version {result.version} "
-            f"({result.renderer}): {result.detail}"
-        )
-        return 0 if result.matches else 1
-
-    return asyncio.run(run())
+    result = asyncio.run(verify_stored(settings, collections[name], args.token, args.version))
+    verdict = "OK" if result.matches else "MISMATCH"
+    print(
+        f"{verdict}: {name} token {result.token_id} version {result.version} "
+        f"({result.renderer}): {result.detail}"
+    )
+    return 0 if result.matches else 1

@@ -1,10 +1,11 @@
-"""JSON-RPC transport for the indexer's hot path (raw aiohttp + orjson).
+"""JSON-RPC for the chain readers (indexer, oracle, pusher, audit): raw aiohttp + orjson.
 
-``RpcClient`` (retry, failover, in-flight cap), the provider error taxonomy, and bulk reads
-(``iter_logs``, ``get_block_headers``). Implementation lives in the submodules.
+``RpcClient`` (retry, failover, in-flight cap: ``client`` stacks ``layers`` over
+``transport``), the provider error taxonomy (``errors``), bulk reads (``iter_logs``,
+``get_block_headers``) and the Prometheus observer (``observe``). Callers import from here.
 """
 
-from dnft.rpc.client import RetryPolicy, RpcClient, redact_url
+from dnft.rpc.client import RpcClient
 from dnft.rpc.errors import (
     BlockNotFoundError,
     RangeTooLargeError,
@@ -14,13 +15,17 @@ from dnft.rpc.errors import (
     TransientRpcError,
     classify_error,
 )
+from dnft.rpc.layers import RetryPolicy
 from dnft.rpc.logs import LogChunk, get_block_headers, iter_logs
+from dnft.rpc.observe import PrometheusRpcObserver
+from dnft.rpc.transport import redact_url
 from dnft.rpc.types import Header, RawLog, RpcObserver
 
 __all__ = [
     "BlockNotFoundError",
     "Header",
     "LogChunk",
+    "PrometheusRpcObserver",
     "RangeTooLargeError",
     "RawLog",
     "RetryPolicy",

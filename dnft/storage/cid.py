@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from dnft.errors import DnftError
+
 CID_VERSION = 1
 RAW_CODEC = 0x55
 SHA2_256 = 0x12
@@ -23,7 +25,7 @@ MULTIBASE_BASE32 = "b"
 _RAW_SHA256_PREFIX = bytes((CID_VERSION, RAW_CODEC, SHA2_256, SHA256_LENGTH))
 
 
-class CIDError(ValueError):
+class CIDError(DnftError, ValueError):
     """A string is not a CIDv1 with the raw codec and a sha2-256 multihash."""
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from dnft.collection.bound import BoundCollection
+from dnft.collection import BoundCollection
 from dnft.kafka import OutgoingMessage
 from schemas import METADATA_UPDATE_V1
 

@@ -31,8 +31,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from dnft.collection.bound import BoundCollection
-from dnft.collection.seeds import reroll_seed
+from dnft.collection import BoundCollection, reroll_seed
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from dnft.timeline.announce import metadata_update, update_key
 from dnft.timeline.arthash import set_art_hash

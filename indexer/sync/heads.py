@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import structlog
 
-from dnft.rpc.client import RpcClient, redact_url
+from dnft.rpc import RpcClient, redact_url
 
 log = structlog.get_logger("dnft.indexer.heads")
 

@@ -1,8 +1,10 @@
 """Realtime sync: follow the head, link every block by parentHash, and report reorgs.
 
-Yields a closed set of events, as Ponder does: :class:`NewBlocks` (consecutive blocks with
-their logs, linked to the window) and :class:`Reorg` (the window was cut back to a common
-ancestor; the orphaned blocks' events must be retracted). It never touches Kafka or Postgres.
+Each :meth:`RealtimeSync.step` returns the events of one step, in order, from the closed set
+of ``indexer.sync.types``, as Ponder does: ``[Block]`` or ``[Block, Finalize]`` (new blocks
+with their logs, linked to the window; then the final block number, when it advanced),
+``[Reorg]`` (the window was cut back to a common ancestor; the orphaned blocks' events must
+be retracted), or ``[]`` (nothing new). It never touches Kafka or Postgres.
 
 Logs of a step are fetched with ``eth_getLogs`` over the step's range (split where the
 provider refuses it) and checked against the headers: a log whose blockHash differs means
@@ -13,16 +15,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import structlog
 
 from dnft.config import NetworkSettings
-from dnft.rpc.client import RpcClient
-from dnft.rpc.errors import BlockNotFoundError
-from dnft.rpc.logs import get_block_headers, iter_logs
-from dnft.rpc.types import Header, RawLog
-from indexer.sync.types import BlockRef
+from dnft.rpc import BlockNotFoundError, Header, RawLog, RpcClient, get_block_headers, iter_logs
+from indexer.sync.finality import finalized_block
+from indexer.sync.types import (
+    Block,
+    ChainMovedError,
+    Finalize,
+    RealtimeEvent,
+    Reorg,
+    block_ref,
+)
 from indexer.sync.window import ChainWindow, ReorgBeyondWindowError
 
 log = structlog.get_logger("dnft.indexer.realtime")
@@ -31,43 +37,6 @@ log = structlog.get_logger("dnft.indexer.realtime")
 MAX_BLOCKS_PER_STEP = 100
 # Headers fetched per round while walking back to a common ancestor.
 _WALK_BACK_BATCH = 16
-
-
-@dataclass(frozen=True, slots=True)
-class NewBlocks:
-    headers: list[Header]
-    logs: list[RawLog]
-    finalized: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reorg:
-    ancestor: BlockRef
-    orphaned: list[BlockRef]
-
-    @property
-    def depth(self) -> int:
-        return len(self.orphaned)
-
-
-RealtimeEvent = NewBlocks | Reorg
-
-
-class ChainMovedError(Exception):
-    """The chain changed while a step read it; the step is retried."""
-
-
-def block_ref(header: Header) -> BlockRef:
-    return BlockRef(header.number, header.hash, header.parent_hash)
-
-
-async def finalized_block(client: RpcClient, network: NetworkSettings, head: int) -> int:
-    """The newest block this network's confirmation policy treats as final."""
-    conf = network.confirmations
-    if conf.depth is not None:
-        return max(0, head - conf.depth)
-    block = await client.call("eth_getBlockByNumber", [conf.tag, False])
-    return 0 if block is None else min(head, int(block["number"], 16))
 
 
 class RealtimeSync:
@@ -87,11 +56,16 @@ class RealtimeSync:
         self.window = window
         self._addresses = list(addresses)
         self._max_blocks = max_blocks_per_step
+        # The final block number last reported; None: none yet (the first step reports it).
+        self._finalized: int | None = None
 
-    async def step(self, head: int) -> RealtimeEvent | None:
-        """Advance towards ``head`` by at most one step; None when already at the head.
+    async def step(self, head: int) -> list[RealtimeEvent]:
+        """Advance towards ``head`` by at most one step; the step's events, in order (none
+        when already at the head, or when a lagging node is behind the window's tip).
 
-        Raises ReorgBeyondWindowError when the fork point is below the window's anchor.
+        Raises ChainMovedError (the chain changed during the step: call again),
+        ReorgBeyondWindowError when the fork point is below the window's anchor, and the
+        client's RpcError.
         """
         tip = self.window.tip
         assert tip is not None
@@ -101,8 +75,8 @@ class RealtimeSync:
             (at_head,) = await get_block_headers(self._client, [head])
             ours = self.window.get(head)
             if ours is None or ours.hash == at_head.hash:
-                return None
-            return await self._reconcile(head)
+                return []
+            return [await self._reconcile(head)]
         end = min(head, tip.number + self._max_blocks)
         # Re-read the tip too: a reorg at equal height shows only as a changed tip hash.
         try:
@@ -110,10 +84,10 @@ class RealtimeSync:
         except BlockNotFoundError as exc:
             raise ChainMovedError(str(exc)) from exc
         if headers[0].hash != tip.hash:
-            return await self._reconcile(tip.number)
+            return [await self._reconcile(tip.number)]
         new = headers[1:]
         if not new:
-            return None
+            return []
         for prev, cur in zip(headers, new, strict=False):
             if cur.parent_hash != prev.hash:
                 raise ChainMovedError(f"block {cur.number} does not link to {prev.number}")
@@ -123,7 +97,12 @@ class RealtimeSync:
             self.window.append(block_ref(header))
         # Final blocks, and blocks older than the configured window, can be forgotten.
         self.window.prune_below(max(finalized, end - self._network.reorg_window))
-        return NewBlocks(new, logs, min(finalized, end))
+        events: list[RealtimeEvent] = [Block(new, logs)]
+        final = min(finalized, end)
+        if self._finalized is None or final > self._finalized:
+            self._finalized = final
+            events.append(Finalize(final))
+        return events
 
     async def _logs(self, headers: list[Header]) -> list[RawLog]:
         # Through iter_logs, as backfill: a provider that refuses the step's range (smaller

@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from dnft import metrics
+from publisher.api import routes_api, routes_curate, routes_gallery
 from publisher.api.context import CONTEXT, ApiContext, Handler, context, json_response, under_curate
 from publisher.api.errors import ApiError, RateLimitedError
 from publisher.api.security import set_security_headers
@@ -112,8 +113,6 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 def build_app(ctx: ApiContext) -> web.Application:
     """The application with every route; ``ctx`` must be started (pool open, feed listening).
     Shutting the application down closes every live stream."""
-    from publisher.api import routes_api, routes_curate, routes_gallery
-
     app = web.Application(
         middlewares=[observe, headers, errors, rate_limit, routes_curate.curate_guard]
     )

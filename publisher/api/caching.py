@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-from dnft.storage.blobs import AsyncBlobStore
+from dnft.storage import AsyncBlobStore
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

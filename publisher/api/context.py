@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from dnft.collection.bound import BoundCollection
+from dnft.collection import BoundCollection
 from dnft.config import ApiSettings
 from publisher.api.caching import BlobCache
 from publisher.api.curate_service import CurateContext

@@ -17,11 +17,11 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from dnft.collection.bound import BoundCollection
+from dnft.collection import BoundCollection
 from dnft.config import CurateSettings, Settings
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
-from dnft.timeline.decisions import Curator, flush_outbox
+from dnft.timeline import Curator, flush_outbox
 from publisher.api.curate_auth import CurateAuth
 
 log = structlog.get_logger("dnft.api.curate")

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from dnft.collection.bound import BoundCollection
+from dnft.collection import BoundCollection
 from publisher.api import queries
 from publisher.api.timeline import MAX_TRIGGERS, describe
 

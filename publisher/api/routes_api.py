@@ -7,8 +7,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from dnft.collection.bound import BoundCollection
-from dnft.storage.blobs import BlobNotFoundError, StorageError
+from dnft.collection import BoundCollection
+from dnft.storage import BlobNotFoundError, StorageError
 from publisher.api import queries
 from publisher.api.caching import (
     IMMUTABLE,

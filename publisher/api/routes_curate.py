@@ -28,7 +28,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dnft import metrics
-from dnft.timeline.decisions import ACTIONS
+from dnft.timeline import ACTIONS
 from publisher.api import curate_pages, curate_queries, queries
 from publisher.api.caching import etag_of_sha256, image_content_type
 from publisher.api.context import Handler, context, json_response, under_curate

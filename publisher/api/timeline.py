@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
-from dnft.collection.rules import Collection
+from dnft.collection import Collection
 from publisher.api.queries import EventRow, VersionRow
 
 # Triggers listed per version: a feed change fans out one trigger per token, but a batch of

@@ -1,1 +1,32 @@
-"""On-chain announcement of new metadata versions (`dnft pusher`)."""
+"""On-chain announcement of new metadata versions (``dnft pusher``).
+
+:func:`run_pusher` runs the daemon (:mod:`publisher.pusher.pipeline` assembles it);
+:func:`prepare_signer` checks the settings and reads the key before anything starts;
+:func:`pusher_pending` is the outbox as ``dnft status`` shows it.
+"""
+
+from publisher.pusher.intake import Intake, update_record
+from publisher.pusher.outbox import Outbox, UpdateRecord
+from publisher.pusher.pipeline import PusherRuntime, run_pusher
+from publisher.pusher.sender import ChainPusher, PushTarget
+from publisher.pusher.signer import Signer
+from publisher.pusher.status import OutboxUnavailable, PusherPending, pusher_pending
+from publisher.pusher.targets import load_signer, prepare_signer, push_targets
+
+__all__ = [
+    "ChainPusher",
+    "Intake",
+    "Outbox",
+    "OutboxUnavailable",
+    "PushTarget",
+    "PusherPending",
+    "PusherRuntime",
+    "Signer",
+    "UpdateRecord",
+    "load_signer",
+    "prepare_signer",
+    "push_targets",
+    "pusher_pending",
+    "run_pusher",
+    "update_record",
+]

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dnft.rpc.client import RpcClient
-from dnft.rpc.errors import RpcNodeError
+from dnft.rpc import RpcClient, RpcNodeError
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,11 @@ no-op and the offsets may be committed once ``handle`` returns.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Collection, Sequence
 
 import structlog
 
+from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded
 from publisher.pusher.crashpoints import crash_point
 from publisher.pusher.outbox import Outbox, UpdateRecord
@@ -20,16 +19,16 @@ from publisher.pusher.outbox import Outbox, UpdateRecord
 log = structlog.get_logger("dnft.pusher.intake")
 
 
-def update_record(message: Mapping[str, Any]) -> UpdateRecord:
-    """A validated ``dnft.metadata.update.v1`` body as an outbox row."""
+def update_record(update: MetadataUpdate) -> UpdateRecord:
+    """A decoded ``dnft.metadata.update.v1`` as an outbox row (its contract is lowercase)."""
     return UpdateRecord(
-        chain_id=int(message["chain_id"]),
-        contract=str(message["contract"]).lower(),
-        token_id=int(message["token_id"]),
-        version=int(message["version"]),
-        metadata_uri=str(message["metadata_uri"]),
-        metadata_cid=str(message["metadata_cid"]),
-        created_at=datetime.fromisoformat(str(message["created_at"])),
+        chain_id=update.chain_id,
+        contract=update.contract,
+        token_id=update.token_id,
+        version=update.version,
+        metadata_uri=update.metadata_uri,
+        metadata_cid=update.metadata_cid,
+        created_at=update.created_at,
     )
 
 
@@ -41,7 +40,7 @@ class Intake:
         self.recorded = 0
         self.skipped = 0
 
-    async def handle(self, batch: Sequence[Decoded[dict[str, Any]]]) -> None:
+    async def handle(self, batch: Sequence[Decoded[MetadataUpdate]]) -> None:
         """Record the batch's updates durably (one statement); returns when committed."""
         records = [update_record(d.value) for d in batch]
         self.seen += len(records)

@@ -35,7 +35,7 @@ import structlog
 from dnft import metrics
 from dnft.config import NetworkSettings, PusherSettings
 from dnft.errors import ConfigError, RpcError
-from dnft.rpc.errors import RpcNodeError
+from dnft.rpc import RpcNodeError
 from publisher.pusher.calls import plan_erc4906, plan_token_uri
 from publisher.pusher.chain import Chain, Receipt
 from publisher.pusher.crashpoints import crash_point

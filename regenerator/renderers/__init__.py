@@ -4,7 +4,7 @@ The diffusion renderer is not imported here: it pulls in torch and diffusers, wh
 workers install. Import it from ``regenerator.renderers.diffusion``.
 """
 
-from dnft.collection.seeds import derive_seed
+from dnft.collection import derive_seed
 from regenerator.renderers.base import (
     ModelLoadError,
     Renderer,

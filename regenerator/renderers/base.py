@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from isal import isal_zlib
 
-from dnft.collection.seeds import MAX_SEED
+from dnft.collection import MAX_SEED
 from dnft.errors import DnftError
 
 TraitValue: TypeAlias = str | int | float

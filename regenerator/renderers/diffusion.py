@@ -1,3 +1,4 @@
+# Over 450 lines: loading, checking and running one diffusers pipeline share its state.
 """The diffusion renderer: Stable Diffusion text-to-image, and image-to-image over a base image.
 
 Image-to-image over the procedural render of the same token keeps a token recognisable as it

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dnft.collection.rules import Collection
-from dnft.collection.state import TokenState
+from dnft.collection import Collection, TokenState
 from regenerator.metadata import bucket_of
 from regenerator.renderers.base import Renderer
 from regenerator.renderers.procedural import ProceduralRenderer

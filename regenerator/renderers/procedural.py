@@ -1,3 +1,4 @@
+# Over 450 lines: one picture, layer by layer, on shared integer geometry (one algorithm).
 """The procedural renderer: a flower-and-orbits picture from traits, stage, feed bucket and seed.
 
 No model weights. Layers, back to front:

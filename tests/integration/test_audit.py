@@ -13,16 +13,17 @@ import orjson
 import pytest
 import yaml
 
-from audit.readers import read_topic as read_whole_topic
-from audit.run import run_audit
+from audit import read_topic as read_whole_topic
+from audit import run_audit
 from dnft import cli
 from dnft.collection.bound import load_bound_collections
 from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage, ensure_topics
-from indexer.runtime import NetworkIndexer
+from indexer import NetworkIndexer
 from regenerator.planner import Planner
 from tests.support.chain import World, indexer_config, make_world, read_topic, wait_until
+from tests.support.messages import chain_inputs
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
@@ -141,7 +142,7 @@ async def pipeline(
     planner = Planner(
         pool, producer, load_bound_collections(settings), jobs_topic=unique_topic("jobs")
     )
-    await planner.apply(messages)
+    await planner.apply(chain_inputs(messages))
     try:
         yield Pipeline(
             world,
@@ -223,7 +224,7 @@ class TestMismatches:
         template = fed_message(pipeline)
         orphan = forged(template, "0x" + "0e" * 32, tx_hash="0x" + "77" * 32, log_index=9)
         topic = await pipeline.copy_topic([*pipeline.messages, orphan])
-        await pipeline.planner.apply([orphan])  # a retraction that never came
+        await pipeline.planner.apply(chain_inputs([orphan]))  # a retraction that never came
         code, out, err = await pipeline.audit(topic=topic)
         assert code == 1, out + err
         report = orjson.loads(out)
@@ -235,7 +236,7 @@ class TestMismatches:
         original = fed_message(pipeline)
         twin = forged(original, "0x" + "0d" * 32)
         topic = await pipeline.copy_topic([*pipeline.messages, twin])
-        await pipeline.planner.apply([twin])
+        await pipeline.planner.apply(chain_inputs([twin]))
         code, out, err = await pipeline.audit(topic=topic)
         assert code == 1, out + err
         report = orjson.loads(out)

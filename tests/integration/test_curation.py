@@ -20,7 +20,7 @@ from dnft import metrics
 from dnft.devservices import PostgresService
 from tests.support.chain import read_topic
 from tests.support.curate import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
-from tests.support.messages import event, retraction
+from tests.support.messages import event, render_jobs, retraction
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
@@ -127,7 +127,7 @@ class TestGuardrails:
         # A re-delivered job renders nothing again (its attempts are recorded).
         renders = len(world.renderer.requests)
         jobs = read_topic(world.settings.kafka.bootstrap_servers[0], world.jobs_topic, 30, 0.5)
-        assert await world.maker.worker.handle(jobs) == []
+        assert await world.maker.worker.handle(render_jobs(jobs)) == []
         assert len(world.renderer.requests) == renders
 
 
@@ -212,7 +212,7 @@ class TestReview:
         reroll = [j for j in jobs if int(j["seed"]) not in {int(held["job_seed"])}]
         reroll = [j for j in reroll if j["state_hash"] == held["state_hash"]]
         assert len(reroll) == 1
-        assert await world.maker.worker.handle(reroll) == []
+        assert await world.maker.worker.handle(render_jobs(reroll)) == []
         latest = await world.candidates(1)
         assert [c["status"] for c in latest[-2:]] == ["superseded", "pending"]
         assert int(latest[-1]["seed"]) == int(reroll[0]["seed"])

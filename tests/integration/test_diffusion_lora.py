@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from dnft.collection.rules import collection_from_mapping
+from dnft.collection import collection_from_mapping
 from dnft.errors import ConfigError
-from regenerator.renderers.base import ModelLoadError, RenderRequest, RenderResult
+from regenerator import renderer_for
+from regenerator.renderers import ModelLoadError, RenderRequest, RenderResult
 from regenerator.renderers.diffusion import DiffusionRenderer
-from regenerator.renderers.factory import renderer_for
 from tests.support.tiny_pipeline import save_tiny_pipeline
 
 pytest.importorskip("peft", reason="LoRA needs peft (the `render` extra installs it)")

@@ -20,8 +20,7 @@ from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
-from indexer.runtime import NetworkIndexer
-from indexer.sync.window import ReorgBeyondWindowError
+from indexer import NetworkIndexer, ReorgBeyondWindowError
 from tests.support.chain import (
     World,
     apply_stream,

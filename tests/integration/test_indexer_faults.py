@@ -14,7 +14,7 @@ from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from indexer.runtime import NetworkIndexer
+from indexer import NetworkIndexer
 from tests.support.chain import (
     apply_stream,
     as_comparable,

@@ -19,7 +19,7 @@ from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer
 from dnft.kafka.groups import GroupActiveError, OffsetResetError, Target, apply_reset, plan_reset
-from indexer.replay import ReplayRangeError, replay_range
+from indexer import ReplayRangeError, replay_range
 from tests.support.chain import canonical_events, indexer_config, make_world, read_topic
 
 

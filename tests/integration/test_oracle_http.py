@@ -13,9 +13,7 @@ import orjson
 import pytest
 
 from dnft.config import HttpFeedSettings
-from oracle_feeds.http import HttpFeed
-from oracle_feeds.types import SystemClock
-from oracle_feeds.validate import Rejected
+from oracle_feeds import HttpFeed, Rejected, SystemClock
 from tests.support.chain import wait_until
 from tests.support.oracle import (
     FeedServer,

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from dnft.migrations import apply_migrations
-from oracle_feeds.types import SystemClock
+from oracle_feeds import SystemClock
 from tests.support.chain import wait_until
 from tests.support.oracle import (
     FeedServer,

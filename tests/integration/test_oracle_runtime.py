@@ -19,8 +19,8 @@ from dnft.config import Settings
 from dnft.devservices.ports import free_port
 from dnft.errors import ServiceError
 from dnft.kafka import AsyncProducer
+from oracle_feeds import OracleRuntime
 from oracle_feeds.parse import iso_utc
-from oracle_feeds.runtime import OracleRuntime
 from tests.support.chain import wait_until
 from tests.support.daemon import DaemonProcess
 from tests.support.oracle import (

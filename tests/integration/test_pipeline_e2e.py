@@ -15,7 +15,7 @@ from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage
 from dnft.migrations import apply_migrations
-from indexer.runtime import NetworkIndexer
+from indexer import NetworkIndexer
 from regenerator.pipeline import run_regenerator
 from tests.support.chain import indexer_config, make_world, read_topic
 

@@ -16,7 +16,7 @@ import structlog
 from dnft import metrics
 from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
-from publisher.pusher.runtime import PusherRuntime, load_signer
+from publisher.pusher import PusherRuntime, load_signer
 from tests.support.chain import World
 from tests.support.pusher import (
     Updater,

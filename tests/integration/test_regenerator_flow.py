@@ -14,23 +14,34 @@ import orjson
 import pytest
 from PIL import Image
 
-from dnft.collection.bound import BoundCollection
-from dnft.collection.rules import collection_from_mapping
+from dnft.collection import BoundCollection, collection_from_mapping
 from dnft.config import KafkaSettings
 from dnft.kafka import AsyncProducer
+from dnft.messages import RenderJob
 from dnft.migrations import apply_migrations
-from dnft.storage.blobs import LocalBlobStore
-from dnft.timeline.versions import copy_version
+from dnft.storage import LocalBlobStore
+from dnft.timeline import copy_version
 from publisher.api.queries import latest_version
-from regenerator.planner import Planner
-from regenerator.render_worker import RenderWorker
-from regenerator.renderers.base import encode_png
-from regenerator.renderers.factory import renderer_for
-from regenerator.rerender import Selection, rerender
-from regenerator.status import render_backlog
-from regenerator.verify import VersionNotFoundError, verify_version
+from regenerator import (
+    Planner,
+    RenderWorker,
+    Selection,
+    VersionNotFoundError,
+    render_backlog,
+    renderer_for,
+    rerender,
+    verify_version,
+)
+from regenerator.renderers import encode_png
 from tests.support.chain import read_topic
-from tests.support.messages import CONTRACT, event, observation, retraction
+from tests.support.messages import (
+    CONTRACT,
+    chain_inputs,
+    event,
+    observation,
+    render_jobs,
+    retraction,
+)
 from tests.support.rules import RULES
 
 RULES_WITH_NAME = RULES | {"token_name": "Critter #{token_id}", "image_size": 128}
@@ -54,13 +65,17 @@ class Flow:
 
     async def step(self, messages: list[dict[str, Any]]) -> list[int]:
         """Plan, then render every job the planner sent since the last step."""
-        await self.planner.apply(messages)
+        await self.planner.apply(chain_inputs(messages))
         # By job id, not by count: read_topic returns partition by partition, not in time order.
         new = [
             j for j in read_topic(self.bootstrap, self.jobs_topic) if j["job_id"] not in self.seen
         ]
         self.seen.update(j["job_id"] for j in new)
-        return await self.worker.handle(new)
+        return await self.worker.handle(render_jobs(new))
+
+    def sent_jobs(self) -> list[RenderJob]:
+        """Every render job on the jobs topic so far, typed (as the render worker gets them)."""
+        return render_jobs(read_topic(self.bootstrap, self.jobs_topic))
 
     async def versions(self, token: int) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
@@ -158,7 +173,7 @@ class TestRegeneratorFlow:
         assert await flow.step([mint]) == [1]
         assert await flow.step([fed]) == [2]
         assert await flow.step([mint, fed]) == [], "replaying events creates no version"
-        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
+        assert await flow.worker.handle(flow.sent_jobs()) == []
         assert [v["version"] for v in await flow.versions(1)] == [1, 2]
 
 
@@ -167,7 +182,8 @@ class TestVersionTimeline:
 
     async def test_feed_returns_to_an_earlier_bucket(self, flow: Flow) -> None:
         rounds = [observation(1, "2500"), observation(2, "1500"), observation(3, "2600")]
-        assert await flow.planner.apply([rounds[0]]) == []  # market: bull, no token yet
+        # market: bull, no token yet
+        assert await flow.planner.apply(chain_inputs([rounds[0]])) == []
         assert await flow.step([event(1, "Transfer", 1, to="0xaa")]) == [1]
         async with flow.pool.acquire() as conn:
             art = await conn.fetchval("select phash from curation_art_hashes where token_id = 1")
@@ -203,7 +219,7 @@ class TestVersionTimeline:
         assert third["metadata_uri"].endswith("/tokens/1/versions/3")
 
         # A re-delivery of every job, and a replay of every observation, add nothing.
-        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        jobs = flow.sent_jobs()
         assert len(jobs) == 3
         assert await flow.worker.handle(jobs) == []
         assert await flow.worker.handle([jobs[-1], jobs[-1]]) == []
@@ -235,7 +251,7 @@ class TestVersionTimeline:
         # The Fed is mined again on the new branch: version 2's state, as version 4.
         assert await flow.step([fed]) == [4]
         assert (await flow.versions(1))[3]["image_sha256"] == versions[1]["image_sha256"]
-        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
+        assert await flow.worker.handle(flow.sent_jobs()) == []
         updates = read_topic(flow.bootstrap, flow.updates_topic)
         assert {(u["token_id"], u["version"]) for u in updates} == {
             ("1", 1),
@@ -252,12 +268,12 @@ class TestVersionTimeline:
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         await flow.step([mint])
         await flow.step([fed])
-        await flow.planner.apply([retraction(2, 1)])  # planned, never rendered: lost
+        await flow.planner.apply(chain_inputs([retraction(2, 1)]))  # planned, never rendered: lost
         async with flow.pool.acquire() as conn:
             assert (await render_backlog(conn)).tokens_without_version == 1
         report = await rerender(flow.pool, flow.planner, Selection("sample", (1,)))
         assert (report.state_changed, report.resent_missing, report.sent) == (0, 1, 1)
-        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        jobs = flow.sent_jobs()
         assert await flow.worker.handle(jobs) == [3]
         async with flow.pool.acquire() as conn:
             assert (await render_backlog(conn)).tokens_without_version == 0
@@ -382,13 +398,13 @@ class TestRerender:
         ).resent_missing == 1, "a dry run changes nothing"
         report = await rerender(flow.pool, flow.planner, Selection("sample", (2, 9)))
         assert (report.resent_missing, report.sent, report.unknown) == (1, 1, [9])
-        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
-        assert await flow.worker.handle([j for j in jobs if j["token_id"] == "2"]) == [1]
+        jobs = flow.sent_jobs()
+        assert await flow.worker.handle([j for j in jobs if j.token_id == 2]) == [1]
 
         # --force: rendered states are re-announced, and no second version appears.
         forced = await rerender(flow.pool, flow.planner, everything, force=True)
         assert (forced.resent_rendered, forced.sent) == (3, 3)
-        assert await flow.worker.handle(read_topic(flow.bootstrap, flow.jobs_topic)) == []
+        assert await flow.worker.handle(flow.sent_jobs()) == []
         async with flow.pool.acquire() as conn:
             assert await conn.fetchval("select count(*) from token_versions") == 3
 
@@ -407,7 +423,7 @@ class TestRerender:
         assert (report.state_changed, report.sent) == (1, 1)
         flow.worker._collections = {"sample": bound}
         flow.worker._renderers = {"sample": renderer_for(bound.collection)}
-        jobs = read_topic(flow.bootstrap, flow.jobs_topic)
+        jobs = flow.sent_jobs()
         assert await flow.worker.handle(jobs) == [2]
         versions = await flow.versions(1)
         latest = orjson.loads(versions[-1]["metadata"])

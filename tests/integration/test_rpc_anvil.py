@@ -19,9 +19,8 @@ from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 
 from dnft.devservices import AnvilService
-from dnft.rpc.client import RpcClient
-from dnft.rpc.logs import get_block_headers, iter_logs
-from indexer.decode import EventDecoder
+from dnft.rpc import RpcClient, get_block_headers, iter_logs
+from indexer import EventDecoder
 
 TRANSFER_SIG = "Transfer(address,address,uint256)"
 TRANSFER_TOPIC = keccak(text=TRANSFER_SIG)

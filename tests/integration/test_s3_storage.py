@@ -9,14 +9,14 @@ import pytest
 
 from dnft.devservices.moto import MotoService
 from dnft.devservices.ports import free_port
-from dnft.storage.blobs import (
+from dnft.storage import (
     AsyncBlobStore,
     BlobIntegrityError,
     BlobNotFoundError,
     S3BlobStore,
     StorageError,
+    cidv1_raw,
 )
-from dnft.storage.cid import cidv1_raw
 
 BUCKET = "dnft-blobs"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8

@@ -16,8 +16,7 @@ from yarl import URL
 from dnft.config import HttpFeedSettings
 from dnft.devservices import AnvilService, PostgresService
 from dnft.devservices.ports import free_port
-from oracle_feeds.http import HttpFeed
-from oracle_feeds.validate import Rejected
+from oracle_feeds import HttpFeed, Rejected
 from tests.support.api import ApiWorld, api_world
 from tests.support.daemon import DaemonProcess
 from tests.support.messages import event

@@ -18,17 +18,18 @@ import pytest
 import yaml
 from eth_account import Account
 
-from audit.versions import audit_versions
+from audit import audit_versions
 from dnft import cli
 from dnft.collection.bound import load_bound_collections
 from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from indexer.runtime import NetworkIndexer
-from publisher.pusher.runtime import PusherRuntime, load_signer
+from indexer import NetworkIndexer
+from publisher.pusher import PusherRuntime, load_signer
 from regenerator.planner import Planner
 from tests.support.chain import World, indexer_config, read_topic, wait_until
+from tests.support.messages import chain_inputs
 from tests.support.pusher import (
     Updater,
     announcements,
@@ -77,7 +78,7 @@ class Pushed:
         messages = await asyncio.to_thread(
             read_topic, self.bootstrap, self.settings.kafka.topics.chain_events, 30.0, 0.5
         )
-        await self.planner.apply(messages)
+        await self.planner.apply(chain_inputs(messages))
         return head
 
     async def audit(self, to_block: int, *, json: bool = True) -> tuple[int, str, str]:

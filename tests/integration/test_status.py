@@ -20,7 +20,7 @@ from dnft import cli
 from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService, free_port, rpc_call
 from dnft.kafka import ensure_topics
-from indexer.checkpoint import Checkpoint, CheckpointStore
+from indexer import Checkpoint, CheckpointStore
 from tests.support.chain import COLLECTION_ABI
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")

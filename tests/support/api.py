@@ -15,19 +15,16 @@ import asyncpg
 import yaml
 from multidict import CIMultiDict
 
-from dnft.collection.bound import BoundCollection
-from dnft.collection.rules import collection_from_mapping
+from dnft.collection import BoundCollection, collection_from_mapping
 from dnft.config import KafkaSettings, Settings, settings_from_mapping
 from dnft.devservices import PostgresService
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from dnft.storage.blobs import LocalBlobStore
+from dnft.storage import LocalBlobStore
 from publisher.api.pipeline import ApiServer
-from regenerator.planner import Planner
-from regenerator.render_worker import RenderWorker
-from regenerator.renderers.factory import renderer_for
+from regenerator import Planner, RenderWorker, renderer_for
 from tests.support.chain import read_topic
-from tests.support.messages import CONTRACT
+from tests.support.messages import CONTRACT, chain_inputs, render_jobs
 from tests.support.rules import RULES
 
 PUBLIC_URL = "http://127.0.0.1:8000"
@@ -71,14 +68,15 @@ class VersionMaker:
         self.jobs_seen: set[str] = set()
 
     async def step(self, messages: list[dict[str, Any]], *, render: bool = True) -> list[int]:
-        """Apply ``messages``; render the jobs planned since the last step (or drop them)."""
-        await self.planner.apply(messages)
+        """Apply ``messages`` (built as produced to Kafka; typed here, as the planner's
+        consumer decodes them); render the jobs planned since the last step (or drop them)."""
+        await self.planner.apply(chain_inputs(messages))
         jobs = await asyncio.to_thread(read_topic, self.bootstrap, self.jobs_topic, 30.0, 0.5)
         # Jobs are keyed by token over several partitions: new ones are not simply the tail.
         # By job id: a state the token comes back to is planned again, as a new job.
         new = [j for j in jobs if j["job_id"] not in self.jobs_seen]
         self.jobs_seen.update(j["job_id"] for j in new)
-        return await self.worker.handle(new) if render else []
+        return await self.worker.handle(render_jobs(new)) if render else []
 
 
 class ApiWorld:

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.types import Wei
 
 from dnft.config import Settings, settings_from_mapping
 from dnft.contracts import DevSigner, at, deploy, mint
-from indexer.publish import event_id, jsonable, token_id_of
+from indexer import event_id, jsonable, token_id_of
 
 COLLECTION_ABI = "schemas/abi/DynamicCollection.json"
 
@@ -37,7 +38,7 @@ class World:
             self.w3,
             {
                 "to": self.address,
-                "value": amount,
+                "value": Wei(amount),
                 "data": self.collection.encode_abi("feed", [token_id]),
             },
         )
@@ -48,7 +49,7 @@ class World:
             self.w3,
             {
                 "to": self.address,
-                "value": amount,
+                "value": Wei(amount),
                 "gas": 60_000,
                 "data": self.collection.encode_abi("feed", [token_id]),
             },
@@ -64,7 +65,7 @@ class World:
         )
 
     async def rpc(self, method: str, params: list[Any]) -> Any:
-        return await self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        return await self.w3.provider.make_request(method, params)
 
     async def block_number(self) -> int:
         return int(await self.w3.eth.block_number)

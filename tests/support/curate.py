@@ -18,19 +18,16 @@ import asyncpg
 import numpy as np
 import yaml
 
-from dnft.collection.bound import BoundCollection
-from dnft.collection.rules import collection_from_mapping
+from dnft.collection import BoundCollection, collection_from_mapping
 from dnft.config import KafkaSettings, Settings, settings_from_mapping
 from dnft.devservices import PostgresService
 from dnft.kafka import AsyncProducer, ensure_topics
 from dnft.migrations import apply_migrations
-from dnft.storage.blobs import LocalBlobStore
+from dnft.storage import LocalBlobStore
 from publisher.api.curate_auth import hash_password
 from publisher.api.pipeline import ApiServer
-from regenerator.planner import Planner
-from regenerator.render_worker import RenderWorker
-from regenerator.renderers.base import RenderRequest, RenderResult, encode_png
-from regenerator.renderers.procedural import ProceduralRenderer
+from regenerator import Planner, RenderWorker
+from regenerator.renderers import ProceduralRenderer, RenderRequest, RenderResult, encode_png
 from tests.support.api import PUBLIC_URL, VersionMaker
 from tests.support.chain import read_topic
 from tests.support.messages import CONTRACT

@@ -1,9 +1,22 @@
 """Hand-built messages of each schema (chain events, retractions, observations) for a contract
-at CONTRACT on chain 31337: what the indexer and the oracle would publish."""
+at CONTRACT on chain 31337: what the indexer and the oracle would publish, as the JSON
+objects produced to Kafka; :func:`typed` turns one into the typed message a consumer decodes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
+
+from dnft.messages import (
+    ChainEvent,
+    ChainRetraction,
+    Message,
+    OracleObservation,
+    RenderJob,
+    decode_message,
+)
 
 CONTRACT = "0x" + "c0" * 20
 
@@ -52,3 +65,33 @@ def observation(round_id: int, value: str) -> dict[str, Any]:
         "round_id": round_id,
         "sources": [{"source": "a", "value": value, "response_sha256": "0" * 64}],
     }
+
+
+def typed(message: dict[str, Any]) -> Message:
+    """A built (or read back) message as the typed value a consumer's decode step makes of it
+    (``dnft.messages.decode_message`` of its JSON), without the ``_key`` / ``_partition``
+    annotations ``tests.support.chain.read_topic`` adds. Raises DecodeError when invalid."""
+    body = {k: v for k, v in message.items() if not k.startswith("_")}
+    return decode_message(orjson.dumps(body))
+
+
+def chain_inputs(
+    messages: Iterable[dict[str, Any]],
+) -> list[ChainEvent | ChainRetraction | OracleObservation]:
+    """What the planner takes: each message typed (events, retractions, observations only)."""
+    out: list[ChainEvent | ChainRetraction | OracleObservation] = []
+    for m in messages:
+        value = typed(m)
+        assert isinstance(value, ChainEvent | ChainRetraction | OracleObservation), value
+        out.append(value)
+    return out
+
+
+def render_jobs(messages: Iterable[dict[str, Any]]) -> list[RenderJob]:
+    """What the render worker takes: each render job typed (e.g. as read back from Kafka)."""
+    out: list[RenderJob] = []
+    for m in messages:
+        value = typed(m)
+        assert isinstance(value, RenderJob), value
+        out.append(value)
+    return out

@@ -17,10 +17,7 @@ from dnft import metrics
 from dnft.config import Settings, settings_from_mapping
 from dnft.kafka import AsyncProducer, ensure_topics
 from dnft.validation import validate_message
-from oracle_feeds.publish import ObservationPublisher
-from oracle_feeds.runtime import FeedRunner, build_runners
-from oracle_feeds.store import FeedStore
-from oracle_feeds.types import Clock
+from oracle_feeds import Clock, FeedRunner, FeedStore, ObservationPublisher, build_runners
 from tests.support.chain import read_topic
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -10,7 +10,7 @@ from dnft.collection.bound import BoundCollection
 from dnft.collection.rules import collection_from_mapping
 from dnft.config import settings_from_mapping
 from dnft.errors import ConfigError
-from publisher.api.pipeline import default_collection
+from publisher.api import default_collection
 
 
 def base(**api: Any) -> dict[str, Any]:

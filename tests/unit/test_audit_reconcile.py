@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.events import EventRef, net_events, reconcile, stored_by_planner
+from audit import EventRef, net_events, reconcile, stored_by_planner
 
 CONTRACT = "0x" + "ab" * 20
 

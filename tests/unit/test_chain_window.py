@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.sync.types import BlockRef
-from indexer.sync.window import ChainWindow
+from indexer.sync import BlockRef, ChainWindow
 
 
 def chain(start: int, count: int, fork: str = "a") -> list[BlockRef]:

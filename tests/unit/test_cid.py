@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnft.storage.cid import CIDError, cid_from_sha256, cidv1_raw, sha256_from_cid, sha256_hex
+from dnft.storage import CIDError, cid_from_sha256, cidv1_raw, sha256_from_cid, sha256_hex
 
 # Published answers (`ipfs add --cid-version 1 --raw-leaves`, `ipfs block put --cid-codec raw`)
 # that many implementations test against.

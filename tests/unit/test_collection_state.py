@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from dnft.collection.rules import collection_from_mapping, load_collection
-from dnft.collection.state import TokenEvent, derive_state
+from dnft.collection import TokenEvent, collection_from_mapping, derive_state, load_collection
 from dnft.errors import ConfigError
 from tests.support.rules import SAMPLE
 

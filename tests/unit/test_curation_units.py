@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnft.collection.rules import collection_from_mapping
-from dnft.collection.seeds import MAX_SEED, attempt_seed, reroll_seed
+from dnft.collection import MAX_SEED, attempt_seed, collection_from_mapping, reroll_seed
 from dnft.config import settings_from_mapping
 from dnft.errors import ConfigError, DecodeError
-from dnft.timeline.arthash import MAX_INDEXED_DISTANCE, hamming, hash_bands
+from dnft.timeline import MAX_INDEXED_DISTANCE, hamming, hash_bands
 from publisher.api.curate_auth import CurateAuth, hash_password, same_origin, verify_password
 from regenerator.guardrails import ImageLimits, check_image, check_metadata, measure_png
-from regenerator.renderers.base import RenderRequest, encode_png
-from regenerator.renderers.procedural import ProceduralRenderer
+from regenerator.renderers import ProceduralRenderer, RenderRequest, encode_png
 from tests.support.rules import SAMPLE
 
 LIMITS = ImageLimits(size=64, min_entropy_bits=0.5, min_stddev=2.0)

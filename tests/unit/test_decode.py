@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 from dnft.errors import DecodeError
-from dnft.rpc.types import RawLog
-from indexer.decode import DecodedEvent, EventDecoder
+from dnft.rpc import RawLog
+from indexer import DecodedEvent, EventDecoder
 
 STATIC_TYPES = [
     "address", "bool", "uint8", "uint16", "uint24", "uint64", "uint128", "uint256",

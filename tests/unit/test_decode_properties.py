@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dnft.errors import DecodeError
-from dnft.rpc.types import RawLog
-from indexer.decode import DecodedEvent, EventDecoder
+from dnft.rpc import RawLog
+from indexer import DecodedEvent, EventDecoder
 
 FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from dnft.collection.seeds import derive_seed
+from dnft.collection import derive_seed
 from regenerator.renderers import (
     ProceduralRenderer,
     Renderer,

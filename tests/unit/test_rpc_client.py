@@ -16,9 +16,16 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from dnft.rpc.client import RetryPolicy, RpcClient
-from dnft.rpc.errors import RangeTooLargeError, RpcGiveUpError, RpcHttpError, RpcNodeError
-from dnft.rpc.logs import get_block_headers, iter_logs
+from dnft.rpc import (
+    RangeTooLargeError,
+    RetryPolicy,
+    RpcClient,
+    RpcGiveUpError,
+    RpcHttpError,
+    RpcNodeError,
+    get_block_headers,
+    iter_logs,
+)
 
 FAST_RETRY = RetryPolicy(max_attempts=5, budget_s=5.0, base_delay_s=0.01, max_delay_s=0.05)
 

@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 
 from dnft.errors import ConfigError
-from dnft.rpc.client import RpcClient, redact_url
-from dnft.rpc.errors import RangeTooLargeError, RpcNodeError, TransientRpcError, classify_error
+from dnft.rpc import (
+    RangeTooLargeError,
+    RpcClient,
+    RpcNodeError,
+    TransientRpcError,
+    classify_error,
+    redact_url,
+)
 
 ALCHEMY = {
     "code": -32602,

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from dnft.storage.blobs import (
+from dnft.storage import (
     AsyncBlobStore,
     BlobIntegrityError,
     BlobNotFoundError,
     LocalBlobStore,
     S3BlobStore,
     StorageError,
+    cidv1_raw,
     open_blob_store,
 )
-from dnft.storage.cid import cidv1_raw
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from audit.transactions import METADATA_UPDATE, Announcement, announcement_of, classify_transactions
-from dnft.rpc.types import RawLog
+from audit import METADATA_UPDATE, Announcement, announcement_of, classify_transactions
+from dnft.rpc import RawLog
 
 CONTRACT = "0x" + "ab" * 20
 PUSHER = "0x" + "01" * 20

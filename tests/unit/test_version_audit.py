@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit.versions import VersionRow, classify_versions
+from audit import VersionRow, classify_versions
 
 
 def rows(collection: str, token_id: int, *versions: tuple[int, str]) -> list[VersionRow]:

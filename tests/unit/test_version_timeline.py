@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dnft.timeline.versions import JobAction, job_action
+from dnft.timeline import JobAction, job_action
 
 
 class TestJobAction:

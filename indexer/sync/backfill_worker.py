@@ -1,4 +1,5 @@
-"""Backfill's fetch, decode and serialise, in a child process: the parent only produces.
+"""Backfill's fetch, decode and serialise (``historical.read_range``), in a child process: the
+parent only produces.
 
 Why a process: the indexer is bound by Python's GIL, and kafka-python's per-record send is
 most of it (bench/indexer_backfill.py). Fetching, JSON parsing, decoding and serialising
@@ -85,9 +86,11 @@ def _child(conn: Connection, settings: Settings, network: str, start: int, end: 
 async def _fetch_all(
     conn: Connection, settings: Settings, network: str, start: int, end: int
 ) -> None:
-    from dnft.rpc.client import RpcClient
-    from dnft.rpc.logs import iter_logs
+    # Imported here: historical imports this module (it starts the worker), so a top-level
+    # import would be circular.
+    from dnft.rpc import RpcClient
     from indexer.encode import ChunkEncoder
+    from indexer.sync.historical import read_range
 
     net = settings.network(network)
     encoder = ChunkEncoder.from_settings(settings, network)
@@ -98,20 +101,10 @@ async def _fetch_all(
         max_in_flight=net.max_in_flight * 2,
         observer=observer,
     )
-    addresses, topics = encoder.log_filter()
     try:
-        chunks = iter_logs(
-            client,
-            addresses,
-            topics,
-            start,
-            end,
-            max_range=net.max_block_range,
-            in_flight=net.max_in_flight,
-        )
-        async with contextlib.aclosing(chunks):
+        async with contextlib.aclosing(read_range(client, encoder, net, start, end)) as chunks:
             async for chunk in chunks:
-                encoded = encoder.encode(chunk)
+                encoded = chunk.encode()
                 ends = array.array("Q")
                 parts: list[bytes] = []
                 position = 0

@@ -1,0 +1,189 @@
+"""``dnft pusher`` assembled: metadata updates from Kafka to on-chain announcements, each once.
+
+The pipeline, as :meth:`PusherRuntime.run` wires it:
+
+1. **lead**: ``LeaderLock("pusher", pusher.leader_scope)``; a standby waits here, holding
+   nothing else open;
+2. **intake**: consumer (group ``pusher.group`` on ``kafka.topics.metadata_updates``) -> typed
+   decode (:class:`~dnft.messages.MetadataUpdate`; anything else goes to the dead-letter
+   topic) -> :class:`~publisher.pusher.intake.Intake` records the batch in the outbox ->
+   commit point (offsets move only once the outbox holds the batch);
+3. **push**, beside the intake: one :class:`~publisher.pusher.sender.ChainPusher` per network
+   turns the outbox into transactions; a gauge task exports pending updates and the oldest
+   one's age; a watch on the lock's connection stops everything when leadership is lost.
+
+The first job to fail stops the others and is raised. Everything opened is owned by one
+:class:`~dnft.resources.DaemonResources` and closed in reverse order, the leader lock last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Sequence
+from typing import Final
+
+import structlog
+
+from dnft import metrics
+from dnft.config import NetworkSettings, Settings
+from dnft.health import HealthServer
+from dnft.leader import LeaderLock
+from dnft.messages import MetadataUpdate
+from dnft.resources import DaemonResources
+from dnft.rpc import RpcClient
+from dnft.stream import StreamProcessor, message_decoder
+from publisher.pusher.chain import Chain
+from publisher.pusher.intake import Intake
+from publisher.pusher.outbox import Outbox
+from publisher.pusher.sender import ChainPusher, PushTarget
+from publisher.pusher.signer import Signer
+from publisher.pusher.targets import push_targets
+
+log = structlog.get_logger("dnft.pusher")
+
+GAUGES_EVERY_S: Final = 2.0
+LOCK_CHECK_S: Final = 2.0
+
+
+async def run_pusher(
+    settings: Settings, signer: Signer, stopping: asyncio.Event, health: HealthServer | None
+) -> None:
+    """Lead (or wait as standby) and push until ``stopping``; ``health`` reports the pusher
+    ready while it stands by or runs."""
+    runtime = PusherRuntime(settings, signer)
+
+    async def ready() -> str | None:
+        return None if runtime.state in ("standby", "running") else runtime.state
+
+    if health is not None:
+        health.add_readiness_check("pusher", ready)
+    await runtime.run(stopping)
+
+
+class PusherRuntime:
+    """The pusher of ``settings``, signing with ``signer``. ``state``: starting | standby |
+    running | stopped; ``chains`` and ``intake`` are set once it runs."""
+
+    def __init__(self, settings: Settings, signer: Signer) -> None:
+        self._settings = settings
+        self._signer = signer
+        self._targets = push_targets(settings)
+        self.state = "starting"
+        self.chains: list[ChainPusher] = []
+        self.intake: Intake | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Lead (or wait as standby), then consume and push until ``stopping``.
+
+        Raises on Postgres or Kafka failures, a lost leader lock, and bad configuration.
+        """
+        self.state = "standby"
+        s = self._settings
+        lock = LeaderLock(s.postgres.dsn, "pusher", s.pusher.leader_scope)
+        if not await lock.acquire(stopping):
+            self.state = "stopped"
+            return
+        async with DaemonResources(s, "pusher") as res:
+            res.on_close(lock.release)  # registered first: released after everything else
+            try:
+                await self._lead(res, lock, stopping)
+            finally:
+                self.state = "stopped"
+
+    async def _lead(self, res: DaemonResources, lock: LeaderLock, stopping: asyncio.Event) -> None:
+        s = self._settings
+        topics = s.kafka.topics
+        outbox = Outbox(await res.pool(), sender=self._signer.address)
+        await res.topics({topics.metadata_updates: s.kafka.partitions, topics.dead_letter: 1})
+        self.chains = [
+            self._chain_pusher(res, s.network(network), targets, outbox)
+            for network, targets in self._targets.items()
+        ]
+        producer = await res.producer()  # the dead-letter topic's
+        intake = self.intake = Intake(
+            outbox, {(c.chain_id, t.contract) for c in self.chains for t in c.targets}
+        )
+        consumer = await res.consumer(s.pusher.group, [topics.metadata_updates])
+        processor = StreamProcessor(
+            consumer,
+            decode=message_decoder(MetadataUpdate),
+            process=intake.handle,
+            dlq=producer,
+            dlq_topic=topics.dead_letter,
+        )
+        self.state = "running"
+        res.ready()
+        log.info(
+            "pusher running",
+            sender=self._signer.address,
+            networks=sorted(self._targets),
+            collections=[t.name for ts in self._targets.values() for t in ts],
+        )
+        halt = asyncio.Event()
+        await _until_first_failure(
+            stopping,
+            halt,
+            [
+                processor.run(halt),
+                *(c.run(halt) for c in self.chains),
+                _export_gauges(outbox, halt),
+                _watch_lock(lock, halt),
+            ],
+        )
+
+    def _chain_pusher(
+        self,
+        res: DaemonResources,
+        network: NetworkSettings,
+        targets: list[PushTarget],
+        outbox: Outbox,
+    ) -> ChainPusher:
+        client = RpcClient(network.rpc_urls, timeout_s=network.request_timeout_s)
+        res.on_close(client.close)
+        return ChainPusher(
+            network=network,
+            settings=self._settings.pusher,
+            targets=targets,
+            outbox=outbox,
+            chain=Chain(client),
+            signer=self._signer,
+        )
+
+
+async def _until_first_failure(
+    stopping: asyncio.Event, halt: asyncio.Event, jobs: Sequence[Awaitable[None]]
+) -> None:
+    """Run ``jobs`` (which stop on ``halt``) until ``stopping``; the first failure halts the
+    others and is raised."""
+    tasks = [asyncio.ensure_future(j) for j in jobs]
+    stop_wait = asyncio.create_task(stopping.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop_wait:
+                task.result()
+    finally:
+        halt.set()
+        stop_wait.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("pusher task failed", error=repr(result))
+
+
+async def _export_gauges(outbox: Outbox, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        pending, oldest_s = await outbox.pending()
+        metrics.pusher_pending_updates.set(pending)
+        metrics.pusher_oldest_pending_seconds.set(oldest_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), GAUGES_EVERY_S)
+
+
+async def _watch_lock(lock: LeaderLock, stopping: asyncio.Event) -> None:
+    """Raise ServiceError as soon as the leader lock's connection is gone."""
+    while not stopping.is_set():
+        await lock.connection.fetchval("select 1")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), LOCK_CHECK_S)
