@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
@@ -70,6 +70,26 @@ async def run_daemon(
         metrics.daemon_ready.labels(name).set(0)
         await health.stop()
         log.info("daemon stopped", daemon=name)
+
+
+def together(parts: Mapping[str, DaemonMain]) -> DaemonMain:
+    """One daemon main running every part as its own task, sharing ``stopping`` and the
+    health server: the first part to fail stops the others, and its error is raised (the
+    whole process stops, as separate daemons would)."""
+
+    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
+        log.info("running", parts=sorted(parts))
+        tasks = [asyncio.create_task(run(stopping, health), name=n) for n, run in parts.items()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a failed part stops them all
+            await asyncio.gather(*tasks)
+        finally:
+            stopping.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return main
 
 
 def _version() -> str:

@@ -1,7 +1,7 @@
 """The regenerator: plans token evolutions from chain events and feed readings, and renders
 them into versions (images + metadata) announced as metadata updates.
 
-* :func:`run_regenerator` / :func:`run_regenerator_daemon` (``regenerator.pipeline``): the
+* :func:`run_regenerator` (``regenerator.pipeline``): the
   daemon, planner and render roles;
 * :class:`Planner` (``regenerator.planner``): events -> token states -> render jobs;
 * :class:`RenderWorker` (``regenerator.render_worker``): render jobs -> versions, through the
@@ -14,7 +14,7 @@ imported only from ``regenerator.renderers.diffusion``).
 
 from regenerator.guardrails import CHECKS, Failure, ImageFacts, ImageLimits
 from regenerator.metadata import bucket_of, build_metadata, render_prompt, render_request
-from regenerator.pipeline import Role, run_regenerator, run_regenerator_daemon
+from regenerator.pipeline import Role, run_regenerator
 from regenerator.planner import PlannedJob, Planner, PlannerInput
 from regenerator.render_worker import RenderWorker
 from regenerator.renderers.factory import renderer_for
@@ -46,7 +46,6 @@ __all__ = [
     "rerender",
     "rerender_selection",
     "run_regenerator",
-    "run_regenerator_daemon",
     "verify_stored",
     "verify_version",
 ]

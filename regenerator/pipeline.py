@@ -26,7 +26,6 @@ import structlog
 
 from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import Settings
-from dnft.daemon import run_daemon
 from dnft.health import HealthServer
 from dnft.messages import ChainEvent, ChainRetraction, OracleObservation, RenderJob
 from dnft.resources import DaemonResources
@@ -43,18 +42,6 @@ log = structlog.get_logger("dnft.regenerator")
 DAEMON = "regenerator"
 # Render jobs per batch: a batch is committed only once every job of it is recorded.
 RENDER_BATCH = 16
-
-
-async def run_regenerator_daemon(settings: Settings, role: Role) -> int:
-    """``dnft regenerator``: the daemon (signals, health server, shutdown deadline) around
-    :func:`run_regenerator`; returns the exit code. Raises ConfigError for a bad collection
-    file before anything starts."""
-    load_bound_collections(settings)
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_regenerator(settings, role, stopping, health)
-
-    return await run_daemon(DAEMON, settings, main)
 
 
 async def run_regenerator(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from dnft.config import load_settings
+from dnft.cli.daemons import daemon_settings, serve
 from dnft.errors import ConfigError
 from dnft.health import HealthServer
-from dnft.logging import configure_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,20 +20,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from dnft.collection import load_bound_collections
-    from dnft.daemon import run_daemon
     from publisher.api import default_collection, run_api
 
-    settings = load_settings(args.config)
+    settings = daemon_settings(args)
     if args.port is not None:
         if not 0 <= args.port <= 65535:
             raise ConfigError("--port", f"must be from 0 to 65535, got {args.port}")
         api = settings.api.model_copy(update={"port": args.port})
         settings = settings.model_copy(update={"api": api})
-    configure_logging(settings.log_level)
     # Bad collection files or api.collection fail before anything starts.
     default_collection(settings, load_bound_collections(settings))
 
     async def main(stopping: asyncio.Event, health: HealthServer) -> None:
         await run_api(settings, stopping, health)
 
-    return asyncio.run(run_daemon("api", settings, main))
+    return serve("api", settings, main)

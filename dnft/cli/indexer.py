@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from dnft.config import load_settings
+from dnft.cli.daemons import daemon_settings, serve
 from dnft.health import HealthServer
-from dnft.logging import configure_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,11 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.daemon import run_daemon
     from indexer import run_indexer
 
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
+    settings = daemon_settings(args)
     names = args.network or [n.name for n in settings.networks]
     for name in names:
         settings.network(name)  # unknown names fail here, before anything starts
@@ -31,4 +28,4 @@ def _main(args: argparse.Namespace) -> int:
     async def main(stopping: asyncio.Event, health: HealthServer) -> None:
         await run_indexer(settings, names, stopping, health)
 
-    return asyncio.run(run_daemon("indexer", settings, main))
+    return serve("indexer", settings, main)

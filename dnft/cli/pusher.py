@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from dnft.config import load_settings
+from dnft.cli.daemons import daemon_settings, serve
 from dnft.health import HealthServer
-from dnft.logging import configure_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,14 +17,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.daemon import run_daemon
     from publisher.pusher import prepare_signer, run_pusher
 
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
+    settings = daemon_settings(args)
     signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
 
     async def main(stopping: asyncio.Event, health: HealthServer) -> None:
         await run_pusher(settings, signer, stopping, health)
 
-    return asyncio.run(run_daemon("pusher", settings, main))
+    return serve("pusher", settings, main)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from dnft.config import load_settings
-from dnft.logging import configure_logging
+from dnft.cli.daemons import daemon_settings, serve
+from dnft.collection import load_bound_collections
+from dnft.health import HealthServer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,8 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from regenerator import run_regenerator_daemon
+    from regenerator import run_regenerator
 
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
-    return asyncio.run(run_regenerator_daemon(settings, args.role))
+    settings = daemon_settings(args)
+    load_bound_collections(settings)  # bad collection files fail before anything starts
+
+    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
+        await run_regenerator(settings, args.role, stopping, health)
+
+    return serve("regenerator", settings, main)

@@ -9,21 +9,13 @@ the oracle without ``feeds``, the pusher without ``pusher.collections``.
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-import structlog
-
-from dnft.config import Settings, load_settings
+from dnft.cli.daemons import daemon_settings, serve
+from dnft.config import Settings
+from dnft.daemon import DaemonMain, together
 from dnft.errors import ConfigError
-from dnft.health import HealthServer
-from dnft.logging import configure_logging
-
-log = structlog.get_logger("dnft.run")
 
 PARTS = ("indexer", "oracle", "regenerator", "api", "pusher")
-Part = Callable[[asyncio.Event, HealthServer], Coroutine[Any, Any, None]]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=_main)
 
 
-def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
+def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
     """The parts to run, each validated now: bad config fails before anything starts."""
     from dnft.collection import load_bound_collections
     from indexer import run_indexer
@@ -44,7 +36,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
     from publisher.pusher import prepare_signer, run_pusher
     from regenerator import run_regenerator
 
-    parts: dict[str, Part] = {}
+    parts: dict[str, DaemonMain] = {}
     skip = set(without)
     if "indexer" not in skip:
         networks = [n.name for n in settings.networks if settings.contracts_on(n.name)]
@@ -70,22 +62,5 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, Part]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dnft.daemon import run_daemon
-
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
-    parts = plan_parts(settings, args.without)
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        log.info("running", parts=sorted(parts))
-        tasks = [asyncio.create_task(run(stopping, health), name=n) for n, run in parts.items()]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()  # a failed part stops them all
-            await asyncio.gather(*tasks)
-        finally:
-            stopping.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    return asyncio.run(run_daemon("all", settings, main))
+    settings = daemon_settings(args)
+    return serve("all", settings, together(plan_parts(settings, args.without)))
