@@ -16,10 +16,11 @@ events (publish, checkpoint, retract) is the caller's: ``indexer.runtime`` and
 - ``finality``: ``finalized_block``, the confirmation policy.
 """
 
+from indexer.sync.backfill_source import BackfillChunk, backfill_chunks
 from indexer.sync.backfill_worker import BackfillWorker, BackfillWorkerError, EncodedChunk
 from indexer.sync.finality import finalized_block
 from indexer.sync.heads import HeadWatcher
-from indexer.sync.historical import BackfillChunk, RangeChunk, backfill_chunks, read_range
+from indexer.sync.historical import RangeChunk, read_range
 from indexer.sync.realtime import MAX_BLOCKS_PER_STEP, RealtimeSync
 from indexer.sync.types import (
     Block,

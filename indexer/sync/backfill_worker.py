@@ -29,6 +29,9 @@ from typing import Any
 
 from dnft.config import Settings
 from dnft.errors import DnftError
+from dnft.rpc import RpcClient
+from indexer.encode import ChunkEncoder
+from indexer.sync.historical import read_range
 
 _PR_SET_PDEATHSIG = 1
 
@@ -86,12 +89,6 @@ def _child(conn: Connection, settings: Settings, network: str, start: int, end: 
 async def _fetch_all(
     conn: Connection, settings: Settings, network: str, start: int, end: int
 ) -> None:
-    # Imported here: historical imports this module (it starts the worker), so a top-level
-    # import would be circular.
-    from dnft.rpc import RpcClient
-    from indexer.encode import ChunkEncoder
-    from indexer.sync.historical import read_range
-
     net = settings.network(network)
     encoder = ChunkEncoder.from_settings(settings, network)
     observer = _RecordingObserver()
@@ -161,7 +158,8 @@ class BackfillWorker:
 
     def _receive(self) -> Any:
         try:
-            kind, meta = pickle.loads(self._conn.recv_bytes())
+            # Our own child's pipe, not outside data; the child never reads untrusted pickles.
+            kind, meta = pickle.loads(self._conn.recv_bytes())  # noqa: S301
             if kind != "chunk":
                 return kind, meta
             return kind, (meta, self._conn.recv_bytes(), self._conn.recv_bytes())

@@ -8,27 +8,18 @@ audit's chain reader all read through :func:`read_range`.
 
 :func:`read_range` yields each chunk's logs with the encoder; :meth:`RangeChunk.encode` does
 the CPU work when the caller wants it (the backfill builds records on the producer's send
-thread). :func:`backfill_chunks` is the backfill's source: in-process first, then a
-``BackfillWorker`` once the rest is expected to take long. Nothing here touches Kafka or
-Postgres.
+thread: :mod:`indexer.sync.backfill_source`). Nothing here touches Kafka or Postgres.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-import structlog
-
-from dnft.config import NetworkSettings, Settings
-from dnft.kafka import KeyedRecord
-from dnft.rpc import LogChunk, RpcClient, RpcObserver, iter_logs
+from dnft.config import NetworkSettings
+from dnft.rpc import LogChunk, RpcClient, iter_logs
 from indexer.encode import ChunkEncoder, Encoded
-from indexer.sync.backfill_worker import BackfillWorker, EncodedChunk
-
-log = structlog.get_logger("dnft.indexer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,80 +65,3 @@ async def read_range(
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             yield RangeChunk(chunk, encoder)
-
-
-@dataclass(frozen=True, slots=True)
-class BackfillChunk:
-    """One chunk ready to produce: its last block, and the builder of its records (called
-    once, on the producer's send thread)."""
-
-    to_block: int
-    records: Callable[[], Sequence[KeyedRecord]]
-
-
-async def backfill_chunks(
-    settings: Settings,
-    network: NetworkSettings,
-    client: RpcClient,
-    encoder: ChunkEncoder,
-    start: int,
-    end: int,
-    *,
-    on_encoded: Callable[[Encoded], None],
-    rpc_observer: RpcObserver,
-) -> AsyncGenerator[BackfillChunk, None]:
-    """The chunks of ``start..end``, in block order, ready to produce.
-
-    In-process first (a short range is done before a worker process could start); once the
-    rest is expected to take longer than ``backfill_worker_after_s``, the rest comes from a
-    BackfillWorker, leaving this process's GIL to the producer. ``on_encoded`` gets each
-    chunk's counts (in process: on the thread that builds the records), ``rpc_observer`` the
-    worker's RPC attempts. Raises the RpcError, or BackfillWorkerError from the worker.
-    """
-    began, next_block = time.monotonic(), start
-    async with contextlib.aclosing(read_range(client, encoder, network, start, end)) as chunks:
-        async for chunk in chunks:
-            yield BackfillChunk(chunk.to_block, _build_in_process(chunk, on_encoded))
-            next_block = chunk.to_block + 1
-            rate = (next_block - start) / max(time.monotonic() - began, 1e-6)
-            if (end - next_block + 1) / rate > network.backfill_worker_after_s:
-                break
-    if next_block > end:
-        return
-    log.info(
-        "backfill continues in a worker process",
-        chain=network.chain_id,
-        network=network.name,
-        from_block=next_block,
-    )
-    worker = BackfillWorker(settings, network.name, next_block, end)
-    try:
-        async for encoded in worker.chunks():
-            for method, endpoint, seconds, outcome in encoded.rpc:
-                rpc_observer.on_request(method, endpoint, seconds, outcome)
-            on_encoded(
-                Encoded(
-                    counts=encoded.counts, undecodable=encoded.undecodable, reasons=encoded.reasons
-                )
-            )
-            yield BackfillChunk(encoded.to_block, _built(encoded))
-    finally:
-        await worker.aclose()
-
-
-def _build_in_process(
-    chunk: RangeChunk, on_encoded: Callable[[Encoded], None]
-) -> Callable[[], Sequence[KeyedRecord]]:
-    """Decoding and serialising run on the producer's send thread (off the event loop, and
-    no third thread competing for the GIL)."""
-
-    def build() -> Sequence[KeyedRecord]:
-        encoded = chunk.encode()
-        on_encoded(encoded)
-        return encoded.messages
-
-    return build
-
-
-def _built(chunk: EncodedChunk) -> Callable[[], Sequence[KeyedRecord]]:
-    return lambda: chunk.records
