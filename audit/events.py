@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.plain import plain
+
 
 @dataclass(frozen=True, slots=True)
 class EventRef:
@@ -23,12 +25,7 @@ class EventRef:
     token_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "block_number": self.block_number,
-            "log_index": self.log_index,
-            "tx_hash": self.tx_hash,
-        }
+        return plain(self, leave_out=("contract", "token_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +38,7 @@ class Duplicate:
     on_chain: str | None  # the member the chain has now, if any
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "tx_hash": self.tx_hash,
-            "log_index": self.log_index,
-            "events": [e.as_dict() for e in self.events],
-            "on_chain": self.on_chain,
-        }
+        return plain(self)
 
 
 @dataclass(slots=True)
@@ -65,15 +57,7 @@ class SourceReport:
         return not (self.missing or self.extra or self.duplicated)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "clean": self.clean,
-            "expected": self.expected,
-            "present": self.present,
-            "missing": [e.as_dict() for e in self.missing],
-            "extra": [e.as_dict() for e in self.extra],
-            "duplicated": [d.as_dict() for d in self.duplicated],
-        }
+        return {**plain(self), "clean": self.clean}
 
 
 def _order(ref: EventRef) -> tuple[int, int, str]:

@@ -31,6 +31,7 @@ from typing import Any, Final
 import asyncpg
 from eth_utils.crypto import keccak
 
+from audit.plain import plain
 from dnft.rpc import RawLog, RpcClient, iter_logs
 
 METADATA_UPDATE: Final = "0x" + keccak(text="MetadataUpdate(uint256)").hex()
@@ -67,7 +68,7 @@ class DuplicatedPush:
     hashes: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"push_id": self.push_id, "hashes": list(self.hashes)}
+        return plain(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ class MissingPush:
     hash: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"push_id": self.push_id, "hash": self.hash}
+        return plain(self)
 
 
 @dataclass(slots=True)
@@ -104,15 +105,7 @@ class TransactionAudit:
         return not (self.duplicated or self.unrecorded or self.missing)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "announcements": self.announcements,
-            "transactions": self.transactions,
-            "pushes_confirmed": self.pushes_confirmed,
-            "duplicated": [d.as_dict() for d in self.duplicated],
-            "unrecorded": list(self.unrecorded),
-            "missing": [m.as_dict() for m in self.missing],
-            "clean": self.clean,
-        }
+        return {**plain(self, leave_out=("notes",)), "clean": self.clean}
 
 
 def classify_transactions(

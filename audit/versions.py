@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from audit.plain import plain
 from dnft.errors import ServiceError
 
 
@@ -47,12 +48,7 @@ class DuplicatedState:
     versions: tuple[int, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "collection": self.collection,
-            "token_id": self.token_id,
-            "state_hash": self.state_hash,
-            "versions": list(self.versions),
-        }
+        return plain(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +60,7 @@ class VersionGap:
     versions: tuple[int, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "collection": self.collection,
-            "token_id": self.token_id,
-            "versions": list(self.versions),
-        }
+        return plain(self)
 
 
 @dataclass(slots=True)
@@ -87,13 +79,7 @@ class VersionAudit:
         return not (self.duplicated or self.gaps)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "tokens": self.tokens,
-            "versions": self.versions,
-            "duplicated": [d.as_dict() for d in self.duplicated],
-            "gaps": [g.as_dict() for g in self.gaps],
-            "clean": self.clean,
-        }
+        return {**plain(self, leave_out=("collections",)), "clean": self.clean}
 
 
 def _token_order(collection: str, token_id: str) -> tuple[str, int, str]:

@@ -72,7 +72,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -110,6 +109,7 @@ from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService, PostgresService, TansuService, free_port
 from dnft.devservices.base import tail_log
 from dnft.devservices.process import ManagedProcess, spawn
+from dnft.devservices.web import LoopbackSite
 from dnft.migrations import apply_migrations
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,11 +163,12 @@ class WalkFeeds:
         self.rng = random.Random(seed)
         self.ids = [FEED_ID, *(f"load-{i}" for i in range(1, FEEDS))]
         self.values = {fid: ETH_LEVEL if fid == FEED_ID else 100.0 for fid in self.ids}
-        self.port = 0
-        self._runner: web.AppRunner | None = None
+        app = web.Application()
+        app.router.add_get("/feeds/{feed_id}", self._answer)
+        self._site = LoopbackSite(app)
 
     def url(self, feed_id: str) -> str:
-        return f"http://127.0.0.1:{self.port}/feeds/{feed_id}"
+        return f"{self._site.base_url}/feeds/{feed_id}"
 
     def step(self, feed_id: str) -> float:
         value = self.values[feed_id]
@@ -179,18 +180,10 @@ class WalkFeeds:
         return self.values[feed_id]
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/feeds/{feed_id}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        await self._site.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._site.stop()
 
     async def _answer(self, request: web.Request) -> web.Response:
         feed_id = request.match_info["feed_id"]

@@ -7,12 +7,12 @@ the day the replay has reached. ``dnft oracle`` reads it as any ``http`` feed (w
 
 from __future__ import annotations
 
-import socket
 import time
 
 from aiohttp import web
 
 from demo.prices import DailyClose, Replay
+from dnft.devservices.web import LoopbackSite
 
 FEED_PATH = "/eth-usd"
 
@@ -22,14 +22,19 @@ class FeedServer:
 
     def __init__(self, replay: Replay) -> None:
         self.replay = replay
-        self.port = 0
         self.requests = 0
         self._started: float | None = None
-        self._runner: web.AppRunner | None = None
+        app = web.Application()
+        app.router.add_get(FEED_PATH, self._price)
+        self._site = LoopbackSite(app)
+
+    @property
+    def port(self) -> int:
+        return self._site.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{FEED_PATH}"
+        return f"{self._site.base_url}{FEED_PATH}"
 
     def begin(self) -> None:
         """Start the replay clock (the world is ready to watch)."""
@@ -43,19 +48,10 @@ class FeedServer:
 
     async def start(self) -> None:
         """Listen on a free loopback port. Raises OSError when it cannot bind."""
-        app = web.Application()
-        app.router.add_get(FEED_PATH, self._price)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        await self._site.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def _price(self, request: web.Request) -> web.Response:
         self.requests += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import structlog
@@ -49,7 +49,7 @@ class Action:
 
 def plan_actions(token_ids: list[int], seed: int) -> Any:
     """An endless, seeded sequence of actions: shuffled rounds over ``token_ids``."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (a repeatable simulation, not a secret)
     while True:
         order = list(token_ids)
         rng.shuffle(order)
@@ -60,6 +60,7 @@ def plan_actions(token_ids: list[int], seed: int) -> Any:
                 yield Action(token_id, "trait", mood=rng.choice(MOODS))
 
 
+@dataclass
 class Traffic:
     """Sends actions to the collection every ``every_s`` seconds until stopped.
 
@@ -67,21 +68,13 @@ class Traffic:
     is logged and counted, and the traffic goes on.
     """
 
-    def __init__(
-        self,
-        rpc_url: str,
-        collection: str,
-        owners: dict[int, int],
-        *,
-        every_s: float,
-        seed: int,
-    ) -> None:
-        self.rpc_url = rpc_url
-        self.collection = collection
-        self.owners = owners
-        self.every_s = every_s
-        self.seed = seed
-        self.stats = TrafficStats()
+    rpc_url: str
+    collection: str
+    owners: dict[int, int]
+    _: KW_ONLY
+    every_s: float
+    seed: int
+    stats: TrafficStats = field(default_factory=TrafficStats)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Send until ``stopping`` is set; returns after the transaction in flight is mined."""

@@ -76,21 +76,23 @@ def _type_name(annotation: Any) -> str:
     return str(annotation)
 
 
+# How each annotated-types constraint reads in the reference.
+_BOUND_LABELS: tuple[tuple[type, str], ...] = (
+    (Ge, ">= {0.ge}"),
+    (Gt, "> {0.gt}"),
+    (Le, "<= {0.le}"),
+    (Lt, "< {0.lt}"),
+    (MinLen, "length >= {0.min_length}"),
+    (MaxLen, "length <= {0.max_length}"),
+)
+
+
 def _bounds(field: FieldInfo) -> str:
     parts = []
     for item in field.metadata:
-        if isinstance(item, Ge):
-            parts.append(f">= {item.ge}")
-        elif isinstance(item, Gt):
-            parts.append(f"> {item.gt}")
-        elif isinstance(item, Le):
-            parts.append(f"<= {item.le}")
-        elif isinstance(item, Lt):
-            parts.append(f"< {item.lt}")
-        elif isinstance(item, MinLen):
-            parts.append(f"length >= {item.min_length}")
-        elif isinstance(item, MaxLen):
-            parts.append(f"length <= {item.max_length}")
+        label = next((text for kind, text in _BOUND_LABELS if isinstance(item, kind)), None)
+        if label is not None:
+            parts.append(label.format(item))
         elif getattr(item, "pattern", None):
             parts.append(f"pattern `{item.pattern}`")
     return ", ".join(parts).replace("|", "\\|")

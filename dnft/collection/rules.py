@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dnft.config import parse_yaml
+from dnft.config import read_yaml_file
 from dnft.errors import ConfigError
 
 _NAME = r"^[a-z][a-z0-9_]{0,39}$"
@@ -185,7 +185,7 @@ class Collection(_Model):
     prompt: str = Field(min_length=1, max_length=2000)
     renderer: RendererSpec = RendererSpec()
     image_size: int = Field(default=512, ge=64, le=2048)
-    token_name: str = "{collection} #{token_id}"
+    token_name: str = "{collection} #{token_id}"  # noqa: S105 (a name template, not a secret)
     description: str = ""
     external_url: str | None = None
     # auto: a version is public once its guardrails pass; review: it waits for a curator.
@@ -230,13 +230,7 @@ class Collection(_Model):
 def load_collection(path: str | Path) -> Collection:
     """Read and validate a collection file; raises ConfigError naming the failing key."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read collection file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError("", f"{path} is not UTF-8 text: {exc.reason}") from None
-    raw = parse_yaml(text, str(path))
+    raw = read_yaml_file(path, "collection file")
     return collection_from_mapping(raw, source=str(path))
 
 

@@ -27,6 +27,7 @@ from dnft.config.loader import (
     apply_env_overrides,
     load_settings,
     parse_yaml,
+    read_yaml_file,
     settings_from_mapping,
 )
 from dnft.config.postgres import PostgresSettings
@@ -76,5 +77,6 @@ __all__ = [
     "apply_env_overrides",
     "load_settings",
     "parse_yaml",
+    "read_yaml_file",
     "settings_from_mapping",
 ]

@@ -69,19 +69,25 @@ def parse_yaml(text: str, source: str, key: str = "") -> Any:
         raise ConfigError(key, f"{source} is nested too deeply") from None
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """The YAML document in ``path`` (``what`` names it in errors: "config file"); every
+    failure to read or parse it is a ConfigError."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {what} {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{path} is not UTF-8 text: {exc.reason}") from None
+    return parse_yaml(text, str(path))
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
     """Read, substitute, override and validate; raises ConfigError naming the failing key."""
     env = os.environ if env is None else env
     config_path = Path(path or env.get("DNFT_CONFIG") or DEFAULT_CONFIG_PATH)
-    try:
-        text = config_path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {config_path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError("", f"{config_path} is not UTF-8 text: {exc.reason}") from None
-    raw = parse_yaml(text, str(config_path))
+    raw = read_yaml_file(config_path, "config file")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

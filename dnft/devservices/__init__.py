@@ -23,6 +23,7 @@ from dnft.devservices.state import (
     state_file,
 )
 from dnft.devservices.tansu import TansuService, api_versions_ok, find_tansu
+from dnft.devservices.web import LoopbackSite
 
 __all__ = [
     "DEFAULT_CHAIN_ID",
@@ -31,6 +32,7 @@ __all__ = [
     "DevService",
     "DevState",
     "DevStateError",
+    "LoopbackSite",
     "ManagedProcess",
     "MotoService",
     "PostgresService",

@@ -130,14 +130,7 @@ async def version_list(request: web.Request) -> web.Response:
         "versions": entries,
         "next": f"/tokens/{token_id}/versions?after={last}&limit={limit}" if more else None,
     }
-    data = orjson.dumps(body)
-    return cached(
-        request,
-        data,
-        etag_of(data),
-        short_lived(ctx.settings.current_max_age_s),
-        "application/json",
-    )
+    return current_json(request, ctx, body)
 
 
 async def image(request: web.Request) -> web.Response:
@@ -204,6 +197,11 @@ async def collection(request: web.Request) -> web.Response:
             else None
         ),
     }
+    return current_json(request, ctx, body)
+
+
+def current_json(request: web.Request, ctx: ApiContext, body: object) -> web.Response:
+    """``body`` as JSON that may change at any time: short-lived caching, revalidated by ETag."""
     data = orjson.dumps(body)
     return cached(
         request,

@@ -4,7 +4,6 @@ The diffusion renderer is not imported here: it pulls in torch and diffusers, wh
 workers install. Import it from ``regenerator.renderers.diffusion``.
 """
 
-from dnft.collection import derive_seed
 from regenerator.renderers.base import (
     ModelLoadError,
     Renderer,
@@ -24,6 +23,5 @@ __all__ = [
     "RenderRequest",
     "RenderResult",
     "Renderer",
-    "derive_seed",
     "encode_png",
 ]
