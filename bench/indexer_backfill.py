@@ -163,8 +163,8 @@ def tree_rss_mb(pid: int) -> float:
 
 async def run_indexer(
     workdir: Path, rpc_url: str, address: str, head: int, bootstrap: str, dsn: str
-) -> tuple[float, float, int]:
-    """Run `dnft indexer` until the head is checkpointed; (seconds, peak RSS MB, messages)."""
+) -> tuple[float, float, str]:
+    """Run `dnft indexer` until the head is checkpointed; (seconds, peak RSS MB, its topic)."""
     port = free_port()
     topic = f"bench.chain.{os.getpid()}"
     config = {

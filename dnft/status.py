@@ -95,8 +95,8 @@ def consumer_lags(
                 for p in described.get("partitions") or []:
                     by_topic[name].append(TopicPartition(name, p["partition_index"]))
         every = [tp for tps in by_topic.values() for tp in tps]
-        latest = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in every})
-        earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in every})
+        latest = admin.list_partition_offsets(dict.fromkeys(every, OffsetSpec.LATEST))
+        earliest = admin.list_partition_offsets(dict.fromkeys(every, OffsetSpec.EARLIEST))
         out: list[TopicLag] = []
         for group, group_topics in groups.items():
             wanted = [tp for t in group_topics for tp in by_topic.get(t, [])]

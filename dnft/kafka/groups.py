@@ -101,10 +101,10 @@ def plan_reset(
         missing = sorted(set(topics) - {tp.topic for tp in partitions})
         if missing:
             raise OffsetResetError(f"no such topic(s): {missing}")
-        earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
-        latest = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+        earliest = admin.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.EARLIEST))
+        latest = admin.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST))
         by_time = (
-            admin.list_partition_offsets({tp: target.timestamp_ms for tp in partitions})
+            admin.list_partition_offsets(dict.fromkeys(partitions, target.timestamp_ms))
             if target.timestamp_ms is not None
             else {}
         )

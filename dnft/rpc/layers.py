@@ -122,7 +122,7 @@ class Retry:
     ) -> None:
         self._next = next_
         self._policy = policy
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 (retry jitter, not a secret)
         self._sleep = sleep
         self._clock = clock
 
