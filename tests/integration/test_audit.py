@@ -11,19 +11,18 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-import yaml
 
 from audit import read_topic as read_whole_topic
 from audit import run_audit
-from dnft import cli
-from dnft.collection.bound import load_bound_collections
-from dnft.config import Settings, settings_from_mapping
+from dnft.config import KafkaSettings, Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage, ensure_topics
-from indexer import NetworkIndexer
 from regenerator.planner import Planner
-from tests.support.chain import World, indexer_config, make_world, read_topic, wait_until
+from tests.support.chain import World, chain_stream, make_world
+from tests.support.cli import run_dnft_in_process, write_config
+from tests.support.indexer import IndexerConfigFor, index_to_head
 from tests.support.messages import chain_inputs
+from tests.support.regenerator import configured_planner
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
@@ -49,30 +48,16 @@ class Pipeline:
         config = orjson.loads(orjson.dumps(self.config))
         if topic is not None:
             config["kafka"]["topics"]["chain_events"] = topic
-        path = self.tmp_path / f"dnft-{topic or 'main'}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        return path
+        return write_config(self.tmp_path / f"dnft-{topic or 'main'}.yaml", config)
 
     async def audit(
         self, *, topic: str | None = None, to_block: int | None = None, json: bool = True
     ) -> tuple[int, str, str]:
         """Run the real CLI (in a thread: it owns its event loop); (exit code, out, err)."""
-        argv = [
-            "--config",
-            str(self.config_file(topic)),
-            "audit",
-            "--network",
-            "local",
-            "--from-block",
-            "0",
-            "--to-block",
-            str(self.head if to_block is None else to_block),
-            "--quiet-s",
-            QUIET_S,
-        ]
-        if json:
-            argv.append("--json")
-        return await asyncio.to_thread(_run_cli, argv)
+        to_block = self.head if to_block is None else to_block
+        args = ["audit", "--network", "local", "--from-block", "0", "--to-block", str(to_block)]
+        args += ["--quiet-s", QUIET_S, *(["--json"] if json else [])]
+        return await asyncio.to_thread(run_dnft_in_process, self.config_file(topic), *args)
 
     async def copy_topic(self, messages: list[dict[str, Any]]) -> str:
         """A new topic holding ``messages`` (as the indexer keyed them), acknowledged."""
@@ -91,21 +76,10 @@ class Pipeline:
         return topic
 
 
-def _run_cli(argv: list[str]) -> tuple[int, str, str]:
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 async def pipeline(
     fresh_anvil: AnvilService,
-    kafka_bootstrap: str,
-    db: str,
+    indexer_config_for: IndexerConfigFor,
     tmp_path: Path,
     unique_topic: Callable[[str], str],
 ) -> AsyncIterator[Pipeline]:
@@ -113,52 +87,15 @@ async def pipeline(
     for i in range(1, 6):
         await world.feed(i, amount=i)
     await world.set_trait(2, "mood", "sleepy")
-    config = indexer_config(
-        rpc_urls=[fresh_anvil.rpc_url],
-        ws_url=None,
-        chain_id=world.chain_id,
-        address=world.address,
-        bootstrap=kafka_bootstrap,
-        dsn=db,
-        topic=unique_topic("chain"),
-    )
-    config["collections"] = [{"file": str(SAMPLE_COLLECTION)}]
+    config = indexer_config_for(world) | {"collections": [{"file": str(SAMPLE_COLLECTION)}]}
     settings = settings_from_mapping(config, {})
-    producer = AsyncProducer(settings.kafka)
-    await producer.start()
-    stopping = asyncio.Event()
-    indexer = NetworkIndexer(settings, "local", producer)
-    task = asyncio.create_task(indexer.run(stopping))
-    head = await world.block_number()
-    try:
-        await wait_until(lambda: indexer.indexed_block >= head, 30, f"indexing to {head}")
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 15)
-    messages = await asyncio.to_thread(
-        read_topic, kafka_bootstrap, settings.kafka.topics.chain_events, 30.0, 0.5
-    )
-    pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
-    planner = Planner(
-        pool, producer, load_bound_collections(settings), jobs_topic=unique_topic("jobs")
-    )
-    await planner.apply(chain_inputs(messages))
-    try:
+    head = await index_to_head(settings, world)
+    messages = await asyncio.to_thread(chain_stream, settings)
+    async with configured_planner(settings, unique_topic("jobs")) as (planner, pool, producer):
+        await planner.apply(chain_inputs(messages))
         yield Pipeline(
-            world,
-            config,
-            settings,
-            messages,
-            head,
-            planner,
-            pool,
-            producer,
-            tmp_path,
-            unique_topic,
+            world, config, settings, messages, head, planner, pool, producer, tmp_path, unique_topic
         )
-    finally:
-        await pool.close()
-        await producer.close()
 
 
 def fed_message(p: Pipeline) -> dict[str, Any]:
@@ -258,8 +195,6 @@ class TestTopicReader:
     async def test_reads_every_record(
         self, kafka_bootstrap: str, unique_topic: Callable[[str], str]
     ) -> None:
-        from dnft.config import KafkaSettings
-
         settings = KafkaSettings(bootstrap_servers=[kafka_bootstrap])
         topic = unique_topic("reader")
         await ensure_topics(settings, {topic: 1})
@@ -290,20 +225,8 @@ class TestUsageErrors:
         assert f"above the chain head of network 'local' ({pipeline.head})" in err
 
     async def test_unknown_network_and_in_process_api(self, pipeline: Pipeline) -> None:
-        code, _, err = await asyncio.to_thread(
-            _run_cli,
-            [
-                "--config",
-                str(pipeline.config_file()),
-                "audit",
-                "--network",
-                "nope",
-                "--from-block",
-                "0",
-                "--to-block",
-                "1",
-            ],
-        )
+        args = ["audit", "--network", "nope", "--from-block", "0", "--to-block", "1"]
+        code, _, err = await asyncio.to_thread(run_dnft_in_process, pipeline.config_file(), *args)
         assert code == 2
         assert "no network named 'nope'" in err
         report = await run_audit(pipeline.settings, "local", 0, pipeline.head, quiet_s=0.5)

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,66 +20,28 @@ from web3.types import TxReceipt
 from dnft import contracts
 from dnft.cli import contracts as contracts_command
 from dnft.contracts import DevSigner, TransactionReverted
+from dnft.devservices import AnvilService
+from dnft.errors import MissingDependencyError
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 BASE_URI = "https://meta.example/dyn/"
 ETH_USD = 3000 * 10**8
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _chain_id(url: str) -> str | None:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
-    request = urllib.request.Request(
-        url, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=1) as response:
-            return str(json.load(response)["result"])
-    except OSError:
-        return None
-
-
 @pytest.fixture(scope="module")
-def anvil_rpc_url() -> Iterator[str]:
-    """A fresh anvil on a free 127.0.0.1 port, stopped after the module."""
-    binary = str(ANVIL) if ANVIL.is_file() else shutil.which("anvil")
-    if binary is None:
-        pytest.skip("anvil is absent: run `npm ci` (it brings @foundry-rs/anvil)")
-    port = _free_port()
-    # History is pruned, but with a window: a bare --prune-history breaks anvil_reorg.
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--prune-history", "256", "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+def anvil_rpc_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh anvil on a free 127.0.0.1 port (history pruned to 256 blocks: a bare
+    --prune-history breaks anvil_reorg), stopped after the module."""
+    service = AnvilService(tmp_path_factory.mktemp("anvil"))
     try:
-        deadline = time.monotonic() + 10
-        while _chain_id(url) is None:
-            if proc.poll() is not None:
-                stderr = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"anvil exited with {proc.returncode}: {stderr}")
-            if time.monotonic() > deadline:
-                pytest.fail("anvil did not answer eth_chainId within 10 s")
-            time.sleep(0.02)
-        yield url
+        service.start()
+    except MissingDependencyError:
+        pytest.skip("anvil is absent: run `npm ci` (it brings @foundry-rs/anvil)")
+    try:
+        yield service.rpc_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        service.stop()
 
 
 @pytest_asyncio.fixture(scope="module")

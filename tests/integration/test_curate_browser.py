@@ -16,7 +16,7 @@ import pytest
 
 from dnft.devservices import PostgresService
 from tests.support.browser import ARTIFACTS, chromium, needs_chromium
-from tests.support.curate import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
+from tests.support.curate import PASSWORD, USER, CurateWorld, curate_world, request
 from tests.support.messages import event
 
 pytestmark = needs_chromium
@@ -29,16 +29,7 @@ async def world(
     """Token 1: version 1 approved (public), then a Fed event rendered a pending version."""
     async with curate_world(postgres, kafka_bootstrap, tmp_path, "review") as w:
         assert await w.maker.step([event(1, "Transfer", 1, to="0xaa")]) == []
-        first = (await w.candidates(1))[0]["id"]
-        async with aiohttp.ClientSession() as http:
-            status, _, _ = await request(
-                http,
-                "POST",
-                f"{w.base}/curate/decide",
-                data={"action": "approve", "id": str(first)},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            )
-            assert status == 200
+        await w.approve((await w.candidates(1))[0]["id"])
         assert await w.maker.step([event(2, "Fed", 1, amount="1")]) == []
         yield w
 

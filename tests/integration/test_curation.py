@@ -18,16 +18,13 @@ import pytest
 
 from dnft import metrics
 from dnft.devservices import PostgresService
-from tests.support.chain import read_topic
-from tests.support.curate import PASSWORD, TOKEN, USER, CurateWorld, curate_world, request
+from tests.support.curate import BASIC, BEARER, USER, CurateWorld, curate_world, request
+from tests.support.kafka import read_topic
 from tests.support.messages import event, render_jobs, retraction
-
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-BASIC = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 
 
 def rejections(check: str) -> float:
-    return metrics.guardrail_rejections_total.labels("sample", check)._value.get()
+    return float(metrics.guardrail_rejections_total.labels("sample", check)._value.get())
 
 
 def mint(n: int, token: int) -> dict[str, object]:
@@ -56,20 +53,21 @@ async def public_versions(world: CurateWorld, token: int) -> list[int]:
     return [int(r["version"]) for r in rows]
 
 
-@pytest.fixture
-async def auto_world(
-    postgres: PostgresService, kafka_bootstrap: str, tmp_path: Path
-) -> AsyncIterator[CurateWorld]:
-    async with curate_world(postgres, kafka_bootstrap, tmp_path, "auto") as w:
-        yield w
+def _world(publish: str) -> Any:
+    """A fixture: a curation world publishing ``publish`` (auto or review)."""
+
+    @pytest.fixture(name=f"{publish}_world")
+    async def world(
+        postgres: PostgresService, kafka_bootstrap: str, tmp_path: Path
+    ) -> AsyncIterator[CurateWorld]:
+        async with curate_world(postgres, kafka_bootstrap, tmp_path, publish) as w:
+            yield w
+
+    return world
 
 
-@pytest.fixture
-async def review_world(
-    postgres: PostgresService, kafka_bootstrap: str, tmp_path: Path
-) -> AsyncIterator[CurateWorld]:
-    async with curate_world(postgres, kafka_bootstrap, tmp_path, "review") as w:
-        yield w
+auto_world = _world("auto")
+review_world = _world("review")
 
 
 class TestGuardrails:
@@ -126,8 +124,7 @@ class TestGuardrails:
 
         # A re-delivered job renders nothing again (its attempts are recorded).
         renders = len(world.renderer.requests)
-        jobs = read_topic(world.settings.kafka.bootstrap_servers[0], world.jobs_topic, 30, 0.5)
-        assert await world.maker.worker.handle(render_jobs(jobs)) == []
+        assert await world.maker.worker.handle(world.maker.sent_jobs()) == []
         assert len(world.renderer.requests) == renders
 
 
@@ -208,7 +205,7 @@ class TestReview:
                 headers=BEARER,
             )
         assert status == 200
-        jobs = read_topic(world.settings.kafka.bootstrap_servers[0], world.jobs_topic, 30, 0.5)
+        jobs = read_topic(world.maker.bootstrap, world.jobs_topic, 30, 0.5)
         reroll = [j for j in jobs if int(j["seed"]) not in {int(held["job_seed"])}]
         reroll = [j for j in reroll if j["state_hash"] == held["state_hash"]]
         assert len(reroll) == 1
@@ -217,32 +214,9 @@ class TestReview:
         assert [c["status"] for c in latest[-2:]] == ["superseded", "pending"]
         assert int(latest[-1]["seed"]) == int(reroll[0]["seed"])
         assert await public_versions(world, 1) == [1]  # still nothing new public
-        async with aiohttp.ClientSession() as http:
-            status, _, body = await request(
-                http,
-                "POST",
-                f"{world.base}/curate/decide",
-                data={"action": "approve", "id": str(latest[-1]["id"])},
-                headers=BEARER,
-            )
-        assert orjson.loads(body)["decisions"][0]["version"] == 2
+        assert (await world.approve(latest[-1]["id"]))["version"] == 2
         await asyncio.sleep(0.2)
         assert [(u["token_id"], u["version"]) for u in world.updates()] == [("1", 1), ("1", 2)]
-
-
-async def approve(world: CurateWorld, candidate_id: int) -> dict[str, Any]:
-    """Approve one candidate as a script does (bearer token); returns its decision."""
-    async with aiohttp.ClientSession() as http:
-        status, _, body = await request(
-            http,
-            "POST",
-            f"{world.base}/curate/decide",
-            data={"action": "approve", "id": str(candidate_id)},
-            headers=BEARER,
-        )
-    assert status == 200
-    decision: dict[str, Any] = orjson.loads(body)["decisions"][0]
-    return decision
 
 
 class TestReviewTimeline:
@@ -255,10 +229,10 @@ class TestReviewTimeline:
         world = review_world
         assert await world.maker.step([mint(1, 1)]) == []
         (first,) = await world.candidates(1)
-        assert (await approve(world, first["id"]))["version"] == 1
+        assert (await world.approve(first["id"]))["version"] == 1
         assert await world.maker.step([event(2, "Fed", 1, amount="1")]) == []
         second = (await world.candidates(1))[-1]
-        assert (await approve(world, second["id"]))["version"] == 2
+        assert (await world.approve(second["id"]))["version"] == 2
 
         # The Fed is reorged away: version 1's state, public again as version 3, unreviewed.
         renders = len(world.renderer.requests)
@@ -282,7 +256,7 @@ class TestReviewTimeline:
         held = (await world.candidates(1))[-1]
         assert held["status"] == "pending"
         assert await world.maker.step([retraction(5, 1)]) == [], "version 4 is that state"
-        decision = await approve(world, held["id"])
+        decision = await world.approve(held["id"])
         assert decision["changed"] is False
         assert decision["outcome"] == "superseded: the token's state changed since this render"
         assert await public_versions(world, 1) == [1, 2, 3, 4]

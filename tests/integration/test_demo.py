@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dnft.devservices import free_port, pid_running
 from dnft.devservices.process import start_ticks
 from tests.support.browser import ARTIFACTS, EXECUTABLE, chromium
+from tests.support.cli import clean_env, dnft_argv, run_dnft
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +88,12 @@ def start_demo(state_dir: Path, *args: str) -> subprocess.Popen[str]:
     environment leaks into it. A free API port unless ``args`` name one."""
     port = [] if "--api-port" in args else ["--api-port", str(free_port())]
     return subprocess.Popen(
-        [sys.executable, "-m", "dnft", "demo", "--state-dir", str(state_dir), *port, *args],
+        dnft_argv(None, "demo", "--state-dir", str(state_dir), *port, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DNFT_")},
+        env=clean_env(),
     )
 
 
@@ -103,12 +102,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "demo"
     yield path
     # A failed test must not leave services running for the rest of the session.
-    subprocess.run(
-        [sys.executable, "-m", "dnft", "dev", "down", "--state-dir", str(path)],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    run_dnft(None, "dev", "down", "--state-dir", str(path), timeout_s=60)
 
 
 class TestHeadlessDemo:
@@ -136,42 +130,63 @@ class TestInteractiveDemo:
 
     def test_gallery_then_ctrl_c_leaves_nothing(self, state_dir: Path) -> None:
         port = free_port()
-        proc = start_demo(state_dir, "--api-port", str(port))
-        lines: list[str] = []
-        stdout = proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")))
-        reader.start()
-        try:
-            with ProcessWatch(proc.pid, state_dir) as watch:
-                wait_for_line(lines, f"gallery: http://127.0.0.1:{port}/", proc, 120)
-                wait_for_line(lines, "evolved 20/20", proc, 60)
-                wait_for_line(lines, "juvenile", proc, 60)  # fed three times: a grown stage
-                asyncio.run(screenshot_gallery(port))
-                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-                code = proc.wait(timeout=90)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            reader.join(10)
-        out = "".join(lines)
+        with (
+            running_demo(state_dir, "--api-port", str(port)) as (proc, output),
+            ProcessWatch(proc.pid, state_dir) as watch,
+        ):
+            output.wait_for(f"gallery: http://127.0.0.1:{port}/", 120)
+            output.wait_for("evolved 20/20", 60)
+            output.wait_for("juvenile", 60)  # fed three times: a grown stage
+            asyncio.run(screenshot_gallery(port))
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            code = proc.wait(timeout=90)
+        out = output.text()
         assert code == 0, out
         assert "stopped: no process left" in out
         assert watch.alive() == [], f"left running: {watch.alive()}\n{out}"
 
 
-def wait_for_line(
-    lines: list[str], text: str, proc: subprocess.Popen[Any], timeout_s: float
-) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            if text in line:
-                return line
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"no line with {text!r} after {timeout_s} s:\n{''.join(lines)}")
+class DemoOutput:
+    """The demo's output (stdout and stderr merged), read line by line as it comes."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        stdout = proc.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")))
+        self._reader.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The first line holding ``text``; fails after ``timeout_s`` or once the demo exited."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no line with {text!r} after {timeout_s} s:\n{self.text()}")
+
+    def join(self, timeout_s: float) -> None:
+        self._reader.join(timeout_s)
+
+
+@contextmanager
+def running_demo(state_dir: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], DemoOutput]]:
+    """:func:`start_demo` with its output read as it comes; killed on exit if still running."""
+    proc = start_demo(state_dir, *args)
+    output = DemoOutput(proc)
+    try:
+        yield proc, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output.join(10)
 
 
 async def screenshot_gallery(port: int) -> None:
@@ -203,27 +218,16 @@ class TestKilledDemo:
     """A demo killed with SIGKILL cannot clean up; `dnft demo --down` (make demo-down) does."""
 
     def test_down_stops_what_a_killed_demo_left(self, state_dir: Path) -> None:
-        proc = start_demo(state_dir)
-        lines: list[str] = []
-        stdout = proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")))
-        reader.start()
-        try:
-            with ProcessWatch(proc.pid, state_dir) as watch:
-                wait_for_line(lines, "gallery: http://127.0.0.1:", proc, 120)
-                watch.sample()
-                proc.kill()
-                proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            reader.join(10)
+        with (
+            running_demo(state_dir) as (proc, output),
+            ProcessWatch(proc.pid, state_dir) as watch,
+        ):
+            output.wait_for("gallery: http://127.0.0.1:", 120)
+            watch.sample()
+            proc.kill()
+            proc.wait(10)
         assert len(watch.alive()) >= 4, "services and daemons outlive a SIGKILLed demo"
-        down = subprocess.run(
-            [sys.executable, "-m", "dnft", "demo", "--down", "--state-dir", str(state_dir)],
-            capture_output=True, text=True, timeout=90, check=False,
-        )  # fmt: skip
+        down = run_dnft(None, "demo", "--down", "--state-dir", str(state_dir), timeout_s=90)
         assert down.returncode == 0, down.stderr
         assert "left by an earlier demo" in down.stdout
         assert watch.alive() == [], f"left running: {watch.alive()}"

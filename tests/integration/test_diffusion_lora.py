@@ -16,13 +16,14 @@ from dnft.collection import collection_from_mapping
 from dnft.errors import ConfigError
 from regenerator import renderer_for
 from regenerator.renderers import ModelLoadError, RenderRequest, RenderResult
+from regenerator.renderers.base import ParamValue
 from regenerator.renderers.diffusion import DiffusionRenderer
 from tests.support.tiny_pipeline import save_tiny_pipeline
 
 pytest.importorskip("peft", reason="LoRA needs peft (the `render` extra installs it)")
 
 SIZE = 32
-FAST = {"steps": 2, "guidance_scale": 5.0, "mode": "txt2img"}
+FAST: dict[str, ParamValue] = {"steps": 2, "guidance_scale": 5.0, "mode": "txt2img"}
 LORA_FILE = "styles/ink.safetensors"
 
 
@@ -38,7 +39,9 @@ def write_lora(model_dir: Path, relative: str) -> Path:
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe: Any = StableDiffusionPipeline.from_pretrained(str(model_dir), local_files_only=True)
+    pipe: Any = StableDiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]  # diffusers is unannotated
+        str(model_dir), local_files_only=True
+    )
     pipe.unet.add_adapter(
         LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
     )

@@ -6,12 +6,12 @@ pipeline goes through the real ``from_pretrained(local_dir)`` path.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import io
 import json
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -260,7 +260,7 @@ class TestInvalidRequests:
         self, renderer: DiffusionRenderer, params: dict[str, ParamValue], message: str
     ) -> None:
         with pytest.raises(RenderInputError, match=message):
-            renderer.render_batch([request(seed=1), request(seed=2, **params)])
+            renderer.render_batch([request(seed=1), replace(request(seed=2), params=params)])
 
     def test_size_must_fit_the_vae(self, renderer: DiffusionRenderer) -> None:
         with pytest.raises(RenderInputError, match="multiple of 2"):
@@ -278,4 +278,4 @@ def encode(rgb: npt.NDArray[np.uint8]) -> bytes:
 
 
 def request_with_base(png: bytes, **params: ParamValue) -> RenderRequest:
-    return dataclasses.replace(request(**params), base_image=png)
+    return replace(request(), params=params, base_image=png)

@@ -12,80 +12,36 @@ import aiohttp
 import pytest
 import structlog
 import structlog.testing
-import yaml
 
 from dnft import metrics
-from dnft.config import Settings
+from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
 from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
 from indexer import NetworkIndexer, ReorgBeyondWindowError
 from tests.support.chain import (
-    World,
-    apply_stream,
-    as_comparable,
+    Deployed,
+    Deployment,
     canonical_events,
-    indexer_config,
-    indexer_settings,
+    chain_stream,
+    final_events,
     make_world,
-    read_topic,
-    wait_until,
 )
+from tests.support.cli import write_config
 from tests.support.daemon import DaemonProcess
-from tests.support.pusher import wait_for
-
-
-class Running:
-    """An in-process indexer task with its own producer."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.producer = AsyncProducer(settings.kafka)
-        self.stopping = asyncio.Event()
-        self.indexer: NetworkIndexer | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> NetworkIndexer:
-        await self.producer.start()
-        self.indexer = NetworkIndexer(self.settings, "local", self.producer)
-        self.task = asyncio.create_task(self.indexer.run(self.stopping))
-        return self.indexer
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stopping.set()
-        assert self.task is not None
-        try:
-            await asyncio.wait_for(self.task, 15)
-        finally:
-            await self.producer.close()
+from tests.support.indexer import IndexerConfigFor, RunningIndexer, caught_up
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
-def settings_for(
-    kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
-) -> Callable[..., Settings]:
-    topic = unique_topic("chain")
+def settings_for(indexer_config_for: IndexerConfigFor) -> Callable[..., Settings]:
+    """Settings indexing a world into this test's topic (``network`` overrides its keys)."""
 
-    def make(anvil: AnvilService, world: World, **network: Any) -> Settings:
-        return indexer_settings(
-            rpc_urls=[anvil.rpc_url],
-            ws_url=network.pop("ws_url", None),
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=topic,
-            **network,
-        )
+    def make(world: Deployed, **network: Any) -> Settings:
+        return settings_from_mapping(indexer_config_for(world, **network), {})
 
     return make
-
-
-async def caught_up(indexer: NetworkIndexer, world: World, timeout_s: float = 30) -> int:
-    head = await world.block_number()
-    await wait_until(lambda: indexer.indexed_block >= head, timeout_s, f"indexing to {head}")
-    return head
 
 
 class TestBackfill:
@@ -96,7 +52,6 @@ class TestBackfill:
         self,
         fresh_anvil: AnvilService,
         settings_for: Callable[..., Settings],
-        kafka_bootstrap: str,
         where: str,
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=3000)
@@ -106,19 +61,19 @@ class TestBackfill:
         await world.rpc("anvil_mine", [5])
         # 0: hand the backfill to the worker process after its first chunk; 1 hour: never.
         after_s = 0.0 if where == "worker" else 3600.0
-        settings = settings_for(fresh_anvil, world, backfill_worker_after_s=after_s)
+        settings = settings_for(world, backfill_worker_after_s=after_s)
         with structlog.testing.capture_logs() as logs:
-            async with Running(settings) as indexer:
+            async with RunningIndexer(settings) as indexer:
                 head = await caught_up(indexer, world)
         handed_over = any(e["event"] == "backfill continues in a worker process" for e in logs)
         assert handed_over == (where == "worker")
         expected = await canonical_events(world, head)
-        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        messages = chain_stream(settings)
         counts: dict[str, int] = {}
         for v in expected.values():
             counts[v["event"]] = counts.get(v["event"], 0) + 1
         assert (counts["Transfer"], counts["Fed"], counts["TraitSet"]) == (3000, 40, 40)
-        assert as_comparable(apply_stream(messages)) == expected
+        assert final_events(messages) == expected
         ids = [m["event_id"] for m in messages]
         assert len(ids) == len(set(ids)), "no duplicate event ids without a restart"
         assert all(isinstance(m["block_timestamp"], int) for m in messages)
@@ -135,15 +90,12 @@ class TestRealtime:
     """The hand-over from backfill to realtime under continuous traffic: no gap, no duplicate."""
 
     async def test_handover_under_traffic(
-        self,
-        fresh_anvil: AnvilService,
-        settings_for: Callable[..., Settings],
-        kafka_bootstrap: str,
+        self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings]
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=50)
         for i in range(1, 30):
             await world.feed(i)
-        settings = settings_for(fresh_anvil, world, ws_url=fresh_anvil.ws_url)
+        settings = settings_for(world, ws_url=fresh_anvil.ws_url)
         stop_traffic = asyncio.Event()
 
         async def traffic() -> int:
@@ -154,7 +106,7 @@ class TestRealtime:
             return sent
 
         traffic_task = asyncio.create_task(traffic())
-        async with Running(settings) as indexer:
+        async with RunningIndexer(settings) as indexer:
             await wait_until(lambda: indexer.state == "realtime", 20, "realtime")
             await asyncio.sleep(2.0)
             stop_traffic.set()
@@ -163,22 +115,22 @@ class TestRealtime:
             latencies = list(indexer.head_latencies)
         assert sent > 20
         expected = await canonical_events(world, head)
-        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        messages = chain_stream(settings)
         ids = [m["event_id"] for m in messages]
         assert len(ids) == len(set(ids)), "a duplicate id crossed the hand-over"
-        assert as_comparable(apply_stream(messages)) == expected
+        assert final_events(messages) == expected
         assert latencies, "realtime blocks were measured"
 
     async def test_interval_mining(
-        self, tmp_path: Path, settings_for: Callable[..., Settings], kafka_bootstrap: str
+        self, tmp_path: Path, settings_for: Callable[..., Settings]
     ) -> None:
         """anvil --block-time: several transactions per block, empty blocks in between."""
         anvil = AnvilService(tmp_path / "interval", block_time=0.5)
         anvil.start()
         try:
             world = await make_world(anvil.rpc_url, mint_count=10)
-            settings = settings_for(anvil, world, ws_url=anvil.ws_url)
-            async with Running(settings) as indexer:
+            settings = settings_for(world, ws_url=anvil.ws_url)
+            async with RunningIndexer(settings) as indexer:
                 await wait_until(lambda: indexer.state == "realtime", 20, "realtime")
                 for i in range(30):
                     await world.send_feed(1 + i % 10, amount=i + 1)
@@ -187,10 +139,10 @@ class TestRealtime:
                 await asyncio.sleep(1.5)  # let the last interval block be mined
                 head = await caught_up(indexer, world)
             expected = await canonical_events(world, head)
-            messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+            messages = chain_stream(settings)
             fed = [e for e in expected.values() if e["event"] == "Fed"]
             assert len(fed) == 30
-            assert as_comparable(apply_stream(messages)) == expected
+            assert final_events(messages) == expected
         finally:
             anvil.stop()
 
@@ -199,15 +151,12 @@ class TestReorgs:
     """Reorgs of depth 1 to 5 while streaming: applying retractions yields the canonical set."""
 
     async def test_reorgs_depth_1_to_5(
-        self,
-        fresh_anvil: AnvilService,
-        settings_for: Callable[..., Settings],
-        kafka_bootstrap: str,
+        self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings]
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=20)
-        settings = settings_for(fresh_anvil, world, confirmations={"depth": 8}, reorg_window=16)
+        settings = settings_for(world, confirmations={"depth": 8}, reorg_window=16)
         rng = random.Random(7)
-        async with Running(settings) as indexer:
+        async with RunningIndexer(settings) as indexer:
             await caught_up(indexer, world)
             for depth in (1, 2, 3, 4, 5, 3, 1):  # the window (16) and confirmations (8) cover 5
                 for _ in range(depth + 2):
@@ -230,11 +179,11 @@ class TestReorgs:
                 head = await caught_up(indexer, world)
             depths = list(indexer.reorg_depths)
         expected = await canonical_events(world, head)
-        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
+        messages = chain_stream(settings)
         retractions = [m for m in messages if m["removed"]]
         assert depths == [1, 2, 3, 4, 5, 3, 1], "each reorg detected once, at its true depth"
         assert retractions, "orphaned events were retracted"
-        assert as_comparable(apply_stream(messages)) == expected
+        assert final_events(messages) == expected
 
 
 class TestErrors:
@@ -244,7 +193,7 @@ class TestErrors:
         self, fresh_anvil: AnvilService, settings_for: Callable[..., Settings]
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url)
-        base = settings_for(fresh_anvil, world)
+        base = settings_for(world)
         contract = base.contracts[0].model_copy(update={"include_events": ["Transfer", "Fedd"]})
         settings = base.model_copy(update={"contracts": [contract]})
         with pytest.raises(ConfigError, match=r"Fedd.*not in the ABI") as info:
@@ -257,26 +206,16 @@ class TestErrors:
         world = await make_world(fresh_anvil.rpc_url)
         bad = tmp_path / "abi.json"
         bad.write_text("{not json")
-        base = settings_for(fresh_anvil, world)
+        base = settings_for(world)
         contract = base.contracts[0].model_copy(update={"abi": bad})
         settings = base.model_copy(update={"contracts": [contract]})
         with pytest.raises(ConfigError, match="is not JSON") as info:
             NetworkIndexer(settings, "local", AsyncProducer(settings.kafka))
         assert info.value.key == "contracts[collection].abi"
 
-    async def test_unreachable_rpc(
-        self, kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
-    ) -> None:
-        settings = indexer_settings(
-            rpc_urls=["http://127.0.0.1:9"],
-            ws_url=None,
-            chain_id=31337,
-            address="0x" + "11" * 20,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("chain"),
-            request_timeout_s=1,
-        )
+    async def test_unreachable_rpc(self, settings_for: Callable[..., Settings]) -> None:
+        nowhere = Deployment("http://127.0.0.1:9", 31337, "0x" + "11" * 20)
+        settings = settings_for(nowhere, request_timeout_s=1)
         producer = AsyncProducer(settings.kafka)
         await producer.start()
         try:
@@ -297,7 +236,7 @@ class TestReorgBeyondWindow:
         world = await make_world(fresh_anvil.rpc_url, mint_count=5)
         for i in range(1, 9):
             await world.feed(1 + i % 5)
-        settings = settings_for(fresh_anvil, world, confirmations={"depth": 2}, reorg_window=3)
+        settings = settings_for(world, confirmations={"depth": 2}, reorg_window=3)
         producer = AsyncProducer(settings.kafka)
         await producer.start()
         indexer = NetworkIndexer(settings, "local", producer)
@@ -314,12 +253,7 @@ class TestReorgBeyondWindow:
         assert gauge == 1
 
     async def test_daemon_stays_up_not_ready(
-        self,
-        fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        db: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, fresh_anvil: AnvilService, indexer_config_for: IndexerConfigFor, tmp_path: Path
     ) -> None:
         """`dnft indexer` halts the network but stays up, not ready, with the metric at 1:
         Prometheus keeps scraping it instead of seeing a crash loop."""
@@ -327,35 +261,16 @@ class TestReorgBeyondWindow:
         for i in range(1, 9):
             await world.feed(1 + i % 5)
         port = free_port()
-        raw = indexer_config(
-            rpc_urls=[fresh_anvil.rpc_url],
-            ws_url=None,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("chain"),
-            http_port=port,
-            reorg_window=3,
-        )
-        config = tmp_path / "dnft.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        raw = indexer_config_for(world, http_port=port, reorg_window=3)
+        config = write_config(tmp_path / "dnft.yaml", raw)
         daemon = DaemonProcess("indexer", config, port, tmp_path / "indexer.log")
         daemon.start()
         try:
-
-            async def indexed() -> bool:
-                head = await world.block_number()
-                return (await daemon.metrics()).get("dnft_indexer_indexed_block", -1) >= head - 2
-
-            await wait_for("the indexer catches up", indexed, 30)
+            head = await world.block_number()
+            await daemon.metric_reaches("dnft_indexer_indexed_block", lambda v: v >= head - 2, 30)
             await world.rpc("anvil_reorg", [6, []])  # deeper than window (3) + depth (2)
             await world.rpc("anvil_mine", [1])
-
-            async def halted() -> bool:
-                return (await daemon.metrics()).get("dnft_indexer_reorg_beyond_window") == 1
-
-            await wait_for("the deep reorg is detected", halted, 30)
+            await daemon.metric_reaches("dnft_indexer_reorg_beyond_window", lambda v: v == 1, 30)
             await asyncio.sleep(1)
             assert daemon.alive(), "the process stays up for Prometheus to scrape"
             async with (

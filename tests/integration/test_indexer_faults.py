@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
-from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
-from indexer import NetworkIndexer
-from tests.support.chain import (
-    apply_stream,
-    as_comparable,
-    canonical_events,
-    indexer_config,
-    indexer_settings,
-    make_world,
-    read_topic,
-    wait_until,
-)
+from tests.support.chain import canonical_events, chain_stream, final_events, make_world
+from tests.support.cli import write_config
 from tests.support.daemon import DaemonProcess
+from tests.support.indexer import IndexerConfigFor, RunningIndexer, caught_up
 from tests.support.rpcproxy import Faults, RpcProxy
+from tests.support.wait import wait_until
 
 
 class TestProviderFaults:
     """Range refusals, 429, 500, garbage, dropped connections and a dead first URL."""
 
     async def test_indexer_adapts_and_loses_nothing(
-        self,
-        fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        fresh_db_dsn: str,
-        unique_topic: Callable[[str], str],
+        self, fresh_anvil: AnvilService, indexer_config_for: IndexerConfigFor
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
         world = await make_world(fresh_anvil.rpc_url, mint_count=1500)
         for i in range(1, 31):
             await world.feed(i, amount=i)
@@ -53,39 +39,20 @@ class TestProviderFaults:
             p_delay=0.05,
             seed=11,
         )
-        proxy = RpcProxy(fresh_anvil.rpc_url, faults)
-        await proxy.start()
-        settings = indexer_settings(
-            rpc_urls=[f"http://127.0.0.1:{free_port()}", proxy.url],
-            ws_url=None,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=fresh_db_dsn,
-            topic=unique_topic("chain"),
-            max_block_range=200,
-            request_timeout_s=2,
-        )
-        producer = AsyncProducer(settings.kafka)
-        await producer.start()
-        stopping = asyncio.Event()
-        indexer = NetworkIndexer(settings, "local", producer)
-        task = asyncio.create_task(indexer.run(stopping))
-        try:
-            head = await world.block_number()
-            await wait_until(lambda: indexer.indexed_block >= head, 90, "backfill under faults")
-            for i in range(1, 11):  # and realtime under the same faults
-                await world.feed(i, amount=100 + i)
-            head = await world.block_number()
-            await wait_until(lambda: indexer.indexed_block >= head, 60, "realtime under faults")
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 20)
-            await producer.close()
-            await proxy.stop()
+        async with RpcProxy(fresh_anvil.rpc_url, faults) as proxy:
+            dead = f"http://127.0.0.1:{free_port()}"
+            raw = indexer_config_for(
+                world, rpc_urls=[dead, proxy.url], max_block_range=200, request_timeout_s=2
+            )
+            settings = settings_from_mapping(raw, {})
+            async with RunningIndexer(settings, stop_timeout_s=20) as indexer:
+                await caught_up(indexer, world, 90)  # a backfill under faults
+                for i in range(1, 11):  # and realtime under the same faults
+                    await world.feed(i, amount=100 + i)
+                head = await caught_up(indexer, world, 60)
         expected = await canonical_events(world, head)
-        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
-        assert as_comparable(apply_stream(messages)) == expected
+        messages = chain_stream(settings)
+        assert final_events(messages) == expected
         ids = [m["event_id"] for m in messages]
         assert len(ids) == len(set(ids))
         for kind in ("range", "429", "500", "garbage", "drop"):
@@ -96,75 +63,28 @@ class TestRealtimeRangeRefusal:
     """Realtime catching up a gap wider than the provider's log range splits the range."""
 
     async def test_gap_wider_than_provider_range(
-        self,
-        fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        db: str,
-        unique_topic: Callable[[str], str],
+        self, fresh_anvil: AnvilService, indexer_config_for: IndexerConfigFor
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=3)
-        proxy = RpcProxy(fresh_anvil.rpc_url, Faults(max_log_range=3, seed=1))
-        await proxy.start()
-        settings = indexer_settings(
-            rpc_urls=[proxy.url],
-            ws_url=None,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("chain"),
-            confirmations={"depth": 0},
-        )
-        producer = AsyncProducer(settings.kafka)
-        await producer.start()
-        stopping = asyncio.Event()
-        indexer = NetworkIndexer(settings, "local", producer)
-        task = asyncio.create_task(indexer.run(stopping))
-        try:
-            head = await world.block_number()
-            await wait_until(lambda: indexer.state == "realtime", 30, "realtime")
-            await wait_until(lambda: indexer.indexed_block >= head, 30, "caught up")
-            await world.feed(1, amount=5)
-            await world.rpc("anvil_mine", [hex(20)])  # one step of 21 blocks; the node takes 3
-            head = await world.block_number()
-            await wait_until(lambda: indexer.indexed_block >= head, 30, "the gap")
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 20)
-            await producer.close()
-            await proxy.stop()
+        async with RpcProxy(fresh_anvil.rpc_url, Faults(max_log_range=3, seed=1)) as proxy:
+            raw = indexer_config_for(world, rpc_urls=[proxy.url], confirmations={"depth": 0})
+            settings = settings_from_mapping(raw, {})
+            async with RunningIndexer(settings, stop_timeout_s=20) as indexer:
+                await wait_until(lambda: indexer.state == "realtime", 30, "realtime")
+                await caught_up(indexer, world)
+                await world.feed(1, amount=5)
+                await world.rpc("anvil_mine", [hex(20)])  # one step of 21 blocks; the node takes 3
+                head = await caught_up(indexer, world)  # the gap
         assert proxy.faults.counts.get("range", 0) > 0, "the provider refused the wide range"
-        messages = read_topic(kafka_bootstrap, settings.kafka.topics.chain_events)
-        assert as_comparable(apply_stream(messages)) == await canonical_events(world, head)
-
-
-async def metric_reaches(
-    daemon: DaemonProcess, name: str, predicate: Callable[[float], bool], timeout_s: float
-) -> float:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        assert daemon.proc is not None
-        assert daemon.proc.poll() is None, daemon.log.read_text()[-3000:]
-        value = (await daemon.metrics()).get(name)
-        if value is not None and predicate(value):
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name} did not reach the expected value in {timeout_s}s")
+        assert final_events(chain_stream(settings)) == await canonical_events(world, head)
 
 
 class TestKillNine:
     """kill -9 five times mid-backfill and five times mid-realtime: nothing missing."""
 
     async def test_nothing_lost_across_kills(
-        self,
-        fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        fresh_db_dsn: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, fresh_anvil: AnvilService, indexer_config_for: IndexerConfigFor, tmp_path: Path
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
         world = await make_world(fresh_anvil.rpc_url)
         for _ in range(12):  # events spread over ~4,800 blocks: a backfill of many chunks
             await world.rpc("anvil_mine", [hex(400)])
@@ -178,22 +98,16 @@ class TestKillNine:
         for i in range(1, 21):
             await world.feed(i)
         port = free_port()
-        config: dict[str, Any] = indexer_config(
-            rpc_urls=[fresh_anvil.rpc_url],
+        raw = indexer_config_for(
+            world,
             ws_url=fresh_anvil.ws_url,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=fresh_db_dsn,
-            topic=unique_topic("chain"),
             http_port=port,
             max_block_range=1,
             max_in_flight=2,
             backfill_worker_after_s=0,  # the backfill runs in the worker process: kill it too
         )
-        path = tmp_path / "dnft.yaml"
-        path.write_text(yaml.safe_dump(config))
-        daemon = DaemonProcess("indexer", path, port, tmp_path / "indexer.log")
+        config = write_config(tmp_path / "dnft.yaml", raw)
+        daemon = DaemonProcess("indexer", config, port, tmp_path / "indexer.log")
         try:
             rng = random.Random(5)
             target = await world.block_number()
@@ -201,8 +115,9 @@ class TestKillNine:
             last = -1.0
             for _ in range(5):  # mid-backfill: kill as soon as progress shows, before the end
                 daemon.start()
-                last = await metric_reaches(
-                    daemon, "dnft_indexer_indexed_block", lambda v, floor=last: v > floor, 60
+                # Progress past the previous kill's block: a predicate "v > last".
+                last = await daemon.metric_reaches(
+                    "dnft_indexer_indexed_block", partial(operator.lt, last), 60
                 )
                 await asyncio.sleep(rng.uniform(0, 0.2))
                 daemon.kill9()
@@ -220,9 +135,7 @@ class TestKillNine:
             try:
                 for _ in range(5):  # mid-realtime, with blocks arriving all the time
                     daemon.start()
-                    await metric_reaches(
-                        daemon, "dnft_indexer_following_head", lambda v: v == 1, 90
-                    )
+                    await daemon.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 90)
                     await asyncio.sleep(rng.uniform(0.1, 0.8))
                     daemon.kill9()
             finally:
@@ -231,16 +144,15 @@ class TestKillNine:
 
             daemon.start()
             head = await world.block_number()
-            await metric_reaches(daemon, "dnft_indexer_indexed_block", lambda v: v >= head, 90)
+            await daemon.metric_reaches("dnft_indexer_indexed_block", lambda v: v >= head, 90)
             assert daemon.terminate() == 0, "SIGTERM shuts down cleanly"
 
         finally:
             daemon.kill9()
 
         expected = await canonical_events(world, head)
-        messages = read_topic(kafka_bootstrap, config["kafka"]["topics"]["chain_events"])
-        state = apply_stream(messages)
-        assert as_comparable(state) == expected, "every on-chain event is in Kafka"
+        messages = chain_stream(settings_from_mapping(raw, {}))
+        assert final_events(messages) == expected, "every on-chain event is in Kafka"
         # Repeats are allowed after a crash, but each carries the same id and content.
         seen: dict[str, Any] = {}
         for m in messages:
@@ -253,38 +165,21 @@ class TestHotStandby:
     """Two replicas: one leads, the other waits; kill -9 the leader and the standby takes over."""
 
     async def test_standby_takes_over(
-        self,
-        fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        fresh_db_dsn: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, fresh_anvil: AnvilService, indexer_config_for: IndexerConfigFor, tmp_path: Path
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
         world = await make_world(fresh_anvil.rpc_url, mint_count=10)
-        topic = unique_topic("chain")
         daemons = []
-        for name in ("a", "b"):
+        for name in ("a", "b"):  # one topic: the fixture gives this test a single one
             port = free_port()
-            config = indexer_config(
-                rpc_urls=[fresh_anvil.rpc_url],
-                ws_url=fresh_anvil.ws_url,
-                chain_id=world.chain_id,
-                address=world.address,
-                bootstrap=kafka_bootstrap,
-                dsn=fresh_db_dsn,
-                topic=topic,
-                http_port=port,
-            )
-            path = tmp_path / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(config))
-            daemons.append(DaemonProcess("indexer", path, port, tmp_path / f"{name}.log"))
+            raw = indexer_config_for(world, ws_url=fresh_anvil.ws_url, http_port=port)
+            config = write_config(tmp_path / f"{name}.yaml", raw)
+            daemons.append(DaemonProcess("indexer", config, port, tmp_path / f"{name}.log"))
         leader, standby = daemons
         try:
             leader.start()
-            await metric_reaches(leader, "dnft_indexer_following_head", lambda v: v == 1, 60)
+            await leader.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 60)
             standby.start()
-            await metric_reaches(standby, "dnft_daemon_leader", lambda v: v == 0, 30)
+            await standby.metric_reaches("dnft_daemon_leader", lambda v: v == 0, 30)
             for i in range(1, 6):
                 await world.feed(i)
             await asyncio.sleep(1.0)
@@ -292,11 +187,11 @@ class TestHotStandby:
             leader.kill9()
             for i in range(1, 6):  # blocks while nobody leads, then after the take-over
                 await world.feed(i, amount=7)
-            await metric_reaches(standby, "dnft_indexer_following_head", lambda v: v == 1, 30)
+            await standby.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 30)
             head = await world.block_number()
-            await metric_reaches(standby, "dnft_indexer_indexed_block", lambda v: v >= head, 30)
+            await standby.metric_reaches("dnft_indexer_indexed_block", lambda v: v >= head, 30)
         finally:
             for daemon in daemons:
                 daemon.kill9()
         expected = await canonical_events(world, head)
-        assert as_comparable(apply_stream(read_topic(kafka_bootstrap, topic))) == expected
+        assert final_events(chain_stream(settings_from_mapping(raw, {}))) == expected

@@ -5,20 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from dnft.config import ConsumerSettings, KafkaSettings
 from dnft.kafka import AsyncConsumer, AsyncProducer, ConsumedMessage, OutgoingMessage, ensure_topics
+from tests.support.kafka import quick_kafka
 
 PARTITIONS = 3
-
-
-def kafka_settings(bootstrap: str) -> KafkaSettings:
-    # Tansu holds a first JoinGroup for half the session timeout: keep it short in tests.
-    return KafkaSettings(
-        bootstrap_servers=[bootstrap],
-        consumer=ConsumerSettings(
-            session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_interval_ms=10000
-        ),
-    )
 
 
 async def drain(
@@ -35,7 +25,7 @@ class TestRoundTrip:
     """Produce, consume in a group, commit part, and resume exactly after the commit."""
 
     async def test_group_resumes_after_committed_offsets(self, kafka_bootstrap: str) -> None:
-        settings = kafka_settings(kafka_bootstrap)
+        settings = quick_kafka(kafka_bootstrap)
         topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
         group = f"g-{uuid.uuid4().hex[:8]}"
         await ensure_topics(settings, {topic: PARTITIONS})

@@ -27,7 +27,7 @@ class TestMigrate:
         async def rows() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(fresh_db_dsn)
             try:
-                return await conn.fetch("select version from dnft_schema_migrations")
+                return list(await conn.fetch("select version from dnft_schema_migrations"))
             finally:
                 await conn.close()
 

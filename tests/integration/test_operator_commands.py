@@ -5,38 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
-from dnft.kafka import AsyncProducer
+from dnft.kafka import AsyncProducer, ensure_topics
 from dnft.kafka.groups import GroupActiveError, OffsetResetError, Target, apply_reset, plan_reset
 from indexer import ReplayRangeError, replay_range
-from tests.support.chain import canonical_events, indexer_config, make_world, read_topic
+from tests.support.chain import World, canonical_events, chain_stream, make_world
+from tests.support.cli import run_dnft, write_config
+from tests.support.indexer import IndexerConfigFor
 
 
 @pytest.fixture
 def config(
-    fresh_anvil: AnvilService, kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
-) -> Callable[[Any], dict[str, Any]]:
-    def make(world: Any) -> dict[str, Any]:
-        raw = indexer_config(
-            rpc_urls=[fresh_anvil.rpc_url],
-            ws_url=None,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("chain"),
-        )
+    indexer_config_for: IndexerConfigFor, unique_topic: Callable[[str], str]
+) -> Callable[[World], dict[str, Any]]:
+    """An indexer config for a world, with an oracle observations topic of its own."""
+
+    def make(world: World) -> dict[str, Any]:
+        raw = indexer_config_for(world)
         raw["kafka"]["topics"]["oracle_observations"] = unique_topic("oracle")
         return raw
 
@@ -44,22 +38,15 @@ def config(
 
 
 def cli(config: dict[str, Any], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "dnft.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [sys.executable, "-m", "dnft", "--config", str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    """``dnft ARGS...`` as a subprocess with ``config`` written to ``tmp_path``."""
+    return run_dnft(write_config(tmp_path / "dnft.yaml", config), *args)
 
 
 class TestReplayRange:
     """A replayed block range carries the same event ids as the chain, and nothing else."""
 
     async def test_replay_republishes_the_same_ids(
-        self, fresh_anvil: AnvilService, config: Callable[[Any], dict[str, Any]], tmp_path: Path
+        self, fresh_anvil: AnvilService, config: Callable[[World], dict[str, Any]], tmp_path: Path
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=40)
         for token in range(1, 6):
@@ -68,7 +55,6 @@ class TestReplayRange:
         head = await world.block_number()
         raw = config(world)
         settings = settings_from_mapping(raw, {})
-        topic = settings.kafka.topics.chain_events
         expected = set(await canonical_events(world, head))
 
         dry = await replay_range(settings, "local", 0, head - 2, producer=None)
@@ -84,7 +70,7 @@ class TestReplayRange:
             await producer.close()
         assert report.events == len(expected)
         assert report.by_contract == {"collection": len(expected)}
-        first = [m["event_id"] for m in read_topic(settings.kafka.bootstrap_servers[0], topic)]
+        first = [m["event_id"] for m in chain_stream(settings)]
         assert sorted(first) == sorted(expected), "exactly the chain's events, each once"
 
         # The CLI, twice over: the same ids again, so consumers drop the repeats.
@@ -92,11 +78,11 @@ class TestReplayRange:
                    "--to-block", str(head - 2), "--yes")  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert f"published (acknowledged) {len(expected)} events" in done.stdout
-        again = [m["event_id"] for m in read_topic(settings.kafka.bootstrap_servers[0], topic)]
+        again = [m["event_id"] for m in chain_stream(settings)]
         assert sorted(again) == sorted(first * 2)
 
     async def test_unfinalized_and_future_blocks_are_refused(
-        self, fresh_anvil: AnvilService, config: Callable[[Any], dict[str, Any]], tmp_path: Path
+        self, fresh_anvil: AnvilService, config: Callable[[World], dict[str, Any]], tmp_path: Path
     ) -> None:
         world = await make_world(fresh_anvil.rpc_url, mint_count=3)
         head = await world.block_number()
@@ -221,7 +207,7 @@ class TestReplayConsumer:
     async def test_cli_dry_run_changes_nothing(
         self,
         fresh_anvil: AnvilService,
-        config: Callable[[Any], dict[str, Any]],
+        config: Callable[[World], dict[str, Any]],
         kafka_bootstrap: str,
         tmp_path: Path,
     ) -> None:
@@ -235,8 +221,6 @@ class TestReplayConsumer:
         try:
             head = await world.block_number()
             await replay_range(settings, "local", 0, head - 2, producer=producer)
-            from dnft.kafka import ensure_topics
-
             await ensure_topics(settings.kafka, {topics.oracle_observations: 1})
         finally:
             await producer.close()

@@ -5,66 +5,55 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
+from eth_typing import HexStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from dnft import contracts
-from dnft.config import Settings
 from dnft.devservices import AnvilService
-from dnft.migrations import apply_migrations
-from tests.support.oracle import ManualClock, Oracle, counted, observations, oracle_settings
+from tests.support.oracle import (
+    ManualClock,
+    Oracle,
+    OracleSettingsFor,
+    counted,
+    observations,
+    rounds,
+    unique_feed_id,
+)
 
 ETH_USD = 3000 * 10**8  # 8 decimals, as Chainlink's USD pairs
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[AnvilService]:
-    """A chain of this test's own."""
-    service = AnvilService(tmp_path)
-    service.start()
-    yield service
-    service.stop()
+def chainlink_feed(feed_id: str, address: str, **extra: Any) -> dict[str, Any]:
+    """A Chainlink feed reading the aggregator at ``address`` on network ``local``."""
+    return {"kind": "chainlink", "id": feed_id, "network": "local", "address": address, **extra}
 
 
 class TestAggregatorFeed:
     """latestRoundData first, then AnswerUpdated events, scaled by decimals()."""
 
     async def test_answer_updated_becomes_an_observation(
-        self,
-        chain: AnvilService,
-        kafka_bootstrap: str,
-        fresh_db_dsn: str,
-        unique_topic: Callable[[str], str],
+        self, fresh_anvil: AnvilService, oracle_settings_for: OracleSettingsFor
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
+        chain = fresh_anvil
         w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(chain.rpc_url))
         owner = contracts.DevSigner()
         address = await contracts.deploy(
             w3, "PriceAggregator", 8, "ETH / USD", ETH_USD, sender=owner
         )
         aggregator = contracts.at(w3, "PriceAggregator", address)
-        feed = f"cl-{time.monotonic_ns() % 10**9}"
-        settings: Settings = oracle_settings(
-            [
-                {
-                    "kind": "chainlink",
-                    "id": feed,
-                    "network": "local",
-                    "address": address,
-                    "min": 0,
-                    "max_age_s": 600,
-                    "max_change": 0.5,
-                    "deviation": {"relative": 0.001},
-                    "timeout_s": 5,
-                }
-            ],
-            bootstrap=kafka_bootstrap,
-            dsn=fresh_db_dsn,
-            topic=unique_topic("oracle"),
+        feed = unique_feed_id("cl")
+        settings = oracle_settings_for(
+            chainlink_feed(
+                feed,
+                address,
+                min=0,
+                max_age_s=600,
+                max_change=0.5,
+                timeout_s=5,
+                deviation={"relative": 0.001},
+            ),
             networks=[{"name": "local", "chain_id": chain.chain_id, "rpc_urls": [chain.rpc_url]}],
         )
         clock = ManualClock(time.time())
@@ -96,17 +85,14 @@ class TestAggregatorFeed:
             assert (await runner.step()).outcome == "stale"
 
         stream = await observations(settings, feed)
-        assert [(m["round_id"], m["value"], m["reason"]) for m in stream] == [
-            (1, "3000", "first"),
-            (2, "3123.45", "deviation"),
-        ]
+        assert rounds(stream) == [(1, "3000", "first"), (2, "3123.45", "deviation")]
         first_src, second_src = stream[0]["sources"][0], stream[1]["sources"][0]
         assert first_src["source"] == f"chainlink:local:{address.lower()}"
         assert first_src["source_round_id"] == "1"
         assert first_src["block_number"] == head_at_first
         # Provenance: repeat the eth_call at the recorded block and hash what it returns.
         raw = await w3.eth.call(
-            {"to": address, "data": "0xfeaf968c"}, block_identifier=head_at_first
+            {"to": address, "data": HexStr("0xfeaf968c")}, block_identifier=head_at_first
         )
         assert first_src["response_sha256"] == hashlib.sha256(bytes(raw)).hexdigest()
         # The second came from the AnswerUpdated log of the update transaction.
@@ -117,23 +103,11 @@ class TestAggregatorFeed:
         assert counted(feed, "accepted") == 3
 
     async def test_unreachable_node_is_an_rpc_error(
-        self, fresh_db_dsn: str, kafka_bootstrap: str, unique_topic: Callable[[str], str]
+        self, oracle_settings_for: OracleSettingsFor
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
-        feed = f"cl-down-{time.monotonic_ns() % 10**9}"
-        settings = oracle_settings(
-            [
-                {
-                    "kind": "chainlink",
-                    "id": feed,
-                    "network": "local",
-                    "address": "0x" + "11" * 20,
-                    "timeout_s": 1,
-                }
-            ],
-            bootstrap=kafka_bootstrap,
-            dsn=fresh_db_dsn,
-            topic=unique_topic("oracle"),
+        feed = unique_feed_id("cl-down")
+        settings = oracle_settings_for(
+            chainlink_feed(feed, "0x" + "11" * 20, timeout_s=1),
             networks=[{"name": "local", "chain_id": 31337, "rpc_urls": ["http://127.0.0.1:9"]}],
         )
         async with Oracle(settings, ManualClock()) as oracle:

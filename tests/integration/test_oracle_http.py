@@ -1,12 +1,12 @@
 """HTTP feeds against a real local server serving good and bad payloads, with real Kafka and
-Postgres: every bad reading is refused with its reason and counted, the stream stays right."""
+Postgres: every bad reading is refused with its reason and counted, the stream stays right.
+Median feeds over three such sources: 2 of 3 agree, the spike is recorded as not agreeing,
+and too few fresh agreeing sources publish nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,22 +14,19 @@ import pytest
 
 from dnft.config import HttpFeedSettings
 from oracle_feeds import HttpFeed, Rejected, SystemClock
-from tests.support.chain import wait_until
 from tests.support.oracle import (
     FeedServer,
     ManualClock,
     Oracle,
+    OracleSettingsFor,
     counted,
     http_feed,
     observations,
-    oracle_settings,
+    rounds,
     sha256,
+    unique_feed_id,
 )
-
-
-def feed_id(prefix: str) -> str:
-    """Metrics are process-wide: each test counts under a feed id of its own."""
-    return f"{prefix}-{time.monotonic_ns() % 10**9}"
+from tests.support.wait import wait_until
 
 
 async def read(settings: dict[str, Any]) -> Any:
@@ -51,34 +48,18 @@ class TestBadPayloads:
     the last good value kept, and only good values published."""
 
     async def test_every_bad_payload_is_refused(
-        self,
-        server: FeedServer,
-        kafka_bootstrap: str,
-        db: str,
-        unique_topic: Callable[[str], str],
+        self, server: FeedServer, oracle_settings_for: OracleSettingsFor
     ) -> None:
-        fid = feed_id("bad")
+        fid = unique_feed_id("bad")
         clock = ManualClock()
-        settings = oracle_settings(
-            [
-                http_feed(
-                    server,
-                    fid,
-                    timestamp_path="data.ts",
-                    min=0,
-                    max=1_000_000,
-                    max_change=0.5,
-                    max_age_s=60,
-                    deviation={"relative": 0.01},
-                    heartbeat_s=3600,
-                    timeout_s=0.5,
-                    max_body_bytes=4096,
-                )
-            ],
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("oracle"),
-        )
+        guards: dict[str, Any] = {"min": 0, "max": 1_000_000, "max_change": 0.5, "max_age_s": 60}
+        policy: dict[str, Any] = {"deviation": {"relative": 0.01}, "heartbeat_s": 3600}
+        reading: dict[str, Any] = {
+            "timestamp_path": "data.ts",
+            "timeout_s": 0.5,
+            "max_body_bytes": 4096,
+        }
+        settings = oracle_settings_for(http_feed(server, fid, **guards, **policy, **reading))
         s = server
         offhost = s.url("eth", host="localhost")
         html = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
@@ -129,10 +110,7 @@ class TestBadPayloads:
 
         # Nothing leaked from a bad reading: only the first value and the 2% move.
         stream = await observations(settings, fid)
-        assert [(m["round_id"], m["value"], m["reason"]) for m in stream] == [
-            (1, "100", "first"),
-            (2, "102", "deviation"),
-        ]
+        assert rounds(stream) == [(1, "100", "first"), (2, "102", "deviation")]
         (source,) = stream[1]["sources"]
         assert source["response_sha256"] == sha256(published_body)
         assert source["value"] == "102"
@@ -149,19 +127,10 @@ class TestRetryAfter:
     """The feed's own schedule honours a 429's Retry-After (real time, real sleeps)."""
 
     async def test_no_request_before_retry_after(
-        self,
-        server: FeedServer,
-        kafka_bootstrap: str,
-        db: str,
-        unique_topic: Callable[[str], str],
+        self, server: FeedServer, oracle_settings_for: OracleSettingsFor
     ) -> None:
-        fid = feed_id("429")
-        settings = oracle_settings(
-            [http_feed(server, fid, interval_s=0.05)],
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("oracle"),
-        )
+        fid = unique_feed_id("429")
+        settings = oracle_settings_for(http_feed(server, fid, interval_s=0.05))
         server.serve(
             "eth",
             server.raw(b"{}", status=429, headers={"Retry-After": "1"}),
@@ -255,3 +224,73 @@ class TestGuard:
         body = orjson.dumps({"data": {"price": "5", "pad": "x" * 200_000}})
         server.serve("eth", server.raw(body))
         assert (await read(http_feed(server, "g8", max_body_bytes=300_000))).value == 5
+
+
+class TestMedian:
+    """The median of agreeing fresh sources, with who agreed and each source's hash."""
+
+    async def test_quorum_two_of_three(
+        self, server: FeedServer, oracle_settings_for: OracleSettingsFor
+    ) -> None:
+        a, b, c, m = (unique_feed_id(n) for n in ("a", "b", "c", "m"))
+        paths = {a: "a", b: "b", c: "c"}
+        quiet = [http_feed(server, f, path=path, publish=False) for f, path in paths.items()]
+        median = {"kind": "median", "id": m, "sources": [a, b, c], "quorum": 2}
+        settings = oracle_settings_for(*quiet, median | {"tolerance": 0.01, "max_age_s": 30})
+        clock = ManualClock()
+        async with Oracle(settings, clock) as oracle:
+            server.serve("a", server.price("100"))
+            server.serve("b", server.price("101"))
+            server.serve("c", server.price("100000"))  # a 1000x outlier
+            for source in (a, b, c):
+                assert (await oracle[source].step()).outcome == "accepted"
+            assert oracle[m].wake.is_set(), "an accepted source wakes its median"
+            assert (await oracle[m].step()).published == "first"
+
+            # Only b keeps reading; a and c answer 500 and age out of max_age_s.
+            server.serve("a", server.raw(b"down", status=500))
+            server.serve("c", server.raw(b"down", status=500))
+            clock.advance(31)
+            for source in (a, b, c):
+                await oracle[source].step()
+            result = await oracle[m].step()
+            assert result.outcome == "no_quorum"
+
+        stream = await observations(settings)
+        assert [m_["feed_id"] for m_ in stream] == [m], "sources with publish: false stay quiet"
+        (obs,) = stream
+        assert obs["value"] == "100.5"
+        assert {s["source"]: s["agreed"] for s in obs["sources"]} == {a: True, b: True, c: False}
+        bodies = {name: server.bodies[path][0] for name, path in paths.items()}
+        for s in obs["sources"]:
+            assert s["response_sha256"] == sha256(bodies[s["source"]])
+        assert counted(m, "no_quorum") == 1
+
+    async def test_runtime_wakes_the_median(
+        self, server: FeedServer, oracle_settings_for: OracleSettingsFor
+    ) -> None:
+        """Under the real scheduler a median with a long interval still follows its sources."""
+        a, b, m = (unique_feed_id(n) for n in ("wa", "wb", "wm"))
+        settings = oracle_settings_for(
+            http_feed(server, a, path="a", interval_s=0.05),
+            http_feed(server, b, path="b", interval_s=0.05),
+            {"kind": "median", "id": m, "sources": [a, b], "quorum": 2, "interval_s": 3600},
+        )
+        server.serve("a", server.price("10"))
+        server.serve("b", server.price("10.05"))
+        async with Oracle(settings, SystemClock()) as oracle:
+            stopping = asyncio.Event()
+            tasks = [asyncio.create_task(r.run(stopping)) for r in oracle.runners.values()]
+            median = oracle[m]
+            await wait_until(lambda: median.last is not None, 10, "the first median")
+            server.serve("b", server.price("10.5"))
+            server.serve("a", server.price("10.45"))
+            await wait_until(
+                lambda: median.last is not None and median.last.round_id >= 2, 10, "round 2"
+            )
+            stopping.set()
+            for r in oracle.runners.values():
+                r.wake.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        values = [o["value"] for o in await observations(settings, m)]
+        assert values[:2] == ["10.025", "10.475"]

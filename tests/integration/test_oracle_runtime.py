@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
-import yaml
 
 from dnft.config import Settings
 from dnft.devservices.ports import free_port
@@ -21,49 +18,47 @@ from dnft.errors import ServiceError
 from dnft.kafka import AsyncProducer
 from oracle_feeds import OracleRuntime
 from oracle_feeds.parse import iso_utc
-from tests.support.chain import wait_until
+from tests.support.cli import write_settings
 from tests.support.daemon import DaemonProcess
 from tests.support.oracle import (
     FeedServer,
     ManualClock,
     Oracle,
+    OracleSettingsFor,
     dedupe,
     http_feed,
     observations,
-    oracle_settings,
     published,
+    rounds,
+    unique_feed_id,
 )
+from tests.support.wait import wait_until
+
+
+class OneFeed(Protocol):
+    def __call__(self, prefix: str, **options: Any) -> tuple[str, Settings]: ...
 
 
 @pytest.fixture
-def make_settings(
-    server: FeedServer, kafka_bootstrap: str, db: str, unique_topic: Callable[[str], str]
-) -> Callable[..., Settings]:
-    topic = unique_topic("oracle")
+def one_feed(server: FeedServer, oracle_settings_for: OracleSettingsFor) -> OneFeed:
+    """``feed, settings = one_feed("prefix", **options)``: settings of one HTTP feed (a new
+    id) reading the test's feed server, with ``options``."""
 
-    def make(*feeds: dict[str, Any]) -> Settings:
-        return oracle_settings(list(feeds), bootstrap=kafka_bootstrap, dsn=db, topic=topic)
+    def make(prefix: str, **options: Any) -> tuple[str, Settings]:
+        feed = unique_feed_id(prefix)
+        return feed, oracle_settings_for(http_feed(server, feed, **options))
 
     return make
-
-
-def fid(prefix: str) -> str:
-    return f"{prefix}-{time.monotonic_ns() % 10**9}"
-
-
-def rounds(stream: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
-    return [(m["round_id"], m["value"], m["reason"]) for m in stream]
 
 
 class TestPublishPolicy:
     """Deviation and heartbeat publish exactly when they should, on a hand-moved clock."""
 
     async def test_relative_deviation_and_heartbeat(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("policy")
-        settings = make_settings(
-            http_feed(server, feed, deviation={"relative": 0.01}, heartbeat_s=60, interval_s=10)
+        feed, settings = one_feed(
+            "policy", deviation={"relative": 0.01}, heartbeat_s=60, interval_s=10
         )
         clock = ManualClock()
         t0 = clock.t
@@ -98,10 +93,9 @@ class TestPublishPolicy:
         assert [m["published_at"] for m in stream] == [iso_utc(t0 + o) for o, _, _ in publishes]
 
     async def test_wakes_for_the_heartbeat_between_polls(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("wake")
-        settings = make_settings(http_feed(server, feed, heartbeat_s=60, interval_s=100))
+        feed, settings = one_feed("wake", heartbeat_s=60, interval_s=100)
         clock = ManualClock()
         server.serve("eth", server.price("7"))
         async with Oracle(settings, clock) as oracle:
@@ -112,10 +106,9 @@ class TestPublishPolicy:
             assert (await runner.step()).published == "heartbeat"
 
     async def test_the_period_runs_from_the_start_of_a_read(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("period")
-        settings = make_settings(http_feed(server, feed, interval_s=10))
+        feed, settings = one_feed("period", interval_s=10)
         clock = ManualClock()
         server.serve("eth", server.price("7"))
         async with Oracle(settings, clock) as oracle:
@@ -127,11 +120,8 @@ class TestPublishPolicy:
             clock.advance(20)  # slower than the interval: due at once, not 10 s later
             assert runner.next_wake_at() == clock.t
 
-    async def test_absolute_deviation(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
-    ) -> None:
-        feed = fid("abs")
-        settings = make_settings(http_feed(server, feed, deviation={"absolute": 0.5}))
+    async def test_absolute_deviation(self, server: FeedServer, one_feed: OneFeed) -> None:
+        feed, settings = one_feed("abs", deviation={"absolute": 0.5})
         clock = ManualClock()
         async with Oracle(settings, clock) as oracle:
             for price, expected in [("20", "first"), ("20.49", None), ("19.5", "deviation")]:
@@ -149,11 +139,10 @@ class TestRestart:
     heartbeat, and a spike right after a restart is still a jump."""
 
     async def test_restart_between_two_readings(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("restart")
-        settings = make_settings(
-            http_feed(server, feed, deviation={"relative": 0.01}, heartbeat_s=60, max_change=0.5)
+        feed, settings = one_feed(
+            "restart", deviation={"relative": 0.01}, heartbeat_s=60, max_change=0.5
         )
         clock = ManualClock()
         t0 = clock.t
@@ -198,30 +187,33 @@ class TestCrashInsidePublish:
     """A crash between the steps of a publish (intent, Kafka, commit) loses no round and
     leaves at most one byte-identical duplicate, dropped by (feed_id, round_id)."""
 
-    async def crash_mid_publish(
-        self, oracle: Oracle, feed: str, *, sent: bool, price: str, server: FeedServer
-    ) -> None:
-        """What ``FeedRunner.step`` does, stopped dead after the intent (or after Kafka)."""
-        runner = oracle[feed]
-        server.serve("eth", server.price(price))
-        reading = await runner.feed.read()
-        runner.validator.check(reading, oracle.clock.now())
-        assert oracle.publisher is not None
-        intent = oracle.publisher.intent(runner.last, reading, "deviation", oracle.clock.now())
-        await oracle.publisher.record(feed, intent)
-        if sent:
-            await oracle.producer.send(oracle.publisher.message(feed, intent.message))
-
-    async def test_crash_after_intent_before_kafka(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
-    ) -> None:
-        feed = fid("crash1")
-        settings = make_settings(http_feed(server, feed, deviation={"relative": 0.01}))
+    async def publish_then_crash(
+        self, server: FeedServer, one_feed: OneFeed, prefix: str, *, sent: bool
+    ) -> tuple[str, Settings, ManualClock]:
+        """A feed that published 100, then died publishing 105: what ``FeedRunner.step``
+        does, stopped dead after the intent (or, ``sent``, after Kafka too)."""
+        feed, settings = one_feed(prefix, deviation={"relative": 0.01})
         clock = ManualClock()
         server.serve("eth", server.price("100"))
         async with Oracle(settings, clock) as oracle:
-            await oracle[feed].step()
-            await self.crash_mid_publish(oracle, feed, sent=False, price="105", server=server)
+            runner = oracle[feed]
+            await runner.step()
+            server.serve("eth", server.price("105"))
+            reading = await runner.feed.read()
+            runner.validator.check(reading, clock.now())
+            assert oracle.publisher is not None
+            intent = oracle.publisher.intent(runner.last, reading, "deviation", clock.now())
+            await oracle.publisher.record(feed, intent)
+            if sent:
+                await oracle.producer.send(oracle.publisher.message(feed, intent.message))
+        return feed, settings, clock
+
+    async def test_crash_after_intent_before_kafka(
+        self, server: FeedServer, one_feed: OneFeed
+    ) -> None:
+        feed, settings, clock = await self.publish_then_crash(
+            server, one_feed, "crash1", sent=False
+        )
         assert rounds(await observations(settings, feed)) == [(1, "100", "first")]
 
         clock.advance(5)
@@ -238,16 +230,9 @@ class TestCrashInsidePublish:
         ]
 
     async def test_crash_after_kafka_before_commit(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("crash2")
-        settings = make_settings(http_feed(server, feed, deviation={"relative": 0.01}))
-        clock = ManualClock()
-        server.serve("eth", server.price("100"))
-        async with Oracle(settings, clock) as oracle:
-            await oracle[feed].step()
-            await self.crash_mid_publish(oracle, feed, sent=True, price="105", server=server)
-
+        feed, settings, clock = await self.publish_then_crash(server, one_feed, "crash2", sent=True)
         clock.advance(5)
         async with Oracle(settings, clock) as oracle:
             runner = oracle[feed]
@@ -270,11 +255,8 @@ class TestSingleton:
     """One replica leads (LeaderLock "oracle:feeds"); another waits and takes over; the
     store refuses a round that is not the next one."""
 
-    async def test_standby_takes_over(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
-    ) -> None:
-        feed = fid("lead")
-        settings = make_settings(http_feed(server, feed, interval_s=0.05, heartbeat_s=0.3))
+    async def test_standby_takes_over(self, server: FeedServer, one_feed: OneFeed) -> None:
+        feed, settings = one_feed("lead", interval_s=0.05, heartbeat_s=0.3)
         server.serve("eth", server.price("5"))
         producer = AsyncProducer(settings.kafka)
         await producer.start()
@@ -303,10 +285,9 @@ class TestSingleton:
         assert ids == list(range(1, len(ids) + 1)), "one writer at a time: no gap, no repeat"
 
     async def test_store_refuses_a_second_writer(
-        self, server: FeedServer, make_settings: Callable[..., Settings]
+        self, server: FeedServer, one_feed: OneFeed
     ) -> None:
-        feed = fid("fence")
-        settings = make_settings(http_feed(server, feed))
+        feed, settings = one_feed("fence")
         server.serve("eth", server.price("5"))
         async with Oracle(settings, ManualClock()) as oracle:
             runner = oracle[feed]
@@ -329,40 +310,21 @@ async def published_round(dsn: str, feed: str) -> tuple[int, datetime | None]:
     return (0, None) if row is None else (row["round_id"], row["published_at"])
 
 
-async def until(
-    predicate: Callable[[], Any], timeout_s: float, daemon: DaemonProcess, what: str
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert daemon.alive(), daemon.log.read_text()[-3000:]
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {daemon.log.read_text()[-2000:]}")
-
-
 class TestDaemon:
     """`dnft oracle` killed with -9 and restarted: no duplicate, the heartbeat on time."""
 
     async def test_kill9_and_restart(
         self,
         server: FeedServer,
-        make_settings: Callable[..., Settings],
+        one_feed: OneFeed,
         tmp_path: Path,
     ) -> None:
-        feed = fid("daemon")
         heartbeat = 3.0
-        settings = make_settings(
-            http_feed(
-                server, feed, deviation={"relative": 0.01}, heartbeat_s=heartbeat, interval_s=0.2
-            )
+        feed, settings = one_feed(
+            "daemon", deviation={"relative": 0.01}, heartbeat_s=heartbeat, interval_s=0.2
         )
         port = free_port()
-        raw = settings.model_dump(mode="json", exclude_defaults=True)
-        raw["http"] = {"port": port}
-        config = tmp_path / "dnft.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        config = write_settings(tmp_path / "dnft.yaml", settings, http={"port": port})
         dsn = settings.postgres.dsn
         server.serve("eth", server.price("100"))
         daemon = DaemonProcess("oracle", config, port, tmp_path / "oracle.log")
@@ -373,8 +335,8 @@ class TestDaemon:
                 n, at = await published_round(dsn, feed)
                 return at if n == 1 else None
 
-            first_at: datetime = await until(first, 20, daemon, "round 1")
-            text = await until(daemon.metrics_text, 5, daemon, "metrics")
+            first_at: datetime = await daemon.until(first, 20, "round 1")
+            text = await daemon.until(daemon.metrics_text, 5, "metrics")
             assert f'dnft_oracle_observations_total{{feed="{feed}",outcome="accepted"}}' in text
             assert f'dnft_oracle_value_age_seconds{{feed="{feed}"}}' in text
             await asyncio.sleep(0.5)
@@ -386,7 +348,7 @@ class TestDaemon:
                 n, at = await published_round(dsn, feed)
                 return at if n >= 2 else None
 
-            second_at: datetime = await until(second, 20, daemon, "round 2")
+            second_at: datetime = await daemon.until(second, 20, "round 2")
             assert daemon.proc is not None
             daemon.proc.send_signal(signal.SIGTERM)
             assert daemon.proc.wait(30) == 0, daemon.log.read_text()[-3000:]

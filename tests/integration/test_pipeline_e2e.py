@@ -14,10 +14,12 @@ import orjson
 from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer, OutgoingMessage
-from dnft.migrations import apply_migrations
 from indexer import NetworkIndexer
 from regenerator.pipeline import run_regenerator
-from tests.support.chain import indexer_config, make_world, read_topic
+from tests.support.chain import make_world
+from tests.support.indexer import IndexerConfigFor
+from tests.support.kafka import read_topic
+from tests.support.messages import observation
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,25 +46,15 @@ class TestPipeline:
     async def test_chain_to_versions(
         self,
         fresh_anvil: AnvilService,
-        kafka_bootstrap: str,
-        fresh_db_dsn: str,
+        indexer_config_for: IndexerConfigFor,
         unique_topic: Callable[[str], str],
         tmp_path: Path,
     ) -> None:
-        await apply_migrations(fresh_db_dsn)
         world = await make_world(fresh_anvil.rpc_url, mint_count=5)
         await world.feed(1)
         await world.feed(1)
         await world.set_trait(2, "mood", "sleepy")
-        raw = indexer_config(
-            rpc_urls=[fresh_anvil.rpc_url],
-            ws_url=fresh_anvil.ws_url,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=fresh_db_dsn,
-            topic=unique_topic("chain"),
-        )
+        raw = indexer_config_for(world, ws_url=fresh_anvil.ws_url)
         raw["kafka"]["topics"] |= {
             "oracle_observations": unique_topic("obs"),
             "render_jobs": unique_topic("jobs"),
@@ -92,13 +84,13 @@ class TestPipeline:
                     for task in tasks:
                         if task.done():
                             task.result()  # surface a crash instead of a time-out
-                    return check(await current_versions(fresh_db_dsn))
+                    return check(await current_versions(settings.postgres.dsn))
 
                 # Generous: consumer-group joins and renders share 2 busy cores in CI.
                 deadline = asyncio.get_running_loop().time() + 120
                 while not await poll():
                     if asyncio.get_running_loop().time() > deadline:
-                        seen = await current_versions(fresh_db_dsn)
+                        seen = await current_versions(settings.postgres.dsn)
                         summary = {t: traits(m) for t, m in seen.items()}
                         raise AssertionError(f"pipeline did not settle; current: {summary}")
                     await asyncio.sleep(0.2)
@@ -111,7 +103,7 @@ class TestPipeline:
                     len(v) == 5 and traits(v[1])["fed"] == 2 and traits(v[2])["mood"] == "sleepy"
                 )
             )
-            v = await current_versions(fresh_db_dsn)
+            v = await current_versions(settings.postgres.dsn)
             assert traits(v[1])["stage"] == "hatchling"
             assert traits(v[3])["stage"] == "egg"
             assert {traits(m)["market"] for m in v.values()} == {"unknown"}
@@ -121,19 +113,7 @@ class TestPipeline:
                 OutgoingMessage(
                     settings.kafka.topics.oracle_observations,
                     key=b"eth-usd",
-                    value=orjson.dumps(
-                        {
-                            "schema": "dnft.oracle.observation.v1",
-                            "feed_id": "eth-usd",
-                            "value": "3100.5",
-                            "observed_at": "2026-11-22T10:00:00+00:00",
-                            "published_at": "2026-11-22T10:00:01+00:00",
-                            "round_id": 1,
-                            "sources": [
-                                {"source": "s", "value": "3100.5", "response_sha256": "0" * 64}
-                            ],
-                        }
-                    ),
+                    value=orjson.dumps(observation(1, "3100.5")),
                 )
             )
             await settled(
@@ -146,8 +126,10 @@ class TestPipeline:
             stopping.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
             await producer.close()
-        updates = read_topic(kafka_bootstrap, settings.kafka.topics.metadata_updates)
-        conn = await asyncpg.connect(fresh_db_dsn)
+        updates = read_topic(
+            settings.kafka.bootstrap_servers[0], settings.kafka.topics.metadata_updates
+        )
+        conn = await asyncpg.connect(settings.postgres.dsn)
         try:
             stored = {
                 (str(r["token_id"]), r["version"])

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
-from dnft.collection import BoundCollection, collection_from_mapping
-from dnft.config import KafkaSettings
-from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
 from regenerator import Planner
-from tests.support.chain import read_topic
-from tests.support.messages import CONTRACT, chain_inputs, event, observation, retraction
+from tests.support.kafka import read_topic
+from tests.support.messages import chain_inputs, event, observation, retraction
+from tests.support.regenerator import VersionMakerFor
 from tests.support.rules import RULES
 
 
 @pytest.fixture
 async def planner(
-    fresh_db_dsn: str, kafka_bootstrap: str, unique_topic: Callable[[str], str]
-) -> Any:
-    await apply_migrations(fresh_db_dsn)
-    pool = await asyncpg.create_pool(fresh_db_dsn, min_size=1, max_size=2)
-    producer = AsyncProducer(KafkaSettings(bootstrap_servers=[kafka_bootstrap]))
-    await producer.start()
-    bound = BoundCollection(collection_from_mapping(RULES), 31337, CONTRACT)
-    topic = unique_topic("jobs")
-    yield Planner(pool, producer, [bound], jobs_topic=topic), pool, topic
-    await producer.close()
-    await pool.close()
+    version_maker_for: VersionMakerFor,
+) -> AsyncIterator[tuple[Planner, asyncpg.Pool, str]]:
+    """The planner of the regenerator rules on this test's database, its pool and jobs topic."""
+    async with version_maker_for(RULES, pool_size=2) as maker:
+        yield maker.planner, maker.pool, maker.jobs_topic
 
 
 class TestPlanner:

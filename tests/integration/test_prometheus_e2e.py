@@ -12,17 +12,17 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
 from dnft.devservices.ports import free_port
+from tests.support.cli import write_settings
 from tests.support.daemon import DaemonProcess
-from tests.support.oracle import FeedServer, http_feed, oracle_settings
+from tests.support.oracle import FeedServer, OracleSettingsFor, http_feed, unique_feed_id
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "dnft-rules.yml"
 FAST = "1s"  # scrape and evaluation interval
@@ -118,40 +118,18 @@ class Prometheus:
         return [a for a in data["alerts"] if a["labels"]["alertname"] == name]
 
 
-@pytest.fixture
-async def feed_server() -> AsyncIterator[FeedServer]:
-    """This test's own feed server: the test stops it, so it is not the shared fixture."""
-    server = FeedServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 class TestFeedStale:
     """Stopping the feed server makes FeedStale fire in a real Prometheus."""
 
     async def test_feed_server_down_fires_feed_stale(
-        self,
-        feed_server: FeedServer,
-        kafka_bootstrap: str,
-        db: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, server: FeedServer, oracle_settings_for: OracleSettingsFor, tmp_path: Path
     ) -> None:
-        feed = f"e2e-{time.monotonic_ns() % 10**9}"
+        feed = unique_feed_id("e2e")
         # Polled every 0.2 s: stale after 10 intervals without a good reading, 2 s.
-        settings = oracle_settings(
-            [http_feed(feed_server, feed, interval_s=0.2, heartbeat_s=60)],
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("e2e"),
-        )
-        feed_server.serve("eth", feed_server.price("100"))
+        settings = oracle_settings_for(http_feed(server, feed, interval_s=0.2, heartbeat_s=60))
+        server.serve("eth", server.price("100"))
         port = free_port()
-        raw = settings.model_dump(mode="json", exclude_defaults=True)
-        raw["http"] = {"port": port}
-        config = tmp_path / "dnft.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        config = write_settings(tmp_path / "dnft.yaml", settings, http={"port": port})
         daemon = DaemonProcess("oracle", config, port, tmp_path / "oracle.log")
         prometheus = Prometheus(tmp_path, {"dnft-oracle": port})
         try:
@@ -183,7 +161,7 @@ class TestFeedStale:
             assert await prometheus.alerts("FeedStale") == []
 
             stopped_at = time.monotonic()
-            await feed_server.stop()
+            await server.stop()  # the source goes down (the fixture's stop is then a no-op)
 
             async def firing() -> Any:
                 return [a for a in await prometheus.alerts("FeedStale") if a["state"] == "firing"]

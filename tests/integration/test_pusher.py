@@ -5,34 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from dnft import metrics
-from dnft.config import settings_from_mapping
+from dnft.config import KafkaSettings, settings_from_mapping
 from dnft.devservices import AnvilService
-from publisher.pusher import PusherRuntime, load_signer
-from tests.support.chain import World
-from tests.support.pusher import (
-    Updater,
+from publisher.pusher import PusherRuntime
+from tests.support.chain import World, make_world
+from tests.support.pushed import (
     announcements,
-    cid_of,
     coverage,
-    funded_updater,
-    new_world,
+    nonce,
     outbox_counts,
-    produce,
-    pusher_config,
     query,
-    update_message,
-    wait_for,
-    write_key,
+    wait_confirmed,
 )
+from tests.support.pusher import (
+    PusherConfigFor,
+    Updater,
+    cid_of,
+    funded_updater,
+    produce_updates,
+    running_pusher,
+)
+from tests.support.wait import wait_for
 
 
 @dataclass
@@ -41,63 +42,35 @@ class Running:
     updater: Updater
     runtime: PusherRuntime
     dsn: str
-    topic: str
-    bootstrap: str
-    events: list[dict[str, Any]]
+    kafka: KafkaSettings
+    events: list[MutableMapping[str, Any]]
 
     def produce(self, updates: list[tuple[int, int]]) -> int:
-        return produce(
-            self.bootstrap, self.topic, [update_message(self.world, t, v) for t, v in updates]
-        )
+        return produce_updates(self.kafka, self.world, updates)
 
     async def confirmed(self, count: int, timeout_s: float = 30.0) -> None:
-        async def done() -> bool:
-            c = await outbox_counts(self.dsn)
-            return c["confirmed"] >= count
-
-        await wait_for(f"{count} confirmed updates", done, timeout_s)
+        await wait_confirmed(self.dsn, count, timeout_s)
 
 
 StartPusher = Callable[..., Any]
 
 
 @pytest.fixture
-async def start_pusher(
-    db: str, kafka_bootstrap: str, unique_topic: Callable[[str], str], tmp_path: Path
-) -> AsyncIterator[StartPusher]:
-    """Start an in-process pusher for a world; stopped (SIGTERM path) after the test."""
-    stops: list[tuple[asyncio.Event, asyncio.Task[None], Any]] = []
+async def start_pusher(pusher_config_for: PusherConfigFor) -> AsyncIterator[StartPusher]:
+    """Start an in-process pusher for a world (its logs captured); stopped (SIGTERM path)
+    after the test, whatever its run ended with."""
+    with contextlib.suppress(Exception):
+        async with contextlib.AsyncExitStack() as stack:
 
-    async def start(world: World, **pusher: Any) -> Running:
-        updater = await funded_updater(world)
-        topic = unique_topic("pusher")
-        raw = pusher_config(
-            rpc_url=world.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=topic,
-            key_file=write_key(tmp_path / f"key-{len(stops)}", updater),
-            group=f"g-{topic}",
-            **pusher,
-        )
-        settings = settings_from_mapping(raw, {})
-        runtime = PusherRuntime(settings, load_signer(settings))
-        capture = structlog.testing.capture_logs()
-        events = capture.__enter__()
-        stopping = asyncio.Event()
-        task = asyncio.create_task(runtime.run(stopping))
-        stops.append((stopping, task, capture))
-        await wait_for("pusher running", _async(lambda: runtime.state == "running"), 30)
-        return Running(world, updater, runtime, db, topic, kafka_bootstrap, events)
+            async def start(world: World, **pusher: Any) -> Running:
+                updater = await funded_updater(world)
+                settings = settings_from_mapping(pusher_config_for(world, updater, **pusher), {})
+                events = stack.enter_context(structlog.testing.capture_logs())
+                runtime = await stack.enter_async_context(running_pusher(settings))
+                dsn = settings.postgres.dsn
+                return Running(world, updater, runtime, dsn, settings.kafka, events)
 
-    yield start
-    for stopping, task, capture in stops:
-        stopping.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
-        capture.__exit__(None, None, None)
+            yield start
 
 
 def _async(predicate: Callable[[], bool]) -> Callable[[], Any]:
@@ -113,10 +86,6 @@ def assert_key_absent(running: Running) -> None:
     assert running.updater.address in text  # the logs did talk about the signer
 
 
-async def nonce(world: World, address: str) -> int:
-    return int(await world.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
-
-
 async def receipt(world: World, tx_hash: str) -> Any:
     return (await world.rpc("eth_getTransactionReceipt", [tx_hash]))["result"]
 
@@ -127,7 +96,7 @@ class TestCoalescing:
     async def test_thousand_updates_few_transactions(
         self, ticking_anvil: AnvilService, start_pusher: StartPusher
     ) -> None:
-        world = await new_world(ticking_anvil.rpc_url)
+        world = await make_world(ticking_anvil.rpc_url)
         running = await start_pusher(world, window_s=2.0, max_range_size=400)
         tokens = list(range(1, 1001))
         assert running.produce([(t, 1) for t in tokens]) == 1000
@@ -159,7 +128,7 @@ class TestCoalescing:
     async def test_rate_cap_limits_new_transactions(
         self, ticking_anvil: AnvilService, start_pusher: StartPusher
     ) -> None:
-        world = await new_world(ticking_anvil.rpc_url)
+        world = await make_world(ticking_anvil.rpc_url)
         running = await start_pusher(
             world, window_s=0.2, max_range_size=10, max_transactions_per_minute=3
         )
@@ -177,7 +146,7 @@ class TestTokenUriMode:
     """token-uri mode stores each token's newest ipfs:// URI with batched setTokenURIs."""
 
     async def test_sets_uris(self, ticking_anvil: AnvilService, start_pusher: StartPusher) -> None:
-        world = await new_world(ticking_anvil.rpc_url, mint_count=12)
+        world = await make_world(ticking_anvil.rpc_url, mint_count=12)
         running = await start_pusher(
             world, mode="token-uri", window_s=1.0, max_uris_per_transaction=5
         )
@@ -201,7 +170,7 @@ class TestStuckTransaction:
     async def test_replaced_and_one_mined(
         self, fresh_anvil: AnvilService, start_pusher: StartPusher
     ) -> None:
-        world = await new_world(fresh_anvil.rpc_url)
+        world = await make_world(fresh_anvil.rpc_url)
         running = await start_pusher(world, replace_after_s=1.0, confirmations=1)
         await world.rpc("evm_setAutomine", [False])  # nothing is mined until the test says
         replaced = metrics.registry.get_sample_value(
@@ -246,7 +215,7 @@ class TestReorg:
     async def test_resent_after_rollback(
         self, fresh_anvil: AnvilService, start_pusher: StartPusher
     ) -> None:
-        world = await new_world(fresh_anvil.rpc_url)
+        world = await make_world(fresh_anvil.rpc_url)
         running = await start_pusher(world, confirmations=3)
         await world.rpc("evm_setAutomine", [False])
         running.produce([(9, 1), (10, 1)])

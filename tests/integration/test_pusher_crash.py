@@ -7,45 +7,25 @@ import asyncio
 import os
 import random
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
+from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
+from tests.support.chain import make_world
+from tests.support.cli import write_config
 from tests.support.daemon import DaemonProcess
-from tests.support.pusher import (
-    announcements,
-    coverage,
-    funded_updater,
-    new_world,
-    outbox_counts,
-    produce,
-    pusher_config,
-    query,
-    update_message,
-    wait_for,
-    write_key,
-)
+from tests.support.pushed import announcements, coverage, nonce, outbox_counts, query
+from tests.support.pusher import PusherConfigFor, funded_updater, produce_updates
+from tests.support.wait import wait_for
 
 
 class CrashingPusher(DaemonProcess):
     """`dnft pusher` with the crash hook armed (DNFT_PUSHER_CRASH_AT, see crashpoints.py)."""
 
     def start_at(self, crash_at: str | None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
-        if crash_at:
-            env["DNFT_PUSHER_CRASH_AT"] = crash_at
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dnft", "--config", str(self.config), self.command],
-                stdout=out,
-                stderr=out,
-                env=env,
-            )
+        self.start(**({"DNFT_PUSHER_CRASH_AT": crash_at} if crash_at else {}))
 
 
 class TestKillNine:
@@ -53,35 +33,23 @@ class TestKillNine:
     nothing."""
 
     async def test_five_kills(
-        self,
-        ticking_anvil: AnvilService,
-        db: str,
-        kafka_bootstrap: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, ticking_anvil: AnvilService, pusher_config_for: PusherConfigFor, tmp_path: Path
     ) -> None:
         seed = int(os.environ.get("PUSHER_CRASH_SEED", time.time()))
         rng = random.Random(seed)
-        world = await new_world(ticking_anvil.rpc_url)
+        world = await make_world(ticking_anvil.rpc_url)
         updater = await funded_updater(world)
-        topic = unique_topic("pusher-crash")
         port = free_port()
-        config = tmp_path / "dnft.yaml"
-        raw = pusher_config(
-            rpc_url=ticking_anvil.rpc_url,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=topic,
-            key_file=write_key(tmp_path / "key", updater),
-            group=f"g-{topic}",
+        raw = pusher_config_for(
+            world,
+            updater,
             http_port=port,
             window_s=0.3,
             max_range_size=25,
             max_transactions_per_minute=600,
         )
-        config.write_text(yaml.safe_dump(raw))
+        config = write_config(tmp_path / "dnft.yaml", raw)
+        kafka, db = settings_from_mapping(raw, {}).kafka, raw["postgres"]["dsn"]
         log = tmp_path / "pusher.log"
         daemon = CrashingPusher("pusher", config, port, log)
 
@@ -98,7 +66,7 @@ class TestKillNine:
                 else []
             )
             batch = fresh + again
-            produce(kafka_bootstrap, topic, [update_message(world, t, v) for t, v in batch])
+            produce_updates(kafka, world, batch)
             produced.extend(batch)
 
         # Five kills: four at named points between the steps, one at a random moment.
@@ -146,8 +114,7 @@ class TestKillNine:
         assert sorted((h, f, la) for h, f, la in events) == sorted(
             (p["mined_hash"], int(p["first_token"]), int(p["last_token"])) for p in pushes
         ), f"seed {seed}"
-        nonce = await world.w3.eth.get_transaction_count(updater.address, "latest")  # type: ignore[arg-type]
-        assert nonce == len(pushes) == len(events), f"seed {seed}"
+        assert await nonce(world, updater.address) == len(pushes) == len(events), f"seed {seed}"
         per_token = await query(
             db,
             "select token_id, count(distinct push_id) as pushes from pusher_updates "

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import numpy as np
 import orjson
 import pytest
 from PIL import Image
 
 from dnft.collection import BoundCollection, collection_from_mapping
-from dnft.config import KafkaSettings
-from dnft.kafka import AsyncProducer
-from dnft.messages import RenderJob
-from dnft.migrations import apply_migrations
-from dnft.storage import LocalBlobStore
 from dnft.timeline import copy_version
 from publisher.api.queries import latest_version
 from regenerator import (
     Planner,
-    RenderWorker,
     Selection,
     VersionNotFoundError,
     render_backlog,
@@ -33,90 +26,30 @@ from regenerator import (
     verify_version,
 )
 from regenerator.renderers import encode_png
-from tests.support.chain import read_topic
 from tests.support.messages import (
     CONTRACT,
     chain_inputs,
     event,
     observation,
-    render_jobs,
     retraction,
 )
+from tests.support.regenerator import VersionMaker, VersionMakerFor
 from tests.support.rules import RULES
 
 RULES_WITH_NAME = RULES | {"token_name": "Critter #{token_id}", "image_size": 128}
 
 
-class Flow:
-    def __init__(
-        self,
-        planner: Planner,
-        worker: RenderWorker,
-        pool: asyncpg.Pool,
-        bootstrap: str,
-        jobs_topic: str,
-        updates_topic: str,
-        store: LocalBlobStore,
-    ):
-        self.planner, self.worker, self.pool = planner, worker, pool
-        self.bootstrap, self.jobs_topic, self.updates_topic = bootstrap, jobs_topic, updates_topic
-        self.store = store
-        self.seen: set[str] = set()
-
-    async def step(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Plan, then render every job the planner sent since the last step."""
-        await self.planner.apply(chain_inputs(messages))
-        # By job id, not by count: read_topic returns partition by partition, not in time order.
-        new = [
-            j for j in read_topic(self.bootstrap, self.jobs_topic) if j["job_id"] not in self.seen
-        ]
-        self.seen.update(j["job_id"] for j in new)
-        return await self.worker.handle(render_jobs(new))
-
-    def sent_jobs(self) -> list[RenderJob]:
-        """Every render job on the jobs topic so far, typed (as the render worker gets them)."""
-        return render_jobs(read_topic(self.bootstrap, self.jobs_topic))
-
-    async def versions(self, token: int) -> list[asyncpg.Record]:
-        async with self.pool.acquire() as conn:
-            return await conn.fetch(
-                "select version, state_hash, metadata, image_sha256 from token_versions "
-                "where collection = 'sample' and token_id = $1 order by version",
-                token,
-            )
-
-
 @pytest.fixture
-async def flow(
-    fresh_db_dsn: str, kafka_bootstrap: str, unique_topic: Callable[[str], str], tmp_path: Path
-) -> Any:
-    await apply_migrations(fresh_db_dsn)
-    pool = await asyncpg.create_pool(fresh_db_dsn, min_size=1, max_size=3)
-    producer = AsyncProducer(KafkaSettings(bootstrap_servers=[kafka_bootstrap]))
-    await producer.start()
-    collection = collection_from_mapping(RULES_WITH_NAME)
-    bound = BoundCollection(collection, 31337, CONTRACT)
-    jobs_topic, updates_topic = unique_topic("jobs"), unique_topic("updates")
-    store = LocalBlobStore(tmp_path / "blobs")
-    planner = Planner(pool, producer, [bound], jobs_topic=jobs_topic)
-    worker = RenderWorker(
-        pool,
-        producer,
-        store,
-        [bound],
-        {"sample": renderer_for(collection)},
-        updates_topic=updates_topic,
-        public_url="http://127.0.0.1:8000",
-    )
-    yield Flow(planner, worker, pool, kafka_bootstrap, jobs_topic, updates_topic, store)
-    await producer.close()
-    await pool.close()
+async def flow(version_maker_for: VersionMakerFor) -> AsyncIterator[VersionMaker]:
+    """The planner and render worker of collection ``sample`` on this test's database."""
+    async with version_maker_for(RULES_WITH_NAME, quiet_s=1.0) as maker:
+        yield maker
 
 
 class TestRegeneratorFlow:
     """Events and feed changes become versions with the right traits, exactly once."""
 
-    async def test_versions_follow_state(self, flow: Flow) -> None:
+    async def test_versions_follow_state(self, flow: VersionMaker) -> None:
         assert await flow.step([event(1, "Transfer", 1, to="0xaa")]) == [1]
         await flow.step([observation(1, "2500")])  # feed trait: unknown -> bull
         created = await flow.step(
@@ -147,7 +80,7 @@ class TestRegeneratorFlow:
         image = flow.store.get(versions[-1]["image_sha256"])
         assert image.startswith(b"\x89PNG")
 
-    async def test_feed_change_rerenders_every_bound_token(self, flow: Flow) -> None:
+    async def test_feed_change_rerenders_every_bound_token(self, flow: VersionMaker) -> None:
         await flow.step([event(n, "Transfer", n, to="0xaa") for n in range(1, 1001)])
         created = await flow.step([observation(1, "2500")])  # market: unknown -> bull
         assert len(created) == 1000
@@ -163,12 +96,12 @@ class TestRegeneratorFlow:
             assert traits["market"] == "bull"
             assert metadata["provenance"]["triggered_by"] == ["feed:eth-usd"]
             assert flow.store.exists(row["image_sha256"])
-        updates = read_topic(flow.bootstrap, flow.updates_topic)
+        updates = flow.updates()
         assert sorted(int(u["token_id"]) for u in updates if u["version"] == 2) == list(
             range(1, 1001)
         )
 
-    async def test_replay_creates_no_version(self, flow: Flow) -> None:
+    async def test_replay_creates_no_version(self, flow: VersionMaker) -> None:
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         assert await flow.step([mint]) == [1]
         assert await flow.step([fed]) == [2]
@@ -180,7 +113,7 @@ class TestRegeneratorFlow:
 class TestVersionTimeline:
     """A token back in a state it had before gets a new version: a copy, announced once."""
 
-    async def test_feed_returns_to_an_earlier_bucket(self, flow: Flow) -> None:
+    async def test_feed_returns_to_an_earlier_bucket(self, flow: VersionMaker) -> None:
         rounds = [observation(1, "2500"), observation(2, "1500"), observation(3, "2600")]
         # market: bull, no token yet
         assert await flow.planner.apply(chain_inputs([rounds[0]])) == []
@@ -212,7 +145,7 @@ class TestVersionTimeline:
         assert (latest.version, latest.state_hash) == (3, v1["state_hash"])
         assert latest.metadata_cid == row["metadata_cid"]
 
-        updates = read_topic(flow.bootstrap, flow.updates_topic)
+        updates = flow.updates()
         assert sorted(u["version"] for u in updates) == [1, 2, 3]
         (third,) = [u for u in updates if u["version"] == 3]
         assert third["image_sha256"] == v1["image_sha256"]
@@ -225,11 +158,11 @@ class TestVersionTimeline:
         assert await flow.worker.handle([jobs[-1], jobs[-1]]) == []
         assert await flow.step(rounds) == []
         assert [v["version"] for v in await flow.versions(1)] == [1, 2, 3]
-        again = read_topic(flow.bootstrap, flow.updates_topic)
+        again = flow.updates()
         assert {u["version"] for u in again} == {1, 2, 3}, "only re-announcements of 3"
         assert {u["version"] for u in again[len(updates) :]} <= {3}
 
-    async def test_retraction_restores_the_earlier_version(self, flow: Flow) -> None:
+    async def test_retraction_restores_the_earlier_version(self, flow: VersionMaker) -> None:
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         assert await flow.step([mint]) == [1]
         assert await flow.step([fed]) == [2]
@@ -252,7 +185,7 @@ class TestVersionTimeline:
         assert await flow.step([fed]) == [4]
         assert (await flow.versions(1))[3]["image_sha256"] == versions[1]["image_sha256"]
         assert await flow.worker.handle(flow.sent_jobs()) == []
-        updates = read_topic(flow.bootstrap, flow.updates_topic)
+        updates = flow.updates()
         assert {(u["token_id"], u["version"]) for u in updates} == {
             ("1", 1),
             ("1", 2),
@@ -263,7 +196,9 @@ class TestVersionTimeline:
             backlog = await render_backlog(conn)
         assert backlog.tokens_without_version == 0
 
-    async def test_returning_state_waits_in_the_backlog_and_rerender(self, flow: Flow) -> None:
+    async def test_returning_state_waits_in_the_backlog_and_rerender(
+        self, flow: VersionMaker
+    ) -> None:
         """A returning state whose copy was lost counts as unpublished and is re-sent."""
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         await flow.step([mint])
@@ -278,7 +213,7 @@ class TestVersionTimeline:
         async with flow.pool.acquire() as conn:
             assert (await render_backlog(conn)).tokens_without_version == 0
 
-    async def test_concurrent_copies_insert_one_version(self, flow: Flow) -> None:
+    async def test_concurrent_copies_insert_one_version(self, flow: VersionMaker) -> None:
         """Two workers copying one token's version at once (a rebalance): one version."""
         mint, fed = event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")
         await flow.step([mint])
@@ -306,7 +241,7 @@ class TestVersionTimeline:
 class TestVerify:
     """`dnft verify`: a stored version re-renders to the same bytes; tampering shows."""
 
-    async def test_verify_and_tamper(self, flow: Flow) -> None:
+    async def test_verify_and_tamper(self, flow: VersionMaker) -> None:
         await flow.step([event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="3")])
         bound = flow.worker._collections["sample"]
         renderer = flow.worker._renderers["sample"]
@@ -324,7 +259,7 @@ class TestVerify:
         with pytest.raises(VersionNotFoundError):
             await verify_version(flow.pool, flow.store, bound, renderer, 1, version=9)
 
-    async def test_same_pixels_other_deflate_matches(self, flow: Flow) -> None:
+    async def test_same_pixels_other_deflate_matches(self, flow: VersionMaker) -> None:
         """A stored PNG with the same pixels but another deflate stream verifies, not exactly."""
         await flow.step([event(1, "Transfer", 1, to="0xaa")])
         bound = flow.worker._collections["sample"]
@@ -352,7 +287,7 @@ class TestBatchedRendering:
     """A render worker hands a diffusion renderer its jobs in chunks of its batch size."""
 
     async def test_diffusion_jobs_render_in_batches(
-        self, flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, flow: VersionMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         from regenerator.renderers.diffusion import DiffusionRenderer
@@ -381,7 +316,7 @@ class TestBatchedRendering:
 class TestRerender:
     """`dnft rerender`: new versions only where the state changed or had none; never twice."""
 
-    async def test_rerender_renders_only_what_needs_it(self, flow: Flow) -> None:
+    async def test_rerender_renders_only_what_needs_it(self, flow: VersionMaker) -> None:
         await flow.step([event(n, "Transfer", n, to="0xaa") for n in (1, 2, 3)])
         everything = Selection(None)
         report = await rerender(flow.pool, flow.planner, everything)
@@ -408,7 +343,7 @@ class TestRerender:
         async with flow.pool.acquire() as conn:
             assert await conn.fetchval("select count(*) from token_versions") == 3
 
-    async def test_rules_change_gives_new_versions(self, flow: Flow) -> None:
+    async def test_rules_change_gives_new_versions(self, flow: VersionMaker) -> None:
         await flow.step([event(1, "Transfer", 1, to="0xaa"), event(2, "Fed", 1, amount="1")])
         # The collection's stages change: one feeding now makes a kid.
         rules = RULES_WITH_NAME | {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from web3 import HTTPProvider, Web3
 from dnft.devservices import AnvilService
 from dnft.rpc import RpcClient, get_block_headers, iter_logs
 from indexer import EventDecoder
+from tests.support.abi import TRANSFER, event_abi, normalise_web3
 
 TRANSFER_SIG = "Transfer(address,address,uint256)"
 TRANSFER_TOPIC = keccak(text=TRANSFER_SIG)
@@ -199,47 +200,16 @@ class TestLogs:
             assert child.parent_hash == parent.hash
 
 
-RICH = {
-    "type": "event",
-    "name": "Rich",
-    "anonymous": False,
-    "inputs": [
-        {"name": "who", "type": "address", "indexed": True},
-        {"name": "tag", "type": "string", "indexed": True},
-        {"name": "name", "type": "string", "indexed": False},
-        {"name": "blob", "type": "bytes", "indexed": False},
-        {"name": "ids", "type": "uint256[]", "indexed": False},
-        {"name": "delta", "type": "int24", "indexed": False},
-        {"name": "flag", "type": "bool", "indexed": False},
-        {"name": "code", "type": "bytes4", "indexed": False},
-        {"name": "s", "type": "tuple", "indexed": False,
-         "components": [{"name": "x", "type": "uint64"}, {"name": "y", "type": "address"}]},
-    ],
-}  # fmt: skip
+RICH = event_abi(
+    "Rich", ("who", "address", True), ("tag", "string", True), ("name", "string", False),
+    ("blob", "bytes", False), ("ids", "uint256[]", False), ("delta", "int24", False),
+    ("flag", "bool", False), ("code", "bytes4", False), ("s", "tuple", False),
+)  # fmt: skip
+RICH["inputs"][-1]["components"] = [
+    {"name": "x", "type": "uint64"},
+    {"name": "y", "type": "address"},
+]
 RICH_SIG = "Rich(address,string,string,bytes,uint256[],int24,bool,bytes4,(uint64,address))"
-TRANSFER = {
-    "type": "event",
-    "name": "Transfer",
-    "anonymous": False,
-    "inputs": [
-        {"name": "from", "type": "address", "indexed": True},
-        {"name": "to", "type": "address", "indexed": True},
-        {"name": "value", "type": "uint256", "indexed": False},
-    ],
-}
-
-
-def normalise_web3(value: Any) -> Any:
-    """web3.py's output in our conventions: lowercase addresses, 0x hex bytes, lists, dicts."""
-    if isinstance(value, Mapping):  # web3's AttributeDict is a Mapping, not a dict
-        return {k: normalise_web3(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [normalise_web3(v) for v in value]
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, str) and Web3.is_checksum_address(value):
-        return value.lower()
-    return value
 
 
 class TestDecodeParity:

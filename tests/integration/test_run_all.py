@@ -5,43 +5,26 @@ re-render change nothing: no second version, no second transaction, no second re
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 import yaml
 
 from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
-from tests.support.chain import indexer_config, make_world
+from tests.support.chain import make_world
+from tests.support.cli import run_dnft, write_config
 from tests.support.daemon import DaemonProcess
-from tests.support.pusher import announcements, coverage, funded_updater, wait_for
+from tests.support.indexer import IndexerConfigFor
+from tests.support.pushed import announcements, coverage
+from tests.support.pusher import funded_updater, write_key
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENS = 5
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[AnvilService]:
-    service = AnvilService(tmp_path, block_time=0.25)  # blocks keep coming: confirmations
-    service.start()
-    yield service
-    service.stop()
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dnft", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 class TestRunAll:
@@ -49,30 +32,18 @@ class TestRunAll:
 
     async def test_pipeline_then_replay_is_a_no_op(
         self,
-        chain: AnvilService,
-        kafka_bootstrap: str,
-        db: str,
+        ticking_anvil: AnvilService,
+        indexer_config_for: IndexerConfigFor,
         unique_topic: Callable[[str], str],
         tmp_path: Path,
     ) -> None:
-        world = await make_world(chain.rpc_url, mint_count=TOKENS)
+        world = await make_world(ticking_anvil.rpc_url, mint_count=TOKENS)
         updater = await funded_updater(world)
-        key_file = tmp_path / "signer.key"
-        key_file.write_text(updater.key_hex)
         collection = yaml.safe_load((REPO / "collections/sample.yaml").read_text())
         collection["image_size"] = 64
         (tmp_path / "collection.yaml").write_text(yaml.safe_dump(collection))
         api_port, health_port = free_port(), free_port()
-        raw: dict[str, Any] = indexer_config(
-            rpc_urls=[chain.rpc_url],
-            ws_url=None,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=unique_topic("chain"),
-            http_port=health_port,
-        )
+        raw: dict[str, Any] = indexer_config_for(world, http_port=health_port)
         raw["kafka"]["topics"] |= {
             name: unique_topic(name)
             for name in ("oracle_observations", "render_jobs", "metadata_updates", "dead_letter")
@@ -88,13 +59,13 @@ class TestRunAll:
         raw["pusher"] = {
             "group": unique_topic("pusher"),
             "collections": [{"contract": "collection", "mode": "erc4906"}],
-            "signer": {"key_file": str(key_file)},
+            "signer": {"key_file": str(write_key(tmp_path / "signer.key", updater))},
             "window_s": 0.5,
             "confirmations": 2,
             "poll_interval_s": 0.1,
         }
-        config = tmp_path / "dnft.yaml"
-        config.write_text(yaml.safe_dump(raw))
+        config = write_config(tmp_path / "dnft.yaml", raw)
+        db = raw["postgres"]["dsn"]
 
         daemon = DaemonProcess("run --all", config, health_port, tmp_path / "run.log")
         daemon.start()
@@ -127,10 +98,10 @@ class TestRunAll:
             )["result"]
 
             head = await world.block_number()
-            replayed = cli(config, "replay", "--network", "local", "--from-block", "0",
+            replayed = run_dnft(config, "replay", "--network", "local", "--from-block", "0",
                            "--to-block", str(head - 2), "--yes")  # fmt: skip
             assert replayed.returncode == 0, replayed.stderr
-            rerendered = cli(config, "rerender", "--all", "--force", "--yes")
+            rerendered = run_dnft(config, "rerender", "--all", "--force", "--yes")
             assert rerendered.returncode == 0, rerendered.stderr
             assert f"re-announced (--force): {TOKENS}" in rerendered.stdout
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +14,8 @@ from dnft.storage import (
     BlobNotFoundError,
     S3BlobStore,
     StorageError,
-    cidv1_raw,
 )
+from tests.support.blobs import stored
 
 BUCKET = "dnft-blobs"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
@@ -47,13 +46,9 @@ class TestS3BlobStore:
 
     def test_round_trip(self, moto: MotoService) -> None:
         store = make_store(moto)
-        blob = store.put(PNG, "image/png")
-        sha = hashlib.sha256(PNG).hexdigest()
-        assert blob.sha256 == sha
-        assert blob.cid == cidv1_raw(PNG)
+        blob = stored(store, PNG, "image/png")
+        sha = blob.sha256
         assert blob.uri == f"s3://{BUCKET}/art/{sha[:2]}/{sha[2:4]}/{sha}"
-        assert store.exists(sha)
-        assert store.get(sha) == PNG
         head = store._client.head_object(Bucket=BUCKET, Key=store.key(sha))
         assert head["ContentType"] == "image/png"
         assert head["Metadata"] == {"sha256": sha}

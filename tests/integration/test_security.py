@@ -5,12 +5,11 @@ oversized requests to the API are refused and the server keeps serving."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from yarl import URL
 
 from dnft.config import HttpFeedSettings
@@ -18,10 +17,12 @@ from dnft.devservices import AnvilService, PostgresService
 from dnft.devservices.ports import free_port
 from oracle_feeds import HttpFeed, Rejected
 from tests.support.api import ApiWorld, api_world
+from tests.support.chain import make_world
+from tests.support.cli import write_config
 from tests.support.daemon import DaemonProcess
 from tests.support.messages import event
 from tests.support.oracle import FeedServer, http_feed
-from tests.support.pusher import funded_updater, new_world, pusher_config, wait_for, write_key
+from tests.support.pusher import PusherConfigFor, funded_updater
 
 
 def core_limit(pid: int) -> str:
@@ -36,30 +37,14 @@ class TestPusherKeySecrecy:
     """A running `dnft pusher`: no core dumps, and its key in neither logs nor /metrics."""
 
     async def test_running_pusher(
-        self,
-        fresh_anvil: AnvilService,
-        db: str,
-        kafka_bootstrap: str,
-        unique_topic: Callable[[str], str],
-        tmp_path: Path,
+        self, fresh_anvil: AnvilService, pusher_config_for: PusherConfigFor, tmp_path: Path
     ) -> None:
-        world = await new_world(fresh_anvil.rpc_url)
+        world = await make_world(fresh_anvil.rpc_url)
         updater = await funded_updater(world)
-        topic = unique_topic("security")
         port = free_port()
-        config = tmp_path / "dnft.yaml"
-        raw = pusher_config(
-            rpc_url=fresh_anvil.rpc_url,
-            chain_id=world.chain_id,
-            address=world.address,
-            bootstrap=kafka_bootstrap,
-            dsn=db,
-            topic=topic,
-            key_file=write_key(tmp_path / "key", updater),
-            group=f"g-{topic}",
-            http_port=port,
+        config = write_config(
+            tmp_path / "dnft.yaml", pusher_config_for(world, updater, http_port=port)
         )
-        config.write_text(yaml.safe_dump(raw))
         log = tmp_path / "pusher.log"
         daemon = DaemonProcess("pusher", config, port, log)
         daemon.start()
@@ -68,7 +53,7 @@ class TestPusherKeySecrecy:
             async def serving() -> bool:
                 return "dnft_daemon_leader" in await daemon.metrics_text()
 
-            await wait_for("the pusher's /metrics", serving, 60)
+            await daemon.until(serving, 60, "the pusher's /metrics")
             assert daemon.proc is not None
             assert core_limit(daemon.proc.pid) == "0 0", "core dumps are off (soft and hard)"
             metrics = await daemon.metrics_text()

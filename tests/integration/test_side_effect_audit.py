@@ -5,9 +5,7 @@ confirmed push the chain lacks, and token versions stored twice or with a gap ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,34 +13,27 @@ from pathlib import Path
 import asyncpg
 import orjson
 import pytest
-import yaml
 from eth_account import Account
 
 from audit import audit_versions
-from dnft import cli
-from dnft.collection.bound import load_bound_collections
 from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import AnvilService
 from dnft.kafka import AsyncProducer
 from dnft.migrations import apply_migrations
-from indexer import NetworkIndexer
-from publisher.pusher import PusherRuntime, load_signer
 from regenerator.planner import Planner
-from tests.support.chain import World, indexer_config, read_topic, wait_until
+from tests.support.chain import World, chain_stream, make_world
+from tests.support.cli import run_dnft_in_process, write_config
+from tests.support.indexer import IndexerConfigFor, index_to_head
 from tests.support.messages import chain_inputs
+from tests.support.pushed import announcements, nonce, query, wait_confirmed
 from tests.support.pusher import (
+    PusherConfigFor,
     Updater,
-    announcements,
     funded_updater,
-    new_world,
-    outbox_counts,
-    produce,
-    pusher_config,
-    query,
-    update_message,
-    wait_for,
-    write_key,
+    produce_updates,
+    running_pusher,
 )
+from tests.support.regenerator import configured_planner
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
@@ -57,115 +48,54 @@ class Pushed:
     updater: Updater
     settings: Settings
     config: Path
-    dsn: str
-    bootstrap: str
     pool: asyncpg.Pool
     producer: AsyncProducer
     planner: Planner
 
+    @property
+    def dsn(self) -> str:
+        return self.settings.postgres.dsn
+
     async def index_to_head(self) -> int:
         """Index the chain to its current head and apply the topic to the planner (events
         already applied are no-ops); returns that head."""
-        head = await self.world.block_number()
-        indexer = NetworkIndexer(self.settings, "local", self.producer)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(indexer.run(stopping))
-        try:
-            await wait_until(lambda: indexer.indexed_block >= head, 30, f"indexing to {head}")
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 15)
-        messages = await asyncio.to_thread(
-            read_topic, self.bootstrap, self.settings.kafka.topics.chain_events, 30.0, 0.5
-        )
+        head = await index_to_head(self.settings, self.world)
+        messages = await asyncio.to_thread(chain_stream, self.settings)
         await self.planner.apply(chain_inputs(messages))
         return head
 
     async def audit(self, to_block: int, *, json: bool = True) -> tuple[int, str, str]:
         """The real CLI, in a thread (it owns its event loop): (exit code, out, err)."""
-        argv = ["--config", str(self.config), "audit", "--network", "local"]
-        argv += ["--from-block", "0", "--to-block", str(to_block), "--quiet-s", "0.5"]
-        if json:
-            argv.append("--json")
-        return await asyncio.to_thread(_run_cli, argv)
-
-
-def _run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
-    return code, out.getvalue(), err.getvalue()
+        args = ["audit", "--network", "local", "--from-block", "0", "--to-block", str(to_block)]
+        args += ["--quiet-s", "0.5", *(["--json"] if json else [])]
+        return await asyncio.to_thread(run_dnft_in_process, self.config, *args)
 
 
 @pytest.fixture
 async def pushed(
     ticking_anvil: AnvilService,
-    kafka_bootstrap: str,
-    db: str,
+    indexer_config_for: IndexerConfigFor,
+    pusher_config_for: PusherConfigFor,
     tmp_path: Path,
     unique_topic: Callable[[str], str],
 ) -> AsyncIterator[Pushed]:
-    world = await new_world(ticking_anvil.rpc_url, mint_count=TOKENS)
+    world = await make_world(ticking_anvil.rpc_url, mint_count=TOKENS)
     updater = await funded_updater(world)
-    updates_topic = unique_topic("updates")
-    raw = indexer_config(
-        rpc_urls=[ticking_anvil.rpc_url],
-        ws_url=None,
-        chain_id=world.chain_id,
-        address=world.address,
-        bootstrap=kafka_bootstrap,
-        dsn=db,
-        topic=unique_topic("chain"),
-    )
-    pusher = pusher_config(
-        rpc_url=ticking_anvil.rpc_url,
-        chain_id=world.chain_id,
-        address=world.address,
-        bootstrap=kafka_bootstrap,
-        dsn=db,
-        topic=updates_topic,
-        key_file=write_key(tmp_path / "key", updater),
-        group=f"g-{updates_topic}",
-        max_range_size=2,
-    )
+    raw = indexer_config_for(world)
+    pusher = pusher_config_for(world, updater, max_range_size=2)
     raw["kafka"]["topics"].update(pusher["kafka"]["topics"])
     raw["pusher"] = pusher["pusher"]
     raw["collections"] = [{"file": str(SAMPLE_COLLECTION)}]
-    config = tmp_path / "dnft.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config = write_config(tmp_path / "dnft.yaml", raw)
     settings = settings_from_mapping(raw, {})
 
     # A real pusher announces versions 1 of every token (ranges of at most 2: 3 pushes).
-    runtime = PusherRuntime(settings, load_signer(settings))
-    stopping = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stopping))
-    try:
+    async with running_pusher(settings):
+        produce_updates(settings.kafka, world, [(t, 1) for t in range(1, TOKENS + 1)])
+        await wait_confirmed(settings.postgres.dsn, TOKENS, 60)  # TOKENS updates: all of them
 
-        async def running() -> bool:
-            return runtime.state == "running"
-
-        await wait_for("pusher running", running, 30)
-        produce(kafka_bootstrap, updates_topic, [update_message(world, t, 1) for t in range(1, 7)])
-
-        async def confirmed() -> bool:
-            return (await outbox_counts(db))["confirmed"] == TOKENS
-
-        await wait_for("every update confirmed", confirmed, 60)
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 30)
-
-    producer = AsyncProducer(settings.kafka)
-    await producer.start()
-    pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
-    planner = Planner(
-        pool, producer, load_bound_collections(settings), jobs_topic=unique_topic("jobs")
-    )
-    try:
-        yield Pushed(world, updater, settings, config, db, kafka_bootstrap, pool, producer, planner)
-    finally:
-        await pool.close()
-        await producer.close()
+    async with configured_planner(settings, unique_topic("jobs")) as (planner, pool, producer):
+        yield Pushed(world, updater, settings, config, pool, producer, planner)
 
 
 async def insert_version(
@@ -190,12 +120,11 @@ async def resend(p: Pushed, calldata: bytes) -> str:
     """The pusher's key sends ``calldata`` again with its next nonce, behind the outbox's back
     (what a crash between broadcast and recording would leave); returns the mined hash."""
     w3 = p.world.w3
-    nonce = await w3.eth.get_transaction_count(p.updater.address, "pending")  # type: ignore[arg-type]
     signed = Account.sign_transaction(
         {
             "type": 2,
             "chainId": p.world.chain_id,
-            "nonce": nonce,
+            "nonce": await nonce(p.world, p.updater.address, "pending"),
             "to": p.world.address,
             "data": calldata,
             "value": 0,

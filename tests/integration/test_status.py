@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,23 +10,35 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from dnft import cli
 from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService, free_port, rpc_call
 from dnft.kafka import ensure_topics
 from indexer import Checkpoint, CheckpointStore
 from tests.support.chain import COLLECTION_ABI
+from tests.support.cli import run_dnft_in_process, write_config
 
 pytestmark = pytest.mark.usefixtures("no_dnft_env")
 SAMPLE_COLLECTION = Path("collections/sample.yaml").resolve()
 CONTRACT = "0x" + "11" * 20
 
 
-def status_config(
+StatusConfig = Callable[[str, str], dict[str, Any]]
+
+
+@pytest.fixture
+def status_config(fresh_anvil: AnvilService, unique_topic: Callable[[str], str]) -> StatusConfig:
+    """``status_config(bootstrap, dsn)``: every stage configured, on this test's chain."""
+
+    def make(bootstrap: str, dsn: str) -> dict[str, Any]:
+        return every_stage(fresh_anvil.rpc_url, bootstrap, dsn, unique_topic)
+
+    return make
+
+
+def every_stage(
     rpc_url: str, bootstrap: str, dsn: str, topic: Callable[[str], str]
 ) -> dict[str, Any]:
     return {
@@ -38,7 +48,7 @@ def status_config(
                 "name": "collection",
                 "network": "local",
                 "address": CONTRACT,
-                "abi": str(Path(COLLECTION_ABI).resolve()),
+                "abi": COLLECTION_ABI,
             }
         ],
         "kafka": {
@@ -66,12 +76,7 @@ def status_config(
 
 
 def run_status(config: dict[str, Any], tmp_path: Path, *extra: str) -> tuple[int, str, str]:
-    path = tmp_path / "dnft.yaml"
-    path.write_text(yaml.safe_dump(config))
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--config", str(path), "status", *extra])
-    return code, out.getvalue(), err.getvalue()
+    return run_dnft_in_process(write_config(tmp_path / "dnft.yaml", config), "status", *extra)
 
 
 def produce_one_by_one(bootstrap: str, topic: str, count: int) -> None:
@@ -140,17 +145,17 @@ class TestStatus:
     async def test_every_stage(
         self,
         fresh_anvil: AnvilService,
+        status_config: StatusConfig,
         kafka_bootstrap: str,
         db: str,
         tmp_path: Path,
-        unique_topic: Callable[[str], str],
     ) -> None:
-        config = status_config(fresh_anvil.rpc_url, kafka_bootstrap, db, unique_topic)
+        config = status_config(kafka_bootstrap, db)
         settings = settings_from_mapping(config, {})
         topics = settings.kafka.topics
         await ensure_topics(
             settings.kafka,
-            {t: 1 for t in (topics.chain_events, topics.oracle_observations, topics.render_jobs)},
+            dict.fromkeys((topics.chain_events, topics.oracle_observations, topics.render_jobs), 1),
         )
         await asyncio.to_thread(produce_one_by_one, kafka_bootstrap, topics.chain_events, 5)
         await asyncio.to_thread(produce_one_by_one, kafka_bootstrap, topics.render_jobs, 2)
@@ -206,12 +211,11 @@ class TestStatus:
     async def test_postgres_and_a_node_unreachable(
         self,
         fresh_anvil: AnvilService,
+        status_config: StatusConfig,
         kafka_bootstrap: str,
         tmp_path: Path,
-        unique_topic: Callable[[str], str],
     ) -> None:
-        dead_pg = f"postgresql://dnft@127.0.0.1:{free_port()}/dnft"
-        config = status_config(fresh_anvil.rpc_url, kafka_bootstrap, dead_pg, unique_topic)
+        config = status_config(kafka_bootstrap, f"postgresql://dnft@127.0.0.1:{free_port()}/dnft")
         config["networks"].append(
             {"name": "gone", "chain_id": 5, "rpc_urls": [f"http://127.0.0.1:{free_port()}"]}
         )
@@ -237,14 +241,9 @@ class TestStatus:
         assert any("head 4" in line for line in text.splitlines())
 
     async def test_kafka_unreachable(
-        self,
-        fresh_anvil: AnvilService,
-        db: str,
-        tmp_path: Path,
-        unique_topic: Callable[[str], str],
+        self, status_config: StatusConfig, db: str, tmp_path: Path
     ) -> None:
-        dead_kafka = f"127.0.0.1:{free_port()}"
-        config = status_config(fresh_anvil.rpc_url, dead_kafka, db, unique_topic)
+        config = status_config(f"127.0.0.1:{free_port()}", db)
         await seed_postgres(db, checkpoint=0)
         code, out, err = await asyncio.to_thread(run_status, config, tmp_path, "--json")
         assert code == 0, err

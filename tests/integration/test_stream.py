@@ -10,7 +10,6 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from dnft.config import ConsumerSettings, KafkaSettings
 from dnft.kafka import AsyncConsumer, AsyncProducer, OutgoingMessage, ensure_topics
 from dnft.stream import (
     Decoded,
@@ -19,16 +18,8 @@ from dnft.stream import (
     PoisonRatioExceeded,
     StreamProcessor,
 )
-from tests.support.chain import wait_until
-
-
-def settings(bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=[bootstrap],
-        consumer=ConsumerSettings(
-            session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_interval_ms=10000
-        ),
-    )
+from tests.support.kafka import quick_kafka
+from tests.support.wait import wait_until
 
 
 def decode(message: object) -> int:
@@ -51,7 +42,7 @@ def dlq_records(bootstrap: str, topic: str) -> list[dict[str, object]]:
 
 
 async def produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
-    producer = AsyncProducer(settings(bootstrap))
+    producer = AsyncProducer(quick_kafka(bootstrap))
     await producer.start()
     await producer.send_many([OutgoingMessage(topic, v, key=b"k") for v in values])
     await producer.close()
@@ -65,7 +56,7 @@ class TestStreamProcessor:
     ) -> None:
         topic, dlq_topic = unique_topic("in"), unique_topic("dlq")
         group = f"g-{uuid.uuid4().hex[:8]}"
-        kafka = settings(kafka_bootstrap)
+        kafka = quick_kafka(kafka_bootstrap)
         await ensure_topics(kafka, {topic: 1, dlq_topic: 1})
         await produce(kafka_bootstrap, topic, [b"1", b"2", b"oops", b"3", b"4"])
         seen: list[int] = []
@@ -111,7 +102,7 @@ class TestStreamProcessor:
         self, kafka_bootstrap: str, unique_topic: Callable[[str], str]
     ) -> None:
         topic, dlq_topic = unique_topic("in"), unique_topic("dlq")
-        kafka = settings(kafka_bootstrap)
+        kafka = quick_kafka(kafka_bootstrap)
         await ensure_topics(kafka, {topic: 1, dlq_topic: 1})
         await produce(kafka_bootstrap, topic, [b"1"] * 20 + [b"bad"] * 200)
 

@@ -3,44 +3,46 @@ planner and render worker (as the regenerator makes them), for the API and galle
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
-import asyncpg
 import yaml
 from multidict import CIMultiDict
+from yarl import URL
 
-from dnft.collection import BoundCollection, collection_from_mapping
-from dnft.config import KafkaSettings, Settings, settings_from_mapping
+from dnft.collection import collection_from_mapping
+from dnft.config import Settings, settings_from_mapping
 from dnft.devservices import PostgresService
-from dnft.kafka import AsyncProducer
-from dnft.migrations import apply_migrations
 from dnft.storage import LocalBlobStore
 from publisher.api.pipeline import ApiServer
-from regenerator import Planner, RenderWorker, renderer_for
-from tests.support.chain import read_topic
-from tests.support.messages import CONTRACT, chain_inputs, render_jobs
+from regenerator import renderer_for
+from tests.support.messages import CONTRACT, event, observation
+from tests.support.regenerator import PUBLIC_URL, VersionMaker, migrated_database, version_maker
 from tests.support.rules import RULES
 
-PUBLIC_URL = "http://127.0.0.1:8000"
 COLLECTION_RULES = RULES | {
     "token_name": "Critter #{token_id}",
     "image_size": 128,
     "description": "Test critters",
 }
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
 def api_config(
-    *, dsn: str, bootstrap: str, root: Path, api: dict[str, Any] | None = None
+    *,
+    dsn: str,
+    bootstrap: str,
+    root: Path,
+    rules: dict[str, Any] = COLLECTION_RULES,
+    api: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A dnft.yaml (as a mapping) for the test collection, its blobs under ``root``."""
-    rules = root / "collection.yaml"
-    rules.write_text(yaml.safe_dump(COLLECTION_RULES))
+    """A dnft.yaml (as a mapping) for the test collection (``rules``, written to
+    ``root/collection.yaml``), its blobs under ``root``; ``api`` adds keys to its section."""
+    (root / "collection.yaml").write_text(yaml.safe_dump(rules))
     return {
         "http": {"port": 0},
         "networks": [{"name": "local", "chain_id": 31337, "rpc_urls": ["http://127.0.0.1:1"]}],
@@ -49,7 +51,7 @@ def api_config(
         ],
         "kafka": {"bootstrap_servers": [bootstrap]},
         "postgres": {"dsn": dsn},
-        "collections": [{"file": str(rules)}],
+        "collections": [{"file": str(root / "collection.yaml")}],
         "regenerator": {
             "public_url": PUBLIC_URL,
             "storage": {"kind": "local", "path": str(root / "blobs")},
@@ -58,36 +60,24 @@ def api_config(
     }
 
 
-class VersionMaker:
-    """Plans with the real Planner and renders with the real RenderWorker (jobs go through
-    Kafka, as in the regenerator)."""
-
-    def __init__(self, planner: Planner, worker: RenderWorker, bootstrap: str, jobs: str) -> None:
-        self.planner, self.worker = planner, worker
-        self.bootstrap, self.jobs_topic = bootstrap, jobs
-        self.jobs_seen: set[str] = set()
-
-    async def step(self, messages: list[dict[str, Any]], *, render: bool = True) -> list[int]:
-        """Apply ``messages`` (built as produced to Kafka; typed here, as the planner's
-        consumer decodes them); render the jobs planned since the last step (or drop them)."""
-        await self.planner.apply(chain_inputs(messages))
-        jobs = await asyncio.to_thread(read_topic, self.bootstrap, self.jobs_topic, 30.0, 0.5)
-        # Jobs are keyed by token over several partitions: new ones are not simply the tail.
-        # By job id: a state the token comes back to is planned again, as a new job.
-        new = [j for j in jobs if j["job_id"] not in self.jobs_seen]
-        self.jobs_seen.update(j["job_id"] for j in new)
-        return await self.worker.handle(render_jobs(new)) if render else []
-
-
 class ApiWorld:
-    def __init__(self, settings: Settings, maker: VersionMaker, pool: asyncpg.Pool) -> None:
-        self.settings, self.maker, self.pool = settings, maker, pool
+    """A started ApiServer over the versions ``maker`` makes: ``async with`` serves it."""
+
+    def __init__(self, settings: Settings, maker: VersionMaker) -> None:
+        self.settings, self.maker, self.pool = settings, maker, maker.pool
         self.server = ApiServer(settings)
         self.store = LocalBlobStore(settings.regenerator.storage.path)
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.bound_port}"
+
+    async def __aenter__(self) -> Self:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.stop()
 
 
 @asynccontextmanager
@@ -96,39 +86,41 @@ async def api_world(
 ) -> AsyncIterator[ApiWorld]:
     """A fresh database, the regenerator's planner and render worker, and a started
     ApiServer on a free port; everything torn down after."""
-    name = f"api_{uuid.uuid4().hex[:12]}"
-    dsn = postgres.create_database(name)
-    await apply_migrations(dsn)
-    settings = settings_from_mapping(
-        api_config(dsn=dsn, bootstrap=bootstrap, root=root, api=api), {}
-    )
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
-    producer = AsyncProducer(KafkaSettings(bootstrap_servers=[bootstrap]))
-    await producer.start()
-    collection = collection_from_mapping(COLLECTION_RULES)
-    bound = BoundCollection(collection, 31337, CONTRACT)
-    suffix = uuid.uuid4().hex[:8]
-    jobs, updates = f"api-jobs.{suffix}", f"api-updates.{suffix}"
-    store = LocalBlobStore(settings.regenerator.storage.path, fsync=False)
-    planner = Planner(pool, producer, [bound], jobs_topic=jobs)
-    worker = RenderWorker(
-        pool,
-        producer,
-        store,
-        [bound],
-        {collection.name: renderer_for(collection)},
-        updates_topic=updates,
-        public_url=PUBLIC_URL,
-    )
-    world = ApiWorld(settings, VersionMaker(planner, worker, bootstrap, jobs), pool)
-    await world.server.start()
-    try:
-        yield world
-    finally:
-        await world.server.stop()
-        await producer.close()
-        await pool.close()
-        postgres.drop_database(name)
+    async with migrated_database(postgres, "api") as dsn:
+        settings = settings_from_mapping(
+            api_config(dsn=dsn, bootstrap=bootstrap, root=root, api=api), {}
+        )
+        collection = collection_from_mapping(COLLECTION_RULES)
+        suffix = uuid.uuid4().hex[:8]
+        async with (
+            version_maker(
+                dsn,
+                bootstrap,
+                collection,
+                renderer_for(collection),
+                store=LocalBlobStore(settings.regenerator.storage.path, fsync=False),
+                jobs_topic=f"api-jobs.{suffix}",
+                updates_topic=f"api-updates.{suffix}",
+            ) as maker,
+            ApiWorld(settings, maker) as world,
+        ):
+            yield world
+
+
+async def with_sample_versions(world: ApiWorld) -> None:
+    """Token 1 with three versions (mint; a feed round; feeding and a hostile trait), token 2
+    with one, token 5 known but not rendered yet."""
+    assert await world.maker.step([event(1, "Transfer", 1, to="0xaa")]) == [1]
+    assert await world.maker.step([observation(1, "2500")]) == [2]
+    assert await world.maker.step(
+        [
+            event(2, "Fed", 1, amount="1"),
+            event(3, "Fed", 1, amount="1"),
+            event(4, "TraitSet", 1, key="mood", value=HOSTILE),
+            event(5, "Transfer", 2, to="0xbb"),
+        ]
+    ) == [3, 1]
+    await world.maker.step([event(6, "Transfer", 5, to="0xcc")], render=False)
 
 
 async def get(
@@ -137,3 +129,11 @@ async def get(
     """Status, headers (case-insensitive) and body of a GET."""
     async with http.get(url, **kwargs) as response:
         return response.status, response.headers.copy(), await response.read()
+
+
+async def error_of(http: aiohttp.ClientSession, url: str | URL) -> tuple[int, dict[str, Any]]:
+    """Status and JSON error document of a GET that fails (it must be JSON)."""
+    async with http.get(url) as response:
+        assert response.content_type == "application/json", await response.text()
+        error: dict[str, Any] = await response.json()
+        return response.status, error

@@ -5,6 +5,7 @@ and `dnft api` with /curate enabled; a collection whose renderer is :class:`Scri
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -16,25 +17,23 @@ from typing import Any
 import aiohttp
 import asyncpg
 import numpy as np
-import yaml
+import orjson
 
-from dnft.collection import BoundCollection, collection_from_mapping
+from dnft.collection import collection_from_mapping
 from dnft.config import KafkaSettings, Settings, settings_from_mapping
 from dnft.devservices import PostgresService
-from dnft.kafka import AsyncProducer, ensure_topics
-from dnft.migrations import apply_migrations
+from dnft.kafka import ensure_topics
 from dnft.storage import LocalBlobStore
 from publisher.api.curate_auth import hash_password
-from publisher.api.pipeline import ApiServer
-from regenerator import Planner, RenderWorker
 from regenerator.renderers import ProceduralRenderer, RenderRequest, RenderResult, encode_png
-from tests.support.api import PUBLIC_URL, VersionMaker
-from tests.support.chain import read_topic
-from tests.support.messages import CONTRACT
+from tests.support.api import ApiWorld, api_config
+from tests.support.regenerator import VersionMaker, migrated_database, version_maker
 from tests.support.rules import RULES
 
 TOKEN = "curate-token-" + "x" * 24
 USER, PASSWORD = "ann", "correct horse battery"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 SIZE = 64
 
 
@@ -93,26 +92,57 @@ def rules(publish: str, **guardrails: Any) -> dict[str, Any]:
     }
 
 
-class CurateWorld:
-    def __init__(self, settings: Settings, maker: VersionMaker, pool: asyncpg.Pool) -> None:
-        self.settings, self.maker, self.pool = settings, maker, pool
-        self.server = ApiServer(settings)
-        self.renderer: ScriptedRenderer
-        self.updates_topic = settings.kafka.topics.metadata_updates
-        self.jobs_topic = settings.kafka.topics.render_jobs
+class CurateWorld(ApiWorld):
+    """An :class:`ApiWorld` with /curate, rendering with a :class:`ScriptedRenderer`."""
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.bound_port}"
+    def __init__(self, settings: Settings, maker: VersionMaker, renderer: ScriptedRenderer):
+        super().__init__(settings, maker)
+        self.renderer = renderer
+        self.jobs_topic = maker.jobs_topic
 
     def updates(self) -> list[dict[str, Any]]:
         """Every metadata update announced so far."""
-        return read_topic(self.settings.kafka.bootstrap_servers[0], self.updates_topic, 30, 0.5)
+        return self.maker.updates()
 
     async def candidates(self, token_id: int) -> list[asyncpg.Record]:
-        return await self.pool.fetch(
-            "select * from curation_candidates where token_id = $1 order by id", token_id
+        return list(
+            await self.pool.fetch(
+                "select * from curation_candidates where token_id = $1 order by id", token_id
+            )
         )
+
+    async def approve(self, candidate_id: int) -> dict[str, Any]:
+        """Approve one candidate as a script does (bearer token); returns its decision."""
+        async with aiohttp.ClientSession() as http:
+            status, _, body = await request(
+                http,
+                "POST",
+                f"{self.base}/curate/decide",
+                data={"action": "approve", "id": str(candidate_id)},
+                headers=BEARER,
+            )
+        assert status == 200
+        decision: dict[str, Any] = orjson.loads(body)["decisions"][0]
+        return decision
+
+
+def curate_config(dsn: str, bootstrap: str, root: Path, rules: dict[str, Any]) -> dict[str, Any]:
+    """:func:`api_config` with /curate on (bearer token and user ann) and no rate limit."""
+    (root / "curate-token").write_text(TOKEN + "\n")
+    curate = {
+        "enabled": True,
+        "token_file": str(root / "curate-token"),
+        "token_curator": "ci-bot",
+        "users": [{"name": USER, "password_hash": hash_password(PASSWORD, iterations=2_000)}],
+    }
+    limits = {"requests_per_s": 1000, "burst": 1000}
+    return api_config(
+        dsn=dsn,
+        bootstrap=bootstrap,
+        root=root,
+        rules=rules,
+        api={"rate_limit": limits, "curate": curate},
+    )
 
 
 @asynccontextmanager
@@ -121,74 +151,29 @@ async def curate_world(
 ) -> AsyncIterator[CurateWorld]:
     """A fresh database, topics of this world's own, the planner and the render worker (with
     a ScriptedRenderer), and `dnft api` with /curate (bearer token and user ann)."""
-    name = f"cur_{uuid.uuid4().hex[:12]}"
-    dsn = postgres.create_database(name)
-    await apply_migrations(dsn)
-    suffix = uuid.uuid4().hex[:8]
-    jobs, updates = f"cur-jobs.{suffix}", f"cur-updates.{suffix}"
-    collection_rules = rules(publish, **guardrails)
-    (root / "collection.yaml").write_text(yaml.safe_dump(collection_rules))
-    config = {
-        "http": {"port": 0},
-        "networks": [{"name": "local", "chain_id": 31337, "rpc_urls": ["http://127.0.0.1:1"]}],
-        "contracts": [
-            {"name": "collection", "network": "local", "address": CONTRACT, "abi": "abi.json"}
-        ],
-        "kafka": {
-            "bootstrap_servers": [bootstrap],
-            "topics": {"render_jobs": jobs, "metadata_updates": updates},
-        },
-        "postgres": {"dsn": dsn},
-        "collections": [{"file": str(root / "collection.yaml")}],
-        "regenerator": {
-            "public_url": PUBLIC_URL,
-            "storage": {"kind": "local", "path": str(root / "blobs")},
-        },
-        "api": {
-            "port": 0,
-            "resync_s": 300,
-            "rate_limit": {"requests_per_s": 1000, "burst": 1000},
-            "curate": {
-                "enabled": True,
-                "token_file": str(root / "curate-token"),
-                "token_curator": "ci-bot",
-                "users": [
-                    {"name": USER, "password_hash": hash_password(PASSWORD, iterations=2_000)}
-                ],
-            },
-        },
-    }
-    (root / "curate-token").write_text(TOKEN + "\n")
-    settings = settings_from_mapping(config, {})
-    kafka = KafkaSettings(bootstrap_servers=[bootstrap])
-    await ensure_topics(kafka, {jobs: 2, updates: 2})
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    producer = AsyncProducer(kafka)
-    await producer.start()
-    collection = collection_from_mapping(collection_rules)
-    bound = BoundCollection(collection, 31337, CONTRACT)
-    store = LocalBlobStore(settings.regenerator.storage.path, fsync=False)
-    renderer = ScriptedRenderer(["egg", "kid"], ["unknown", "bear", "bull"])
-    planner = Planner(pool, producer, [bound], jobs_topic=jobs)
-    worker = RenderWorker(
-        pool,
-        producer,
-        store,
-        [bound],
-        {collection.name: renderer},
-        updates_topic=updates,
-        public_url=PUBLIC_URL,
-    )
-    world = CurateWorld(settings, VersionMaker(planner, worker, bootstrap, jobs), pool)
-    world.renderer = renderer
-    await world.server.start()
-    try:
-        yield world
-    finally:
-        await world.server.stop()
-        await producer.close()
-        await pool.close()
-        postgres.drop_database(name)
+    async with migrated_database(postgres, "cur") as dsn:
+        suffix = uuid.uuid4().hex[:8]
+        jobs, updates = f"cur-jobs.{suffix}", f"cur-updates.{suffix}"
+        collection_rules = rules(publish, **guardrails)
+        config = curate_config(dsn, bootstrap, root, collection_rules)
+        config["kafka"]["topics"] = {"render_jobs": jobs, "metadata_updates": updates}
+        settings = settings_from_mapping(config, {})
+        await ensure_topics(KafkaSettings(bootstrap_servers=[bootstrap]), {jobs: 2, updates: 2})
+        renderer = ScriptedRenderer(["egg", "kid"], ["unknown", "bear", "bull"])
+        async with (
+            version_maker(
+                dsn,
+                bootstrap,
+                collection_from_mapping(collection_rules),
+                renderer,
+                store=LocalBlobStore(settings.regenerator.storage.path, fsync=False),
+                jobs_topic=jobs,
+                updates_topic=updates,
+                pool_size=4,
+            ) as maker,
+            CurateWorld(settings, maker, renderer) as world,
+        ):
+            yield world
 
 
 async def request(

@@ -1,14 +1,21 @@
-"""A dnft daemon (`dnft indexer`, `dnft run --all`, ...) as a real subprocess, for crash tests."""
+"""A dnft daemon (`dnft indexer`, `dnft run --all`, ...) as a real subprocess, for crash tests:
+start it, read its health port, wait on it (failing at once if it died), kill or stop it."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
 import subprocess
-import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
+
+from tests.support.cli import clean_env, dnft_argv
+
+T = TypeVar("T")
 
 
 class DaemonProcess:
@@ -16,18 +23,22 @@ class DaemonProcess:
         self.command, self.config, self.port, self.log = command, config, port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DNFT_")}
+    def start(self, **env: str) -> None:
+        """Start it, its output appended to the log; ``env`` adds variables (DNFT_* of the
+        test environment never leak in)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dnft", "--config", str(self.config), *self.command.split()],
+                dnft_argv(self.config, *self.command.split()),
                 stdout=out,
                 stderr=out,
-                env=env,
+                env=clean_env(**env),
             )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text()[-chars:]
 
     async def _get(self, path: str) -> tuple[int, str] | None:
         """(status, body) of a GET on the daemon's health port; None while it does not answer."""
@@ -59,6 +70,30 @@ class DaemonProcess:
             if line.startswith("dnft_") and "{" in line:
                 out[line.split("{", 1)[0]] = float(line.rsplit(" ", 1)[1])
         return out
+
+    async def until(self, check: Callable[[], Awaitable[T]], timeout_s: float, what: str) -> T:
+        """Await ``check()`` every 0.05 s until it returns something truthy, and return that;
+        fails at once (with the log's tail) if the daemon is not running."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.alive(), self.log_tail()
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}: {self.log_tail()}")
+
+    async def metric_reaches(
+        self, name: str, predicate: Callable[[float], bool], timeout_s: float
+    ) -> float:
+        """The value of metric ``name`` once ``predicate`` holds for it (see :meth:`until`)."""
+
+        async def reached() -> list[float]:
+            value = (await self.metrics()).get(name)
+            return [value] if value is not None and predicate(value) else []
+
+        (value,) = await self.until(reached, timeout_s, f"{name} to reach the expected value")
+        return value
 
     def kill9(self) -> None:
         if self.alive():

@@ -21,18 +21,27 @@ from dnft.messages import (
 CONTRACT = "0x" + "c0" * 20
 
 
-def event(n: int, name: str, token: int, **args: Any) -> dict[str, Any]:
+def _on_chain(n: int, token: int, event: str) -> dict[str, Any]:
+    """What an event and its retraction share: the log at block ``n``, naming ``token``."""
+    block_hash = f"0x{n:064x}"
     return {
-        "schema": "dnft.chain.event.v1",
-        "event_id": f"31337:0x{n:064x}:0",
+        "event_id": f"31337:{block_hash}:0",
         "chain_id": 31337,
         "network": "local",
         "contract": CONTRACT,
-        "event": name,
-        "args": args,
+        "event": event,
         "token_id": str(token),
         "block_number": n,
-        "block_hash": f"0x{n:064x}",
+        "block_hash": block_hash,
+    }
+
+
+def event(n: int, name: str, token: int, **args: Any) -> dict[str, Any]:
+    """Event ``name`` of ``token`` with ``args``, alone in block ``n`` (its own tx)."""
+    return {
+        "schema": "dnft.chain.event.v1",
+        **_on_chain(n, token, name),
+        "args": args,
         "block_timestamp": 1_700_000_000 + n,
         "tx_hash": f"0x{n:064x}",
         "log_index": 0,
@@ -41,18 +50,8 @@ def event(n: int, name: str, token: int, **args: Any) -> dict[str, Any]:
 
 
 def retraction(n: int, token: int) -> dict[str, Any]:
-    return {
-        "schema": "dnft.chain.retraction.v1",
-        "event_id": f"31337:0x{n:064x}:0",
-        "chain_id": 31337,
-        "network": "local",
-        "contract": CONTRACT,
-        "event": "Fed",
-        "token_id": str(token),
-        "block_number": n,
-        "block_hash": f"0x{n:064x}",
-        "removed": True,
-    }
+    """The retraction of :func:`event` ``n`` (a ``Fed`` of ``token``) by a reorg."""
+    return {"schema": "dnft.chain.retraction.v1", **_on_chain(n, token, "Fed"), "removed": True}
 
 
 def observation(round_id: int, value: str) -> dict[str, Any]:

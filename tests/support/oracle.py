@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -18,7 +18,7 @@ from dnft.config import Settings, settings_from_mapping
 from dnft.kafka import AsyncProducer, ensure_topics
 from dnft.validation import validate_message
 from oracle_feeds import Clock, FeedRunner, FeedStore, ObservationPublisher, build_runners
-from tests.support.chain import read_topic
+from tests.support.kafka import read_topic
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,8 +62,10 @@ class FeedServer:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        """Stop serving (a test may stop it early: the fixture's stop is then a no-op)."""
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     def url(self, name: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/{name}"
@@ -148,6 +150,11 @@ class FeedServer:
         return handler
 
 
+def unique_feed_id(prefix: str) -> str:
+    """Metrics are process-wide: each test counts under a feed id of its own."""
+    return f"{prefix}-{time.monotonic_ns() % 10**9}"
+
+
 def http_feed(server: FeedServer, feed_id: str, path: str = "eth", **extra: Any) -> dict[str, Any]:
     """An HTTP feed reading ``data.price`` (and ``data.ts``) from ``server``, loopback allowed."""
     feed: dict[str, Any] = {
@@ -185,6 +192,15 @@ def oracle_settings(
         "feeds": feeds,
     }
     return settings_from_mapping(raw, {})
+
+
+class OracleSettingsFor(Protocol):
+    """The ``oracle_settings_for`` fixture: :func:`oracle_settings` with the test's broker,
+    database and topic filled in."""
+
+    def __call__(
+        self, *feeds: dict[str, Any], networks: list[dict[str, Any]] | None = None
+    ) -> Settings: ...
 
 
 class Oracle:
@@ -242,6 +258,11 @@ async def observations(settings: Settings, feed_id: str | None = None) -> list[d
     if feed_id is not None:
         messages = [m for m in messages if m["feed_id"] == feed_id]
     return messages
+
+
+def rounds(stream: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """(round, value, reason) of each observation."""
+    return [(m["round_id"], m["value"], m["reason"]) for m in stream]
 
 
 def dedupe(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Helpers for pusher tests: a chain of its own, a funded updater key, update messages, and
-independent reads of what the contract announced (raw eth_getLogs, decoded here)."""
+"""The pusher's side of pusher tests: a funded updater key, its configuration, update messages
+on Kafka, and an in-process pusher (``tests.support.pushed`` reads what it did)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,25 @@ import asyncio
 import base64
 import hashlib
 import os
-import time
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import asyncpg
-import orjson
 from eth_account import Account
 from eth_utils.crypto import keccak
-from kafka import KafkaProducer
+from web3.types import Wei
 
+from dnft.config import KafkaSettings, Settings
 from dnft.contracts import transact
+from publisher.pusher import PusherRuntime, load_signer
 from schemas import METADATA_UPDATE_V1
-from tests.support.chain import World, make_world
+from tests.support.chain import COLLECTION_ABI, World
+from tests.support.kafka import produce
+from tests.support.wait import wait_for
 
-METADATA_UPDATE = "0x" + keccak(text="MetadataUpdate(uint256)").hex()
-BATCH_METADATA_UPDATE = "0x" + keccak(text="BatchMetadataUpdate(uint256,uint256)").hex()
 UPDATER_ROLE = keccak(text="UPDATER_ROLE")
 
 
@@ -39,7 +38,7 @@ class Updater:
 async def funded_updater(world: World) -> Updater:
     """A fresh key holding UPDATER_ROLE and 10 ETH (nonces no other test touches)."""
     account = Account.create()
-    await world.signer.transact(world.w3, {"to": account.address, "value": 10 * 10**18})
+    await world.signer.transact(world.w3, {"to": account.address, "value": Wei(10 * 10**18)})
     await transact(
         world.w3, world.collection, "grantRole", UPDATER_ROLE, account.address, sender=world.signer
     )
@@ -68,39 +67,43 @@ def update_message(world: World, token_id: int, version: int) -> dict[str, Any]:
     }
 
 
-def produce(bootstrap: str, topic: str, messages: Iterable[dict[str, Any]]) -> int:
-    """Send and flush (acknowledged by the broker); returns how many were sent."""
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all")
-    count = 0
-    try:
-        for m in messages:
-            key = f"{m['chain_id']}:{m['contract']}:{m['token_id']}".encode()
-            producer.send(topic, orjson.dumps(m), key=key)
-            count += 1
-        producer.flush(30)
-    finally:
-        producer.close()
-    return count
+def produce_updates(kafka: KafkaSettings, world: World, updates: Iterable[tuple[int, int]]) -> int:
+    """An update message per (token, version) on ``kafka``'s metadata-updates topic, keyed by
+    token as the render worker keys them, acknowledged; returns how many were sent."""
+    messages = [update_message(world, token, version) for token, version in updates]
+    return produce(
+        kafka.bootstrap_servers[0],
+        kafka.topics.metadata_updates,
+        messages,
+        key=lambda m: f"{m['chain_id']}:{m['contract']}:{m['token_id']}",
+    )
+
+
+def write_key(path: Path, updater: Updater) -> Path:
+    path.write_text(updater.key_hex + "\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 def pusher_config(
+    world: World,
+    updater: Updater,
     *,
-    rpc_url: str,
-    chain_id: int,
-    address: str,
     bootstrap: str,
     dsn: str,
     topic: str,
     key_file: Path,
-    group: str,
     mode: str = "erc4906",
     http_port: int = 0,
     **pusher: Any,
 ) -> dict[str, Any]:
+    """A dnft.yaml (as a mapping) pushing ``world``'s updates from ``topic`` (consumer group
+    ``g-TOPIC``) signed by ``updater``, whose key is written to ``key_file``; ``pusher``
+    overrides keys of the pusher section."""
     section: dict[str, Any] = {
-        "group": group,
+        "group": f"g-{topic}",
         "collections": [{"contract": "collection", "mode": mode}],
-        "signer": {"key_file": str(key_file)},
+        "signer": {"key_file": str(write_key(key_file, updater))},
         "window_s": 0.5,
         "confirmations": 2,
         "poll_interval_s": 0.1,
@@ -112,14 +115,19 @@ def pusher_config(
         "log_level": "debug",
         "http": {"port": http_port},
         "networks": [
-            {"name": "local", "chain_id": chain_id, "rpc_urls": [rpc_url], "request_timeout_s": 5}
+            {
+                "name": "local",
+                "chain_id": world.chain_id,
+                "rpc_urls": [world.rpc_url],
+                "request_timeout_s": 5,
+            }
         ],
         "contracts": [
             {
                 "name": "collection",
                 "network": "local",
-                "address": address,
-                "abi": str(Path("schemas/abi/DynamicCollection.json").resolve()),
+                "address": world.address,
+                "abi": COLLECTION_ABI,
             }
         ],
         "kafka": {
@@ -139,77 +147,27 @@ def pusher_config(
     }
 
 
-async def announcements(world: World) -> list[tuple[str, int, int]]:
-    """(tx hash, first, last) of every MetadataUpdate / BatchMetadataUpdate on the canonical
-    chain, read with eth_getLogs and decoded by hand."""
-    logs = await world.rpc(
-        "eth_getLogs",
-        [
-            {
-                "address": world.address,
-                "fromBlock": "0x0",
-                "toBlock": "latest",
-                "topics": [[METADATA_UPDATE, BATCH_METADATA_UPDATE]],
-            }
-        ],
-    )
-    out = []
-    for entry in logs["result"]:
-        data = bytes.fromhex(entry["data"][2:])
-        words = [int.from_bytes(data[i : i + 32], "big") for i in range(0, len(data), 32)]
-        first, last = (words[0], words[0]) if entry["topics"][0] == METADATA_UPDATE else words
-        out.append((entry["transactionHash"], first, last))
-    return out
+@asynccontextmanager
+async def running_pusher(settings: Settings) -> AsyncIterator[PusherRuntime]:
+    """``dnft pusher`` in this process, as its daemon wires it, once it is running (30 s at
+    most); leaving the block is the daemon's clean stop (30 s at most)."""
+    runtime = PusherRuntime(settings, load_signer(settings))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stopping))
 
+    async def running() -> bool:
+        return runtime.state == "running"
 
-def coverage(events: Iterable[tuple[str, int, int]]) -> Counter[int]:
-    """How many announcements cover each token."""
-    counts: Counter[int] = Counter()
-    for _, first, last in events:
-        counts.update(range(first, last + 1))
-    return counts
-
-
-async def wait_for(what: str, check: Any, timeout_s: float, every_s: float = 0.1) -> Any:
-    """Await ``check()`` until it returns something truthy; raise after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(every_s)
-
-
-async def outbox_counts(dsn: str) -> dict[str, int]:
-    conn = await asyncpg.connect(dsn)
     try:
-        row = await conn.fetchrow(
-            "select count(*) as updates, count(confirmed_at) as confirmed, "
-            "count(failed_at) as failed from pusher_updates"
-        )
-        pushes = await conn.fetchval("select count(*) from pusher_pushes")
-        txs = await conn.fetchval("select count(*) from pusher_transactions")
+        await wait_for("pusher running", running, 30)
+        yield runtime
     finally:
-        await conn.close()
-    assert row is not None
-    return {**dict(row), "pushes": pushes, "txs": txs}
+        stopping.set()
+        await asyncio.wait_for(task, 30)
 
 
-async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
+class PusherConfigFor(Protocol):
+    """The ``pusher_config_for`` fixture: :func:`pusher_config` with the test's broker,
+    database, a new topic and a key file filled in."""
 
-
-async def new_world(rpc_url: str, mint_count: int = 0) -> World:
-    return await make_world(rpc_url, mint_count)
-
-
-def write_key(path: Path, updater: Updater) -> Path:
-    path.write_text(updater.key_hex + "\n")
-    os.chmod(path, 0o600)
-    return path
+    def __call__(self, world: World, updater: Updater, **pusher: Any) -> dict[str, Any]: ...

@@ -32,6 +32,8 @@ class Faults:
 
 
 class RpcProxy:
+    """Forwards to ``upstream`` with ``faults``: ``start``/``stop``, or ``async with``."""
+
     def __init__(self, upstream: str, faults: Faults) -> None:
         self.upstream = upstream
         self.faults = faults
@@ -59,6 +61,13 @@ class RpcProxy:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def __aenter__(self) -> RpcProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

@@ -1,54 +1,77 @@
-"""Collection rules for tests: the sample's, and a smaller set the regenerator tests share."""
+"""Collection rules for tests, built from named traits: the sample's, a smaller set the
+regenerator tests share, and :func:`collection_rules` for a test's own variant."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-SAMPLE: dict[str, Any] = {
-    "name": "sample",
-    "contract": "collection",
-    "salt": "sample-v1",
-    "traits": [
-        {"name": "fed", "event": "Fed", "reduce": "count"},
-        {"name": "fed_wei", "event": "Fed", "reduce": "sum", "arg": "amount"},
-        {"name": "owner", "event": "Transfer", "reduce": "last", "arg": "to"},
-        {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood", "default": "calm"},
-        {"name": "price", "feed": "eth-usd"},
-        {
-            "name": "market",
-            "feed": "eth-usd",
-            "buckets": [
-                {"below": "2000", "name": "bear"},
-                {"below": "4000", "name": "calm"},
-                {"name": "bull"},
-            ],
-        },
-    ],
-    "stages": {
-        "trait": "fed",
-        "levels": [
-            {"min": 0, "name": "egg"},
-            {"min": 3, "name": "hatchling"},
-            {"min": 10, "name": "adult"},
-        ],
-    },
-    "prompt": "a {stage} creature in a {mood} mood, {market} market",
-}
+FED = {"name": "fed", "event": "Fed", "reduce": "count"}
+FED_WEI = {"name": "fed_wei", "event": "Fed", "reduce": "sum", "arg": "amount"}
+OWNER = {"name": "owner", "event": "Transfer", "reduce": "last", "arg": "to"}
+MOOD = {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood"}
+CALM_MOOD = MOOD | {"default": "calm"}
+PRICE = {"name": "price", "feed": "eth-usd"}
 
-RULES: dict[str, Any] = {
-    "name": "sample",
-    "contract": "collection",
-    "salt": "test-salt",
-    "traits": [
-        {"name": "fed", "event": "Fed", "reduce": "count"},
-        {"name": "owner", "event": "Transfer", "reduce": "last", "arg": "to"},
-        {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood"},
+
+def market(*buckets: tuple[str, str | None]) -> dict[str, Any]:
+    """A ``market`` trait bucketing the eth-usd feed: (name, upper bound or None) pairs."""
+    return {
+        "name": "market",
+        "feed": "eth-usd",
+        "buckets": [
+            {"name": name} if below is None else {"below": below, "name": name}
+            for name, below in buckets
+        ],
+    }
+
+
+BEAR_BULL = market(("bear", "2000"), ("bull", None))
+
+
+def collection_rules(
+    *traits: dict[str, Any],
+    salt: str,
+    levels: dict[int, str],
+    prompt: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Rules of a collection named ``sample`` on contract ``collection``, staged by ``fed``
+    (``levels``: minimum count -> stage name); ``extra`` adds keys. A fresh deep copy."""
+    return copy.deepcopy(
         {
-            "name": "market",
-            "feed": "eth-usd",
-            "buckets": [{"below": "2000", "name": "bear"}, {"name": "bull"}],
-        },
-    ],
-    "stages": {"trait": "fed", "levels": [{"min": 0, "name": "egg"}, {"min": 2, "name": "kid"}]},
-    "prompt": "a {stage} in a {mood} mood",
-}
+            "name": "sample",
+            "contract": "collection",
+            "salt": salt,
+            "traits": list(traits),
+            "stages": {
+                "trait": "fed",
+                "levels": [{"min": low, "name": name} for low, name in levels.items()],
+            },
+            "prompt": prompt,
+            **extra,
+        }
+    )
+
+
+SAMPLE: dict[str, Any] = collection_rules(
+    FED,
+    FED_WEI,
+    OWNER,
+    CALM_MOOD,
+    PRICE,
+    market(("bear", "2000"), ("calm", "4000"), ("bull", None)),
+    salt="sample-v1",
+    levels={0: "egg", 3: "hatchling", 10: "adult"},
+    prompt="a {stage} creature in a {mood} mood, {market} market",
+)
+
+RULES: dict[str, Any] = collection_rules(
+    FED,
+    OWNER,
+    MOOD,
+    BEAR_BULL,
+    salt="test-salt",
+    levels={0: "egg", 2: "kid"},
+    prompt="a {stage} in a {mood} mood",
+)

@@ -94,7 +94,7 @@ def build_tiny_pipeline(
     """
     tokenizer = write_clip_tokenizer(tokenizer_dir)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
+    unet = UNet2DConditionModel(  # type: ignore[no-untyped-call]  # diffusers is unannotated
         block_out_channels=channels,
         layers_per_block=1,
         sample_size=32,
@@ -105,7 +105,7 @@ def build_tiny_pipeline(
         cross_attention_dim=32,
         norm_num_groups=2,
     )
-    vae = AutoencoderKL(
+    vae = AutoencoderKL(  # type: ignore[no-untyped-call]  # diffusers is unannotated
         block_out_channels=list(channels),
         in_channels=3,
         out_channels=3,
@@ -114,7 +114,7 @@ def build_tiny_pipeline(
         latent_channels=4,
         norm_num_groups=2,
     )
-    scheduler = DDIMScheduler(
+    scheduler = DDIMScheduler(  # type: ignore[no-untyped-call]  # diffusers is unannotated
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -135,7 +135,7 @@ def build_tiny_pipeline(
             vocab_size=1000,
         )
     )
-    return StableDiffusionPipeline(
+    return StableDiffusionPipeline(  # type: ignore[no-untyped-call]  # diffusers is unannotated
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -154,5 +154,7 @@ def save_tiny_pipeline(
     """Build the tiny pipeline and ``save_pretrained`` it (safetensors) into ``directory``."""
     with tempfile.TemporaryDirectory() as tokenizer_dir:
         pipe = build_tiny_pipeline(Path(tokenizer_dir), channels, seed)
-        pipe.save_pretrained(str(directory), safe_serialization=True)
+        pipe.save_pretrained(  # type: ignore[attr-defined]  # a mixin diffusers adds untyped
+            str(directory), safe_serialization=True
+        )
     return directory

@@ -13,27 +13,12 @@ from dnft.collection.rules import collection_from_mapping
 from publisher.api.pages import Markup, esc, index_page, token_page
 from publisher.api.queries import EventRow, VersionRow
 from publisher.api.timeline import MAX_TRIGGERS, describe
+from tests.support.rules import BEAR_BULL, FED, MOOD, collection_rules
 
 COLLECTION = collection_from_mapping(
-    {
-        "name": "sample",
-        "contract": "collection",
-        "salt": "s",
-        "traits": [
-            {"name": "fed", "event": "Fed", "reduce": "count"},
-            {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood"},
-            {
-                "name": "market",
-                "feed": "eth-usd",
-                "buckets": [{"below": "2000", "name": "bear"}, {"name": "bull"}],
-            },
-        ],
-        "stages": {
-            "trait": "fed",
-            "levels": [{"min": 0, "name": "egg"}, {"min": 2, "name": "kid"}],
-        },
-        "prompt": "a {stage}",
-    }
+    collection_rules(
+        FED, MOOD, BEAR_BULL, salt="s", levels={0: "egg", 2: "kid"}, prompt="a {stage}"
+    )
 )
 
 HOSTILE = [

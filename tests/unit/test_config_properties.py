@@ -18,6 +18,7 @@ from dnft.config import Settings, load_settings, settings_from_mapping
 from dnft.errors import ConfigError
 from dnft.sanitize import PROMPT_ALPHABET
 from regenerator.metadata import render_prompt
+from tests.support.rules import BEAR_BULL, CALM_MOOD, FED, collection_rules
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = settings(
@@ -92,6 +93,19 @@ def config_error(fn: Any, *args: Any, **kwargs: Any) -> ConfigError | None:
     return None
 
 
+def hostile_files(tmp_path: Path, cases: dict[str, str | bytes]) -> dict[str, Path]:
+    """Each case written to a YAML file of its own (bytes as they are): name -> path."""
+    paths = {}
+    for name, text in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.yaml"
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+        paths[name] = path
+    return paths
+
+
 class TestSettingsMappings:
     """A valid config with one value replaced or removed: valid, or an error at that key."""
 
@@ -135,7 +149,7 @@ class TestSettingsFiles:
             f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]"
             for p, c in zip("abcdef", "bcdefg", strict=True)
         ]
-        cases = {
+        cases: dict[str, str | bytes] = {
             "bad date": "log_level: 2001-13-01\n",
             "alias cycle": "networks: &n [*n]\n",
             "alias bomb": "\n".join(bomb) + "\n",
@@ -143,12 +157,7 @@ class TestSettingsFiles:
             "not utf-8": b"log_level: \xff\xfe\n",
             "not a mapping": "- a\n- b\n",
         }
-        for name, text in cases.items():
-            path = tmp_path / f"{name.replace(' ', '_')}.yaml"
-            if isinstance(text, bytes):
-                path.write_bytes(text)
-            else:
-                path.write_text(text)
+        for name, path in hostile_files(tmp_path, cases).items():
             assert config_error(load_settings, path, env={}) is not None, name
 
 
@@ -171,23 +180,15 @@ class TestEnvOverrides:
             assert error.key.split(".")[0].split("[")[0] == segments[0], (error.key, name)
 
 
-SAMPLE: dict[str, Any] = {
-    "name": "sample",
-    "contract": "collection",
-    "salt": "sample-v1",
-    "traits": [
-        {"name": "fed", "event": "Fed", "reduce": "count"},
-        {"name": "mood", "event": "TraitSet", "reduce": "trait", "key": "mood", "default": "calm"},
-        {
-            "name": "market",
-            "feed": "eth-usd",
-            "buckets": [{"below": "2000", "name": "bear"}, {"name": "bull"}],
-        },
-    ],
-    "stages": {"trait": "fed", "levels": [{"min": 0, "name": "egg"}, {"min": 3, "name": "big"}]},
-    "prompt": "a {stage} creature in a {mood} mood, {market} market",
-    "token_name": "Critter #{token_id}",
-}
+SAMPLE: dict[str, Any] = collection_rules(
+    FED,
+    CALM_MOOD,
+    BEAR_BULL,
+    salt="sample-v1",
+    levels={0: "egg", 3: "big"},
+    prompt="a {stage} creature in a {mood} mood, {market} market",
+    token_name="Critter #{token_id}",
+)
 # Templates as people (and typos) write them: braces, attribute access, positions, specs.
 TEMPLATE_TEXT = st.text(
     st.sampled_from([*string.ascii_lowercase[:6], " ", "{", "}", ".", "!", ":", "0", "_"]),
@@ -228,18 +229,13 @@ class TestCollectionRules:
         collection.token_name.format(collection=collection.name, token_id=state.token_id)
 
     def test_hostile_rule_files(self, tmp_path: Path) -> None:
-        cases = {
+        cases: dict[str, str | bytes] = {
             "bad date": yaml.safe_dump(SAMPLE) + "description: 2001-13-01\n",
             "alias cycle": "traits: &t [*t]\n",
             "flow nesting": "traits: " + "[" * 50_000 + "]" * 50_000 + "\n",
             "not utf-8": b"name: \xff\n",
         }
-        for name, text in cases.items():
-            path = tmp_path / f"{name.replace(' ', '_')}.yaml"
-            if isinstance(text, bytes):
-                path.write_bytes(text)
-            else:
-                path.write_text(text)
+        for name, path in hostile_files(tmp_path, cases).items():
             assert config_error(load_collection, path) is not None, name
 
     def test_sample_is_valid(self) -> None:

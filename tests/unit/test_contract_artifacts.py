@@ -38,6 +38,14 @@ def _elements(name: str, kind: str) -> dict[str, dict[str, Any]]:
     return {abi_to_signature(e): dict(e) for e in abi if e.get("type") == kind}
 
 
+def _declared(kind: str, *signatures: str) -> dict[str, dict[str, Any]]:
+    """The collection's ABI elements of ``kind``, each of ``signatures`` checked to be one."""
+    elements = _elements("DynamicCollection", kind)
+    for signature in signatures:
+        assert signature in elements, signature
+    return elements
+
+
 def _interface_id(signatures: tuple[str, ...]) -> int:
     selectors = (int.from_bytes(function_signature_to_4byte_selector(s)) for s in signatures)
     return reduce(lambda a, b: a ^ b, selectors)
@@ -90,8 +98,8 @@ class TestDynamicCollectionAbi:
     """The collection's ABI has what the indexer, regenerator and pusher use."""
 
     def test_functions(self) -> None:
-        functions = _elements("DynamicCollection", "function")
-        for signature in (
+        functions = _declared(
+            "function",
             "mint(address)",
             "mintBatch(address,uint256)",
             "setTokenURI(uint256,string)",
@@ -107,8 +115,7 @@ class TestDynamicCollectionAbi:
             "UPDATER_ROLE()",
             "hasRole(bytes32,address)",
             "grantRole(bytes32,address)",
-        ):
-            assert signature in functions, signature
+        )
         assert functions["feed(uint256)"]["stateMutability"] == "payable"
         assert functions["mint(address)"]["outputs"][0]["type"] == "uint256"
 
@@ -130,15 +137,14 @@ class TestDynamicCollectionAbi:
         assert _interface_id(metadata) == ERC721_METADATA_INTERFACE_ID
 
     def test_errors_are_named(self) -> None:
-        errors = _elements("DynamicCollection", "error")
-        for signature in (
+        _declared(
+            "error",
             "AccessControlUnauthorizedAccount(address,bytes32)",
             "NotTokenOwner(uint256,address)",
             "InvalidRange(uint256,uint256)",
             "MaxSupplyExceeded(uint256,uint256)",
             "ERC721NonexistentToken(uint256)",
-        ):
-            assert signature in errors, signature
+        )
 
 
 class TestPriceAggregatorAbi:

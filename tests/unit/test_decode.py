@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from web3 import Web3
 from dnft.errors import DecodeError
 from dnft.rpc import RawLog
 from indexer import DecodedEvent, EventDecoder
+from tests.support.abi import TRANSFER, event_abi, make_log, normalise_web3
 
 STATIC_TYPES = [
     "address", "bool", "uint8", "uint16", "uint24", "uint64", "uint128", "uint256",
@@ -23,39 +23,8 @@ STATIC_TYPES = [
 ]  # fmt: skip
 
 
-def event(name: str, *inputs: tuple[str, str, bool], **extra: Any) -> dict[str, Any]:
-    """An ABI event entry from (name, type, indexed) triples."""
-    return {
-        "type": "event",
-        "name": name,
-        "anonymous": False,
-        "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
-        **extra,
-    }
-
-
-TRANSFER = event("Transfer", ("from", "address", True), ("to", "address", True),
-                 ("value", "uint256", False))  # fmt: skip
-
-
 def topic_of(signature: str) -> str:
     return "0x" + keccak(text=signature).hex()
-
-
-def make_log(topics: list[str], data: bytes | str, **overrides: Any) -> RawLog:
-    log: dict[str, Any] = {
-        "address": "0x" + "Ab" * 20,
-        "topics": topics,
-        "data": data if isinstance(data, str) else "0x" + data.hex(),
-        "blockNumber": "0x1b4",
-        "blockHash": "0x" + "11" * 32,
-        "transactionHash": "0x" + "22" * 32,
-        "transactionIndex": "0x3",
-        "logIndex": "0x7",
-        "removed": False,
-    }
-    log.update(overrides)
-    return log  # type: ignore[return-value]
 
 
 def transfer_log(sender: int = 1, to: int = 2, value: int = 5) -> RawLog:
@@ -98,7 +67,7 @@ class TestFromAbi:
     """Building decoders from ABIs and ``include`` filters."""
 
     def test_unknown_include_names_event_and_lists_abi_events(self) -> None:
-        approval = event("Approval", ("owner", "address", True))
+        approval = event_abi("Approval", ("owner", "address", True))
         with pytest.raises(DecodeError) as info:
             EventDecoder.from_abi([TRANSFER, approval], include=["Transfer", "Mint"])
         assert "Mint" in str(info.value)
@@ -106,13 +75,13 @@ class TestFromAbi:
         assert "Approval(address)" in str(info.value)
 
     def test_include_by_name_and_signature(self) -> None:
-        approval = event("Approval", ("owner", "address", True))
+        approval = event_abi("Approval", ("owner", "address", True))
         only = EventDecoder.from_abi([TRANSFER, approval], include=["Approval(address)"])
         assert only.signatures == ["Approval(address)"]
         assert only.decode(transfer_log()) is None
 
     def test_skips_non_events_and_anonymous(self) -> None:
-        anon = event("Anon", ("x", "uint256", False), anonymous=True)
+        anon = event_abi("Anon", ("x", "uint256", False), anonymous=True)
         fn = {"type": "function", "name": "transfer", "inputs": []}
         decoder = EventDecoder.from_abi([TRANSFER, anon, fn])
         assert decoder.signatures == ["Transfer(address,address,uint256)"]
@@ -120,7 +89,7 @@ class TestFromAbi:
             EventDecoder.from_abi([TRANSFER, anon], include=["Anon"])
 
     def test_tuple_signature(self) -> None:
-        ev = event("Set", ("v", "tuple[]", False))
+        ev = event_abi("Set", ("v", "tuple[]", False))
         ev["inputs"][0]["components"] = [
             {"name": "a", "type": "uint"},
             {"name": "b", "type": "string"},
@@ -129,7 +98,7 @@ class TestFromAbi:
 
     def test_duplicate_names_rejected(self) -> None:
         with pytest.raises(DecodeError, match="duplicate"):
-            EventDecoder.from_abi([event("E", ("a", "uint256", False), ("a", "bool", False))])
+            EventDecoder.from_abi([event_abi("E", ("a", "uint256", False), ("a", "bool", False))])
 
     def test_topic0s(self) -> None:
         decoder = EventDecoder.from_abi([TRANSFER])
@@ -145,7 +114,7 @@ class TestStaticRoundTrip:
     def test_type(self, abi_type: str, data: st.DataObject) -> None:
         a = data.draw(strategy_for(abi_type))
         b = data.draw(strategy_for(abi_type))
-        abi = event("E", ("a", abi_type, True), ("b", abi_type, False), ("c", "uint8", False))
+        abi = event_abi("E", ("a", abi_type, True), ("b", abi_type, False), ("c", "uint8", False))
         decoder = EventDecoder.from_abi([abi])
         log = make_log(
             [topic_of(f"E({abi_type},{abi_type},uint8)"), "0x" + encode([abi_type], [a]).hex()],
@@ -178,7 +147,7 @@ class TestStaticRoundTrip:
         assert EventDecoder.from_abi([TRANSFER]).decode(log) is not None
 
     def test_same_signature_different_indexing(self) -> None:
-        erc721 = event("Transfer", ("from", "address", True), ("to", "address", True),
+        erc721 = event_abi("Transfer", ("from", "address", True), ("to", "address", True),
                        ("tokenId", "uint256", True))  # fmt: skip
         decoder = EventDecoder.from_abi([TRANSFER, erc721])
         t = transfer_log()
@@ -187,7 +156,7 @@ class TestStaticRoundTrip:
         assert decoder.decode(nft).args["tokenId"] == 9  # type: ignore[union-attr]
 
 
-RICH = event(
+RICH = event_abi(
     "Rich",
     ("who", "address", True),
     ("tag", "string", True),
@@ -258,7 +227,7 @@ class TestDynamic:
         }
 
     def test_invalid_utf8_is_replaced(self) -> None:
-        ev = event("Named", ("name", "string", False))
+        ev = event_abi("Named", ("name", "string", False))
         data = encode(["bytes"], [b"ok\xff\xfe"])
         decoded = EventDecoder.from_abi([ev]).decode(make_log([topic_of("Named(string)")], data))
         assert decoded is not None
@@ -272,19 +241,6 @@ class TestDynamic:
         assert ours is not None
         assert ours.args == normalise_web3(dict(theirs["args"]))
         assert ours.block_number == int(theirs["blockNumber"], 16)
-
-
-def normalise_web3(value: Any) -> Any:
-    """web3.py's output mapped to our conventions (lowercase addresses, 0x bytes, lists)."""
-    if isinstance(value, Mapping):  # web3's AttributeDict is a Mapping, not a dict
-        return {k: normalise_web3(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [normalise_web3(v) for v in value]
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, str) and Web3.is_checksum_address(value):
-        return value.lower()
-    return value
 
 
 class TestMalformed:
@@ -329,13 +285,13 @@ class TestMalformed:
         self.check(log, "logIndex")
 
     def test_claimed_length_beyond_data(self) -> None:
-        ev = event("Named", ("name", "string", False))
+        ev = event_abi("Named", ("name", "string", False))
         decoder = EventDecoder.from_abi([ev])
         data = encode(["uint256", "uint256"], [32, 2**255]) + b"abc".ljust(32, b"\0")
         with pytest.raises(DecodeError, match="ends early"):
             decoder.decode(make_log([topic_of("Named(string)")], data))
         huge_array = encode(["uint256", "uint256"], [32, 10**30])
-        ev2 = event("Ids", ("ids", "uint256[]", False))
+        ev2 = event_abi("Ids", ("ids", "uint256[]", False))
         with pytest.raises(DecodeError):
             EventDecoder.from_abi([ev2]).decode(make_log([topic_of("Ids(uint256[])")], huge_array))
 
@@ -343,7 +299,7 @@ class TestMalformed:
         # uint256[][] whose 20k inner offsets all point at one 20k-element array: eth_abi
         # alone would build 400M ints from 1.3 MB of data.
         n = 20_000
-        ev = event("Nested", ("v", "uint256[][]", False))
+        ev = event_abi("Nested", ("v", "uint256[][]", False))
         words = [32, n] + [32 * n] * n + [n] + list(range(n))
         data = b"".join(w.to_bytes(32, "big") for w in words)
         started = time.perf_counter()

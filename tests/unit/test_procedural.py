@@ -14,7 +14,7 @@ import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -237,8 +237,8 @@ class TestVisibleChange:
 
     def test_growth_is_monotone_in_the_stage(self, renderer: ProceduralRenderer) -> None:
         facts = [renderer.render_pixels(make(stage=s))[1] for s in renderer.stages]
-        petals = [f["petals"] for f in facts]
-        orbits = [f["orbits"] for f in facts]
+        petals = [cast(int, f["petals"]) for f in facts]
+        orbits = [cast(int, f["orbits"]) for f in facts]
         assert petals == sorted(petals)
         assert len(set(petals)) == len(petals)
         assert orbits == sorted(orbits)

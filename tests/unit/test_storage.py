@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from dnft.storage import (
     LocalBlobStore,
     S3BlobStore,
     StorageError,
-    cidv1_raw,
     open_blob_store,
 )
+from tests.support.blobs import stored
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -27,16 +26,11 @@ class TestLocalBlobStore:
     """Blobs as sharded files, written atomically, verified on read."""
 
     def test_round_trip(self, tmp_path: Path) -> None:
-        store = LocalBlobStore(tmp_path)
-        blob = store.put(PNG, "image/png")
-        sha = hashlib.sha256(PNG).hexdigest()
-        assert blob.sha256 == sha
-        assert blob.cid == cidv1_raw(PNG)
+        blob = stored(LocalBlobStore(tmp_path), PNG, "image/png")
+        sha = blob.sha256
         assert blob.size == len(PNG)
         assert blob.content_type == "image/png"
         assert blob.uri == (tmp_path / sha[:2] / sha[2:4] / sha).resolve().as_uri()
-        assert store.exists(sha)
-        assert store.get(sha) == PNG
 
     def test_put_is_idempotent_and_leaves_no_temp_files(self, tmp_path: Path) -> None:
         store = LocalBlobStore(tmp_path)

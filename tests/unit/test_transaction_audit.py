@@ -70,7 +70,8 @@ class TestClassifyTransactions:
         )
         assert not audit.clean
         assert audit.unrecorded == [h(2)]
-        assert audit.duplicated == audit.missing == []
+        assert audit.duplicated == []
+        assert audit.missing == []
         assert audit.transactions == 2
 
     def test_push_mined_twice(self) -> None:
@@ -85,7 +86,8 @@ class TestClassifyTransactions:
         assert [d.as_dict() for d in audit.duplicated] == [
             {"push_id": 1, "hashes": [h(4), h(7)]}
         ], "hashes in block order"
-        assert audit.unrecorded == audit.missing == []
+        assert audit.unrecorded == []
+        assert audit.missing == []
 
     def test_confirmed_but_not_on_chain(self) -> None:
         audit = classify_transactions(
