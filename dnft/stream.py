@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Generic, TypeVar
 
 import orjson
@@ -62,32 +62,29 @@ Decoder = Callable[[ConsumedMessage], T]
 Handler = Callable[[Sequence[Decoded[T]]], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class StreamProcessor(Generic[T]):
-    def __init__(
-        self,
-        consumer: AsyncConsumer,
-        *,
-        decode: Decoder[T],
-        process: Handler[T],
-        dlq: AsyncProducer | None,
-        dlq_topic: str,
-        poison: PoisonPolicy = PoisonPolicy(),
-        max_batch: int = 500,
-        poll_timeout_ms: int = 500,
-        lag_every_s: float = 10.0,
-    ) -> None:
-        self._consumer = consumer
-        self._decode = decode
-        self._process = process
-        self._dlq = dlq
-        self._dlq_topic = dlq_topic
-        self._poison = poison
-        self._max_batch = max_batch
-        self._poll_timeout_ms = poll_timeout_ms
-        self._lag_every_s = lag_every_s
-        self._recent: deque[bool] = deque(maxlen=poison.window)  # True = invalid
-        self.processed = 0
-        self.invalid = 0
+    """The loop of one consumer: ``consumer`` -> ``decode`` each record (invalid ones to
+    ``dlq_topic`` through ``dlq``, under the ``poison`` cap) -> ``process`` the batch -> commit.
+    ``processed`` and ``invalid`` count messages so far."""
+
+    consumer: AsyncConsumer
+    _: KW_ONLY
+    decode: Decoder[T]
+    process: Handler[T]
+    dlq: AsyncProducer | None
+    dlq_topic: str
+    poison: PoisonPolicy = PoisonPolicy()
+    max_batch: int = 500
+    poll_timeout_ms: int = 500
+    lag_every_s: float = 10.0
+    processed: int = field(default=0, init=False)
+    invalid: int = field(default=0, init=False)
+    # The last ``poison.window`` messages: True for an invalid one.
+    _recent: deque[bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._recent = deque(maxlen=self.poison.window)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Loop until ``stopping``; the batch in flight is finished and committed first.
@@ -97,19 +94,19 @@ class StreamProcessor(Generic[T]):
         """
         last_lag = 0.0
         while not stopping.is_set():
-            messages = await self._consumer.poll(self._poll_timeout_ms, self._max_batch)
+            messages = await self.consumer.poll(self.poll_timeout_ms, self.max_batch)
             if messages:
                 await self.handle_batch(messages)
-            if time.monotonic() - last_lag > self._lag_every_s:
+            if time.monotonic() - last_lag > self.lag_every_s:
                 last_lag = time.monotonic()
-                await self._consumer.update_lag()
+                await self.consumer.update_lag()
 
     async def handle_batch(self, messages: Sequence[ConsumedMessage]) -> None:
         valid: list[Decoded[T]] = []
         dead: list[OutgoingMessage] = []
         for message in messages:
             try:
-                valid.append(Decoded(message, self._decode(message)))
+                valid.append(Decoded(message, self.decode(message)))
                 self._recent.append(False)
             except InvalidMessage as exc:
                 self._recent.append(True)
@@ -124,30 +121,30 @@ class StreamProcessor(Generic[T]):
                 )
         self._check_poison()
         if dead:
-            if self._dlq is None:
+            if self.dlq is None:
                 raise InvalidMessage(f"{len(dead)} invalid message(s) and no dead-letter producer")
-            await self._dlq.send_many(dead)  # durable before the offsets move past them
-            metrics.stream_dead_letters_total.labels(self._consumer.group_id).inc(len(dead))
+            await self.dlq.send_many(dead)  # durable before the offsets move past them
+            metrics.stream_dead_letters_total.labels(self.consumer.group_id).inc(len(dead))
         if valid:
-            await self._process(valid)
+            await self.process(valid)
         self.processed += len(valid)
-        await self._consumer.commit(_next_offsets(messages))
+        await self.consumer.commit(_next_offsets(messages))
 
     def _check_poison(self) -> None:
         bad = sum(self._recent)
-        policy = self._poison
+        policy = self.poison
         if bad >= policy.min_invalid and bad / len(self._recent) > policy.max_ratio:
             raise PoisonRatioExceeded(
                 f"{bad} of the last {len(self._recent)} messages of group "
-                f"{self._consumer.group_id} were invalid (cap {policy.max_ratio:.0%}): stopping "
+                f"{self.consumer.group_id} were invalid (cap {policy.max_ratio:.0%}): stopping "
                 "rather than draining the topic into the dead-letter queue; see the DLQ topic "
-                f"{self._dlq_topic} for the reasons"
+                f"{self.dlq_topic} for the reasons"
             )
 
     def _dead_letter(self, message: ConsumedMessage, reason: str) -> OutgoingMessage:
         body = {
             "reason": reason,
-            "group": self._consumer.group_id,
+            "group": self.consumer.group_id,
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
@@ -155,7 +152,7 @@ class StreamProcessor(Generic[T]):
             "value": message.value[:65536].decode("utf-8", "replace"),
         }
         return OutgoingMessage(
-            self._dlq_topic,
+            self.dlq_topic,
             value=orjson.dumps(body),
             key=message.key,
             headers=(("dnft-dlq-reason", reason[:500].encode()),),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Final
 
 import structlog
@@ -62,40 +62,36 @@ class StepResult:
     detail: str = ""
 
 
+@dataclass(eq=False)
 class FeedRunner:
     """Reads, validates and publishes one feed. Use ``start()`` once, then ``step()``
     repeatedly (``run()`` does both on the feed's schedule)."""
 
-    def __init__(
-        self,
-        settings: FeedSettings,
-        feed: Feed,
-        *,
-        store: FeedStore,
-        publisher: ObservationPublisher,
-        clock: Clock,
-        on_accept: Callable[[Reading], None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.feed = feed
-        self._store = store
-        self._publisher = publisher
-        self._clock = clock
-        self._on_accept = on_accept
+    settings: FeedSettings
+    feed: Feed
+    _: KW_ONLY
+    store: FeedStore
+    publisher: ObservationPublisher
+    clock: Clock
+    on_accept: Callable[[Reading], None] | None = None
+    # The feed's state: what was published last, an intent a crash left, the latest reading.
+    last: LastPublished | None = field(default=None, init=False)
+    pending: Intent | None = field(default=None, init=False)
+    latest: Reading | None = field(default=None, init=False)
+    not_before: float = field(default=0.0, init=False)
+    # When the step in progress began: readings are due every interval_s from there, so
+    # a read's own time does not stretch the period (1 s stays 1 Hz).
+    step_began: float | None = field(default=None, init=False)
+    wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
         self.policy = PublishPolicy.of(settings)
         max_change = None if isinstance(settings, MedianFeedSettings) else settings.max_change
         self.validator = Validator(
             Limits(settings.min, settings.max, max_change, settings.max_age_s)
         )
-        self.last: LastPublished | None = None
-        self.pending: Intent | None = None
-        self.latest: Reading | None = None
-        self.not_before = 0.0
-        # When the step in progress began: readings are due every interval_s from there, so
-        # a read's own time does not stretch the period (1 s stays 1 Hz).
-        self.step_began: float | None = None
-        self.wake = asyncio.Event()
-        self._started_at = clock.now()
+        self._started_at = self.clock.now()
         self._log = log.bind(feed=settings.id, kind=settings.kind)
 
     @property
@@ -108,7 +104,7 @@ class FeedRunner:
         Raises ServiceError (Postgres). A Kafka failure leaves the intent pending for
         ``step`` to retry.
         """
-        state = await self._store.load(self.id)
+        state = await self.store.load(self.id)
         self.last, self.pending = state.last, state.pending
         if self.last is not None:
             self.validator.reference = self.last.value
@@ -133,17 +129,17 @@ class FeedRunner:
             since = self.last.observed_at
         else:
             since = self._started_at
-        return max(0.0, self._clock.now() - since)
+        return max(0.0, self.clock.now() - since)
 
     async def step(self) -> StepResult:
         """One read, validation and publish decision. Raises ServiceError (Postgres) only."""
         if not await self._send_pending():
             return StepResult(None, detail="a previous round is still pending (Kafka)")
-        if self._clock.now() < self.not_before:
+        if self.clock.now() < self.not_before:
             return StepResult(None, detail="waiting for Retry-After")
         try:
             reading = await self.feed.read()
-            self.validator.check(reading, self._clock.now())
+            self.validator.check(reading, self.clock.now())
         except Rejected as rejected:
             return self._refused(rejected)
         except Exception as exc:  # a bug must not stop the other feeds: count and log it
@@ -151,16 +147,16 @@ class FeedRunner:
             return self._refused(Rejected("error", f"{type(exc).__name__}: {exc}"))
         metrics.oracle_observations_total.labels(self.id, "accepted").inc()
         self.latest = reading
-        if self._on_accept is not None:
-            self._on_accept(reading)
+        if self.on_accept is not None:
+            self.on_accept(reading)
         if not self.settings.publish:
             return StepResult("accepted")
-        now = self._clock.now()
+        now = self.clock.now()
         reason = self.policy.decide(self.last, reading.value, now)
         if reason is None:
             return StepResult("accepted")
-        intent = self._publisher.intent(self.last, reading, reason, now)
-        await self._publisher.record(self.id, intent)
+        intent = self.publisher.intent(self.last, reading, reason, now)
+        await self.publisher.record(self.id, intent)
         self.pending = intent
         if not await self._send_pending(reason):
             return StepResult("accepted", detail="publish pending: Kafka unavailable")
@@ -169,7 +165,7 @@ class FeedRunner:
     def _refused(self, rejected: Rejected) -> StepResult:
         metrics.oracle_observations_total.labels(self.id, rejected.reason).inc()
         if rejected.retry_after_s is not None:
-            self.not_before = self._clock.now() + rejected.retry_after_s
+            self.not_before = self.clock.now() + rejected.retry_after_s
         self._log.warning("reading refused", reason=rejected.reason, detail=rejected.detail)
         return StepResult(rejected.reason, detail=rejected.detail)
 
@@ -179,7 +175,7 @@ class FeedRunner:
         if intent is None:
             return True
         try:
-            self.last = await self._publisher.send(self.id, intent)
+            self.last = await self.publisher.send(self.id, intent)
         except KafkaError as exc:
             self._log.warning(
                 "publish failed; will resend", round_id=intent.round_id, error=str(exc)
@@ -200,7 +196,7 @@ class FeedRunner:
     def next_wake_at(self) -> float:
         """When the next step is due: the interval, a heartbeat falling due first, a pending
         publish retry, and never before a source's Retry-After."""
-        now = self._clock.now()
+        now = self.clock.now()
         began = now if self.step_began is None else min(self.step_began, now)
         at = max(began + self.settings.interval_s, now)
         due = self.policy.heartbeat_due_at(self.last)
@@ -215,9 +211,9 @@ class FeedRunner:
         await self.start()
         while not stopping.is_set():
             self.wake.clear()
-            self.step_began = self._clock.now()
+            self.step_began = self.clock.now()
             await self.step()
-            delay = self.next_wake_at() - self._clock.now()
+            delay = self.next_wake_at() - self.clock.now()
             if delay > 0 and not stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), delay)
