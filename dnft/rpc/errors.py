@@ -28,7 +28,17 @@ __all__ = [
 FAILOVER_KINDS: Final = frozenset({"http_5xx", "timeout", "connection", "bad_response"})
 
 
-class TransientRpcError(RpcError):
+class RpcCallError(RpcError):
+    """An RPC error that names the call (``method``) and the endpoint it came from."""
+
+    def __init__(self, text: str, *, method: str = "", endpoint: str = "") -> None:
+        self.method = method
+        self.endpoint = endpoint
+        where = f" ({method} @ {endpoint})" if method or endpoint else ""
+        super().__init__(f"{text}{where}")
+
+
+class TransientRpcError(RpcCallError):
     """A failure that retrying (here or on another endpoint) may cure.
 
     ``kind`` is one of ``rate_limited``, ``http_5xx``, ``timeout``, ``connection``,
@@ -47,11 +57,8 @@ class TransientRpcError(RpcError):
         retry_after: float | None = None,
     ) -> None:
         self.kind = kind
-        self.method = method
-        self.endpoint = endpoint
         self.retry_after = retry_after
-        where = f" ({method} @ {endpoint})" if method or endpoint else ""
-        super().__init__(f"{message}{where}")
+        super().__init__(message, method=method, endpoint=endpoint)
 
     @property
     def failover(self) -> bool:
@@ -59,7 +66,7 @@ class TransientRpcError(RpcError):
         return self.kind in FAILOVER_KINDS
 
 
-class RpcNodeError(RpcError):
+class RpcNodeError(RpcCallError):
     """The node answered a JSON-RPC error object that retrying will not fix."""
 
     def __init__(
@@ -74,10 +81,7 @@ class RpcNodeError(RpcError):
         self.code = code
         self.message = message
         self.data = data
-        self.method = method
-        self.endpoint = endpoint
-        where = f" ({method} @ {endpoint})" if method or endpoint else ""
-        super().__init__(f"node error {code}: {message}{where}")
+        super().__init__(f"node error {code}: {message}", method=method, endpoint=endpoint)
 
 
 class RangeTooLargeError(RpcNodeError):
@@ -104,14 +108,12 @@ class RangeTooLargeError(RpcNodeError):
         super().__init__(code, message, data=data, method=method, endpoint=endpoint)
 
 
-class RpcHttpError(RpcError):
+class RpcHttpError(RpcCallError):
     """A non-retryable HTTP status without a JSON-RPC body (401, 403, 404...)."""
 
     def __init__(self, status: int, *, method: str, endpoint: str) -> None:
         self.status = status
-        self.method = method
-        self.endpoint = endpoint
-        super().__init__(f"HTTP {status} ({method} @ {endpoint})")
+        super().__init__(f"HTTP {status}", method=method, endpoint=endpoint)
 
 
 class RpcGiveUpError(RpcError):
