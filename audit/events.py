@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from audit.plain import plain
+from audit.plain import Plain, plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +29,13 @@ class EventRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(Plain):
     """One on-chain log (tx hash, log index) present under several event ids."""
 
     tx_hash: str
     log_index: int
     events: tuple[EventRef, ...]
     on_chain: str | None  # the member the chain has now, if any
-
-    def as_dict(self) -> dict[str, Any]:
-        return plain(self)
 
 
 @dataclass(slots=True)

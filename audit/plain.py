@@ -24,3 +24,12 @@ def _value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_value(v) for v in value]
     return value
+
+
+class Plain:
+    """A report part whose JSON form is :func:`plain` of it (mixed into dataclasses)."""
+
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return plain(self)  # type: ignore[arg-type]  # subclasses are dataclasses

@@ -31,7 +31,7 @@ from typing import Any, Final
 import asyncpg
 from eth_utils.crypto import keccak
 
-from audit.plain import plain
+from audit.plain import Plain, plain
 from dnft.rpc import RawLog, RpcClient, iter_logs
 
 METADATA_UPDATE: Final = "0x" + keccak(text="MetadataUpdate(uint256)").hex()
@@ -61,25 +61,19 @@ def announcement_of(log: RawLog) -> Announcement:
 
 
 @dataclass(frozen=True, slots=True)
-class DuplicatedPush:
+class DuplicatedPush(Plain):
     """A push with more than one transaction mined."""
 
     push_id: int
     hashes: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, Any]:
-        return plain(self)
-
 
 @dataclass(frozen=True, slots=True)
-class MissingPush:
+class MissingPush(Plain):
     """A confirmed push whose mined transaction announced nothing in the range."""
 
     push_id: int
     hash: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return plain(self)
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from audit.plain import plain
+from audit.plain import Plain, plain
 from dnft.errors import ServiceError
 
 
@@ -38,7 +38,7 @@ class VersionRow:
 
 
 @dataclass(frozen=True, slots=True)
-class DuplicatedState:
+class DuplicatedState(Plain):
     """A run of consecutive versions of one token (two or more, in version order) with the
     same state."""
 
@@ -47,20 +47,14 @@ class DuplicatedState:
     state_hash: str
     versions: tuple[int, ...]
 
-    def as_dict(self) -> dict[str, Any]:
-        return plain(self)
-
 
 @dataclass(frozen=True, slots=True)
-class VersionGap:
+class VersionGap(Plain):
     """A token whose version numbers (sorted) are not exactly 1..n."""
 
     collection: str
     token_id: str
     versions: tuple[int, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return plain(self)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ no-op and the offsets may be committed once ``handle`` returns.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import fields
 
 import structlog
 
@@ -20,16 +21,9 @@ log = structlog.get_logger("dnft.pusher.intake")
 
 
 def update_record(update: MetadataUpdate) -> UpdateRecord:
-    """A decoded ``dnft.metadata.update.v1`` as an outbox row (its contract is lowercase)."""
-    return UpdateRecord(
-        chain_id=update.chain_id,
-        contract=update.contract,
-        token_id=update.token_id,
-        version=update.version,
-        metadata_uri=update.metadata_uri,
-        metadata_cid=update.metadata_cid,
-        created_at=update.created_at,
-    )
+    """A decoded ``dnft.metadata.update.v1`` as an outbox row: the fields it shares with it
+    (its contract is lowercase)."""
+    return UpdateRecord(**{f.name: getattr(update, f.name) for f in fields(UpdateRecord)})
 
 
 class Intake:
