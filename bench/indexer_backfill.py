@@ -37,6 +37,7 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from bench.procfs import usage
 from dnft.contracts import DevSigner, at, deploy
 from dnft.devservices import AnvilService, PostgresService, TansuService
 from dnft.devservices.ports import free_port
@@ -144,23 +145,6 @@ def broker_limit(bootstrap: str, n: int, size: int) -> float:
     return n / elapsed
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants (the decode worker), in MB."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        stack.extend(int(c) for c in children)
-    return total / 1024
-
-
 async def run_indexer(
     workdir: Path, rpc_url: str, address: str, head: int, bootstrap: str, dsn: str
 ) -> tuple[float, float, str]:
@@ -220,7 +204,7 @@ async def run_indexer(
         while ((await conn.fetchval(query)) or -1) < head:
             if proc.returncode is not None:
                 raise RuntimeError(log_path.read_text()[-3000:])
-            rss = max(rss, tree_rss_mb(proc.pid))
+            rss = max(rss, usage(proc.pid)[0])
             await asyncio.sleep(0.01)
         done = time.time()
     finally:

@@ -95,6 +95,7 @@ from bench.load_criteria import (
     counter_rate,
     growth,
 )
+from bench.procfs import usage
 from demo.config import (
     CONTRACT,
     FEED_ID,
@@ -206,31 +207,6 @@ class Daemon:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def usage(pid: int, *, children: bool = True) -> tuple[float, float]:
-    """(VmRSS in MB, CPU seconds used) of a process and, with ``children``, its live
-    descendants; (0, 0) when it is gone."""
-    rss_kb, ticks, stack = 0, 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            stat = Path(f"/proc/{current}/stat").read_text()
-            kids = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                rss_kb += int(line.split()[1])
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-        if children:
-            stack.extend(int(k) for k in kids)
-    return rss_kb / 1024, ticks / CLOCK_TICKS
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
