@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
 from dnft.errors import ConfigError
-from dnft.health import HealthServer
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("api", help="serve token metadata, images and the gallery (HTTP)")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "api", __doc__, _main)
     parser.add_argument(
         "--port", type=int, default=None, help="listen on this port (default: api.port)"
     )
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -30,8 +29,4 @@ def _main(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"api": api})
     # Bad collection files or api.collection fail before anything starts.
     default_collection(settings, load_bound_collections(settings))
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_api(settings, stopping, health)
-
-    return serve("api", settings, main)
+    return serve("api", settings, partial(run_api, settings))

@@ -1,6 +1,13 @@
 """``dnft audit``: reconcile a network's chain logs with Kafka and Postgres over a block range,
 and check that no token version and no pusher transaction was repeated.
 
+Reads the network's configured contracts' canonical logs, the chain-events topic (from the
+beginning, retractions applied) and the regenerator's regen_events over the range, and prints
+what is missing, extra or duplicated. Also checks token_versions of the bound collections (two
+consecutive versions of one state, version numbers not 1..n) and the pusher's announcing
+transactions mined in the range (sent but not in the outbox, a push mined twice, a confirmed
+push the chain does not have).
+
 Exit status: 0 when every source matches the chain and no side effect repeated, 1 when
 anything is missing, extra or duplicated (events, versions, transactions) or a version
 number is skipped, 2 when the audit cannot run (bad arguments or config, a source
@@ -12,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import orjson
 
+from dnft.cli.console import Commands, add_command
 from dnft.config import load_settings
 from dnft.errors import ConfigError, ServiceError
 
@@ -27,22 +36,8 @@ EXIT_FOUND = 1
 EXIT_CANNOT_AUDIT = 2
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "audit",
-        help="reconcile chain logs, Kafka and Postgres over a block range; find repeated "
-        "versions and pusher transactions",
-        description=(
-            "Read the network's configured contracts' canonical logs, the chain-events topic "
-            "(from the beginning, retractions applied) and the regenerator's regen_events over "
-            "the range; print what is missing, extra or duplicated. Also check token_versions "
-            "of the bound collections (two consecutive versions of one state, version numbers "
-            "not 1..n) and the "
-            "pusher's announcing transactions mined in the range (sent but not in the outbox, "
-            "a push mined twice, a confirmed push the chain does not have). Exit 0 when clean, "
-            "1 when anything is not, 2 when the audit cannot run."
-        ),
-    )
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "audit", __doc__, _main)
     parser.add_argument("--network", required=True, help="network name from the config")
     parser.add_argument("--from-block", type=int, required=True, metavar="A")
     parser.add_argument("--to-block", type=int, required=True, metavar="B")
@@ -62,7 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: 2; some brokers under-report partition ends)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -156,29 +150,18 @@ def _version_lines(audit: VersionAudit, limit: int) -> list[str]:
         f"versions: {audit.versions} of {audit.tokens} token(s), {len(audit.duplicated)} "
         f"duplicated, {len(audit.gaps)} gaps"
     ]
-    lines.extend(
-        _capped(
-            "  duplicated (consecutive versions of one state):",
-            [
-                f"    {d.collection} token {d.token_id} state {d.state_hash}: versions "
-                + ", ".join(str(v) for v in d.versions)
-                for d in audit.duplicated
-            ],
-            limit,
-        )
-    )
-    lines.extend(
-        _capped(
-            "  gaps (version numbers not 1..n):",
-            [
-                f"    {g.collection} token {g.token_id}: versions "
-                + ", ".join(str(v) for v in g.versions)
-                for g in audit.gaps
-            ],
-            limit,
-        )
-    )
+    duplicated = [
+        _versions(f"{d.collection} token {d.token_id} state {d.state_hash}", d.versions)
+        for d in audit.duplicated
+    ]
+    gaps = [_versions(f"{g.collection} token {g.token_id}", g.versions) for g in audit.gaps]
+    lines.extend(_capped("  duplicated (consecutive versions of one state):", duplicated, limit))
+    lines.extend(_capped("  gaps (version numbers not 1..n):", gaps, limit))
     return lines
+
+
+def _versions(token: str, versions: Sequence[int]) -> str:
+    return f"    {token}: versions " + ", ".join(str(v) for v in versions)
 
 
 def _transaction_lines(audit: TransactionAudit, limit: int) -> list[str]:

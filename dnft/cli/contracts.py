@@ -1,7 +1,8 @@
 """``dnft deploy-sample``: put the sample contracts on a dev chain for tests and the demo.
 
-Deploys a public-mint DynamicCollection and an "ETH / USD" PriceAggregator from anvil's first
-dev account, optionally mints tokens to the first dev accounts, and reports where they are.
+Deploys DynamicCollection (public mint) and PriceAggregator (ETH / USD, 8 decimals, 3000) from
+anvil's first dev account, mints N tokens over the first K dev accounts in ranges taken in
+turn, and prints the addresses, chain id and deploy block as JSON.
 """
 
 from __future__ import annotations
@@ -12,21 +13,14 @@ import json
 import sys
 from pathlib import Path
 
+from dnft.cli.console import Commands, add_command
 from dnft.errors import ConfigError
 from dnft.sample import deploy_sample
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Commands) -> None:
     """Add the ``deploy-sample`` command."""
-    parser = subparsers.add_parser(
-        "deploy-sample",
-        help="deploy the sample collection and price feed to a dev chain (anvil)",
-        description=(
-            "Deploy DynamicCollection (public mint) and PriceAggregator (ETH / USD, 8 decimals, "
-            "3000) from anvil's first dev account, mint N tokens over the first K dev accounts "
-            "in ranges taken in turn, and print the addresses, chain id and deploy block as JSON."
-        ),
-    )
+    parser = add_command(subparsers, "deploy-sample", __doc__, _run)
     parser.add_argument("--rpc-url", required=True, help="HTTP JSON-RPC URL of the dev chain")
     parser.add_argument(
         "--mint", type=int, default=0, metavar="N", help="tokens to mint (default: 0)"
@@ -39,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="spread the tokens over anvil's first K dev accounts (default: 1)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to FILE")
-    parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

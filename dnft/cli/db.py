@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from dnft.cli.console import Commands, add_command
 from dnft.config import load_settings
 from dnft.migrations import apply_migrations, current_version
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+def register(sub: Commands) -> None:
+    migrate = add_command(sub, "migrate", __doc__, _migrate)
     migrate.add_argument("--dsn", help="Postgres DSN (default: postgres.dsn from the config)")
-    migrate.set_defaults(func=_migrate)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """``dnft demo``: the whole engine on local services, with a simulated world to watch.
 
-Interactive by default (prints the gallery URL and a status line; Ctrl-C stops everything);
-``--headless --duration S`` runs S seconds and exits 0 only when every token evolved and
-``dnft audit`` is clean. The logic lives in the ``demo`` package.
+Starts anvil, tansu and Postgres, deploys the sample collection, mints tokens, replays a real
+ETH/USD price series and sends Fed / TraitSet transactions while every dnft daemon runs
+(``dnft run --all``). Interactive by default (prints the gallery URL and a status line; Ctrl-C
+stops everything); ``--headless --duration S`` runs S seconds and exits 0 only when every token
+evolved and ``dnft audit`` is clean. The logic lives in the ``demo`` package.
 """
 
 from __future__ import annotations
@@ -11,17 +13,11 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from dnft.cli.console import Commands, add_command
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "demo",
-        help="local chain, Kafka and Postgres, the sample collection and a simulated world",
-        description=(
-            "Start anvil, tansu and Postgres, deploy the sample collection, mint tokens, replay "
-            "a real ETH/USD price series and send Fed / TraitSet transactions while every dnft "
-            "daemon runs (dnft run --all). Ctrl-C stops everything."
-        ),
-    )
+
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "demo", __doc__, _main)
     parser.add_argument(
         "--headless",
         action="store_true",
@@ -61,7 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="services' data and logs (default: $DNFT_DEMO_STATE_DIR or .dnft/demo)",
     )
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

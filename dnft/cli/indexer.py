@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
-from dnft.health import HealthServer
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("indexer", help="run the chain indexer daemon")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "indexer", __doc__, _main)
     parser.add_argument(
         "--network", action="append", help="network name to index (repeatable; default: all)"
     )
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -24,8 +23,4 @@ def _main(args: argparse.Namespace) -> int:
     names = args.network or [n.name for n in settings.networks]
     for name in names:
         settings.network(name)  # unknown names fail here, before anything starts
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_indexer(settings, names, stopping, health)
-
-    return serve("indexer", settings, main)
+    return serve("indexer", settings, partial(run_indexer, settings, names))

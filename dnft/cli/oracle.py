@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
 from dnft.errors import ConfigError
-from dnft.health import HealthServer
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "oracle", help="run the oracle feeds daemon (HTTP JSON, Chainlink, median feeds)"
-    )
-    parser.set_defaults(func=_main)
+def register(sub: Commands) -> None:
+    add_command(sub, "oracle", __doc__, _main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -23,8 +20,4 @@ def _main(args: argparse.Namespace) -> int:
     settings = daemon_settings(args)
     if not settings.feeds:
         raise ConfigError("feeds", "no feed is configured")
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_oracle(settings, stopping, health)
-
-    return serve("oracle", settings, main)
+    return serve("oracle", settings, partial(run_oracle, settings))

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
-from dnft.health import HealthServer
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "pusher", help="run the pusher (metadata updates -> ERC-4906 / setTokenURI transactions)"
-    )
-    parser.set_defaults(func=_main)
+def register(sub: Commands) -> None:
+    add_command(sub, "pusher", __doc__, _main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -21,8 +18,4 @@ def _main(args: argparse.Namespace) -> int:
 
     settings = daemon_settings(args)
     signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_pusher(settings, signer, stopping, health)
-
-    return serve("pusher", settings, main)
+    return serve("pusher", settings, partial(run_pusher, settings, signer))

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
 from dnft.collection import load_bound_collections
-from dnft.health import HealthServer
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("regenerator", help="run the regenerator (planner and/or renderers)")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "regenerator", __doc__, _main)
     parser.add_argument(
         "--role",
         choices=("planner", "render", "all"),
         default="all",
         help="planner: events -> states -> render jobs; render: jobs -> versions (default: all)",
     )
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -26,8 +25,4 @@ def _main(args: argparse.Namespace) -> int:
 
     settings = daemon_settings(args)
     load_bound_collections(settings)  # bad collection files fail before anything starts
-
-    async def main(stopping: asyncio.Event, health: HealthServer) -> None:
-        await run_regenerator(settings, args.role, stopping, health)
-
-    return serve("regenerator", settings, main)
+    return serve("regenerator", settings, partial(run_regenerator, settings, args.role))

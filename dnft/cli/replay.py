@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
+from dnft.cli.console import Commands, add_command
 from dnft.config import Settings, load_settings
 from dnft.errors import ConfigError
 from dnft.kafka.groups import OffsetMove
@@ -35,13 +36,8 @@ def consumer_group(settings: Settings, name: str) -> tuple[str, list[str]]:
     raise ConfigError("--consumer", f"unknown consumer {name!r}; known: {list(CONSUMERS)}")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "replay",
-        help="re-publish a block range, or move a consumer group's offsets back",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "replay", __doc__, _main)
     chain = parser.add_argument_group("re-publish a block range")
     chain.add_argument("--network", help="network name from dnft.yaml")
     chain.add_argument("--from-block", type=int)
@@ -70,7 +66,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--dry-run", action="store_true", help="show what would happen; change nothing"
     )
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""``dnft rerender``: render tokens again (after a rules change, a lost or failed render)."""
+"""``dnft rerender``: render tokens again (after a rules change, a lost or failed render).
+
+Recomputes the selected tokens' states from their events and feed values and plans a render job
+for each state that changed or has no version yet. A state is rendered once: with ``--force``,
+states that already have a version are re-announced (the pusher still announces each version on
+chain once).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
+from dnft.cli.console import Commands, add_command
 from dnft.collection import BoundCollection
 from dnft.config import Settings, load_settings
 from dnft.errors import ConfigError
@@ -15,17 +22,8 @@ if TYPE_CHECKING:
     from regenerator import RerenderReport
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "rerender",
-        help="recompute tokens' states and send render jobs for what has no version yet",
-        description=(
-            "Recompute the selected tokens' states from their events and feed values; plan a "
-            "render job for each state that changed or has no version yet. A state is "
-            "rendered once: with --force, states that already have a version are re-announced "
-            "(the pusher still announces each version on chain once)."
-        ),
-    )
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "rerender", __doc__, _main)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--token", type=int, action="append", help="token id (repeatable)")
     which.add_argument("--all", action="store_true", help="every token of every collection")
@@ -37,7 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--force", action="store_true", help="re-announce rendered states too")
     parser.add_argument("--dry-run", action="store_true", help="count; change nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ the oracle without ``feeds``, the pusher without ``pusher.collections``.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
+from dnft.cli.console import Commands, add_command
 from dnft.cli.daemons import daemon_settings, serve
 from dnft.config import Settings
 from dnft.daemon import DaemonMain, together
@@ -18,13 +20,12 @@ from dnft.errors import ConfigError
 PARTS = ("indexer", "oracle", "regenerator", "api", "pusher")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run several daemons in one process (--all)")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "run", __doc__, _main)
     parser.add_argument("--all", action="store_true", required=True, help="every daemon")
     parser.add_argument(
         "--without", action="append", default=[], choices=PARTS, help="skip one (repeatable)"
     )
-    parser.set_defaults(func=_main)
 
 
 def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
@@ -42,22 +43,18 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
         networks = [n.name for n in settings.networks if settings.contracts_on(n.name)]
         if not networks:
             raise ConfigError("contracts", "no contract to index (or pass --without indexer)")
-        parts["indexer"] = lambda stopping, health: run_indexer(
-            settings, networks, stopping, health
-        )
+        parts["indexer"] = partial(run_indexer, settings, networks)
     if "oracle" not in skip and settings.feeds:
-        parts["oracle"] = lambda stopping, health: run_oracle(settings, stopping, health)
+        parts["oracle"] = partial(run_oracle, settings)
     collections = load_bound_collections(settings)
     if "regenerator" not in skip:
-        parts["regenerator"] = lambda stopping, health: run_regenerator(
-            settings, "all", stopping, health
-        )
+        parts["regenerator"] = partial(run_regenerator, settings, "all")
     if "api" not in skip:
         default_collection(settings, collections)
-        parts["api"] = lambda stopping, health: run_api(settings, stopping, health)
+        parts["api"] = partial(run_api, settings)
     if "pusher" not in skip and settings.pusher.collections:
         signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
-        parts["pusher"] = lambda stopping, health: run_pusher(settings, signer, stopping, health)
+        parts["pusher"] = partial(run_pusher, settings, signer)
     return parts
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from dnft.cli.console import Commands, add_command
 from dnft.config import load_settings
 from dnft.status import TopicLag, Unreachable
 
@@ -26,10 +27,9 @@ if TYPE_CHECKING:
 HEADER = ("STAGE", "ITEM", "POSITION", "LAG")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("status", help="lag of every stage at a glance")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "status", __doc__, _main)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

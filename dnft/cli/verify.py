@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from dnft.cli.console import Commands, add_command
 from dnft.config import load_settings
 from dnft.errors import ConfigError
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("verify", help="re-render a token version and compare its image")
+def register(sub: Commands) -> None:
+    parser = add_command(sub, "verify", __doc__, _main)
     parser.add_argument("token", type=int)
     parser.add_argument("version", type=int, nargs="?", help="default: the latest")
     parser.add_argument("--collection", help="collection name (default: the only one)")
-    parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
