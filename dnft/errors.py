@@ -20,11 +20,20 @@ class ConfigError(DnftError, ValueError):
         super().__init__(f"{key}: {reason}" if key else reason)
 
 
-class MissingDependencyError(DnftError, RuntimeError):
+class DependencyError(DnftError):
+    """Something outside the message failed: a service, a program, the environment.
+
+    A consumer (:mod:`dnft.stream`) never dead-letters a message for a DependencyError: it
+    stops without committing, and the message is processed again once the daemon restarts.
+    Derive an error from it when retrying later can succeed; errors caused by what a message
+    carries must not derive from it."""
+
+
+class MissingDependencyError(DependencyError, RuntimeError):
     """A program or package dnft needs is not installed; the message names the install step."""
 
 
-class ServiceError(DnftError, RuntimeError):
+class ServiceError(DependencyError, RuntimeError):
     """A local or remote service (chain node, broker, database) failed or is unreachable."""
 
 

@@ -39,8 +39,9 @@ kafka_consumer_lag_messages = Gauge(
 
 stream_dead_letters_total = Counter(
     "dnft_stream_dead_letters_total",
-    "Invalid messages a consumer group sent to the dead-letter topic",
-    ["group"],
+    "Messages a consumer group sent to the dead-letter topic, by reason: invalid (decode "
+    "failed), tombstone (no value), handler_error (its handling failed)",
+    ["group", "reason"],
 )
 
 # --- Indexer --------------------------------------------------------------------------------
@@ -239,4 +240,46 @@ pusher_signer_balance_wei = Gauge(
     "dnft_pusher_signer_balance_wei",
     "Balance of the pusher's signer account on a network, in wei",
     ["network"],
+)
+
+# --- Leader leases (issue 17, leases that end) ----------------------------------------------
+leader_lease_lost_total = Counter(
+    "dnft_leader_lease_lost_total",
+    "Leader leases lost by this replica (heartbeat failed, lease ran out, session ended)",
+    ["daemon", "scope"],
+)
+
+# --- Issue 17B: the pusher trusts Postgres ----------------------------------------------------
+pusher_updates_refused_total = Counter(
+    "dnft_pusher_updates_refused_total",
+    "Metadata updates from Kafka the pusher refused, by reason: unknown_version (no such "
+    "version recorded for a collection bound to the contract), cid_mismatch (another CID)",
+    ["reason"],
+)
+
+# --- Issue 17E: public API hardening ----------------------------------------------------------
+api_curate_logins_refused_total = Counter(
+    "dnft_api_curate_logins_refused_total",
+    "/curate logins refused before any password check, by reason: throttled (too many failed "
+    "logins from the client or from everybody: 429), busy (password checks queue full: 503)",
+    ["reason"],
+)
+api_live_refused_total = Counter(
+    "dnft_api_live_refused_total",
+    "Server-sent event streams refused, by reason: per_client (the client's cap: 429), "
+    "replica (this replica's cap: 503)",
+    ["reason"],
+)
+api_unavailable_total = Counter(
+    "dnft_api_unavailable_total",
+    "Requests answered 5xx with a generic body (the detail is logged with the request id)",
+    ["code"],
+)
+
+# --- Bounds at the edge (issue 17: indexer value cuts) --------------------------------------
+indexer_values_cut_total = Counter(
+    "dnft_indexer_values_cut_total",
+    "Event argument values cut to networks[].max_value_bytes / max_array_items (the event is"
+    " published with the full values' sha256 and sizes in its 'truncated' property)",
+    ["network", "event"],
 )

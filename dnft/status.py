@@ -80,11 +80,14 @@ def consumer_lags(
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import OffsetSpec
 
+    from dnft.kafka import client_security_kwargs
+
     admin = KafkaAdminClient(
         bootstrap_servers=list(settings.bootstrap_servers),
         client_id=f"{settings.client_id}-status",
         request_timeout_ms=timeout_ms,
         bootstrap_timeout_ms=timeout_ms,
+        **client_security_kwargs(settings),
     )
     try:
         topics = sorted({t for ts in groups.values() for t in ts})

@@ -41,6 +41,15 @@ class NetworkSettings(ConfigModel):
     reorg_window: int = Field(default=128, ge=1, le=100_000)
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     request_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    # Holders choose event strings: one setTrait of 300 KB must not become a Kafka message
+    # over the broker's cap. Longer strings/bytes (UTF-8 bytes) and arrays are cut, the full
+    # value's sha256 and size kept beside them (indexer/bounds.py). Arrays count items over the
+    # whole event; with the event's fixed 64 KiB of string content, a message stays < 1 MiB.
+    max_value_bytes: int = Field(default=4096, ge=64, le=65_536)
+    max_array_items: int = Field(default=1024, ge=1, le=1024)
+    # A node's answer longer than this is cut off while it arrives; an eth_getLogs answer
+    # that long splits its block range like a "too many results" refusal.
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)
 
     @field_validator("rpc_urls")
     @classmethod

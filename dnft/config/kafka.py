@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dnft.config.base import ConfigModel
 
@@ -35,6 +37,82 @@ class TopicSettings(ConfigModel):
     dead_letter: str = "dnft.dead-letter.v1"
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _readable(path: Path | None) -> Path | None:
+    """A key, certificate or password file must be readable when the daemon starts, not at
+    its first reconnect hours later."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{path} is not readable by this user")
+    return path
+
+
+class KafkaTlsSettings(ConfigModel):
+    # None: the system's CA bundle (a public CA); set it for a private CA (Strimzi, MSK).
+    ca_file: Path | None = None
+    # Client certificate and key: only for brokers that require mutual TLS.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
+
+    _files = field_validator("ca_file", "cert_file", "key_file")(_readable)
+
+    @model_validator(mode="after")
+    def _pair(self) -> KafkaTlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "kafka.security.tls.cert_file and kafka.security.tls.key_file go together"
+            )
+        return self
+
+
+class KafkaSaslSettings(ConfigModel):
+    mechanism: SaslMechanism | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    # The password lives in a file (a mounted Secret), never inline in the YAML: there is
+    # no `password` key, so a config holding one is refused.
+    password_file: Path | None = None
+
+    _files = field_validator("password_file")(_readable)
+
+
+class KafkaSecuritySettings(ConfigModel):
+    protocol: SecurityProtocol = "PLAINTEXT"
+    tls: KafkaTlsSettings = KafkaTlsSettings()
+    sasl: KafkaSaslSettings = KafkaSaslSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecuritySettings:
+        """Settings the chosen protocol would silently ignore are refused: a password that is
+        never sent or a CA that is never checked hides a misconfiguration."""
+        key = "kafka.security"
+        uses_sasl = self.protocol.startswith("SASL_")
+        uses_tls = self.protocol.endswith("SSL")
+        sasl = self.sasl
+        if uses_sasl:
+            for name in ("mechanism", "username", "password_file"):
+                if getattr(sasl, name) is None:
+                    raise ValueError(
+                        f"{key}.sasl.{name} is required when {key}.protocol is {self.protocol}"
+                    )
+        elif sasl != KafkaSaslSettings():
+            raise ValueError(
+                f"{key}.sasl is set but {key}.protocol is {self.protocol}: "
+                "use SASL_SSL (or SASL_PLAINTEXT) to authenticate"
+            )
+        if not uses_tls and self.tls != KafkaTlsSettings():
+            raise ValueError(
+                f"{key}.tls is set but {key}.protocol is {self.protocol}: use SSL or SASL_SSL"
+            )
+        return self
+
+
 class KafkaSettings(ConfigModel):
     bootstrap_servers: list[str] = Field(min_length=1)
     client_id: str = "dnft"
@@ -47,6 +125,8 @@ class KafkaSettings(ConfigModel):
     topics: TopicSettings = TopicSettings()
     producer: ProducerSettings = ProducerSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    # TLS and SASL for every client (producer, consumer, admin, audit): dnft/kafka/security.py.
+    security: KafkaSecuritySettings = KafkaSecuritySettings()
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -108,15 +108,20 @@ class TansuService(ProcessService):
         port: int | None = None,
         durable: bool = False,
         ready_timeout: float = 10.0,
+        advertise: str | None = None,
     ) -> None:
         super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
         self.durable = durable
+        # ``host:port`` told to clients instead of the listener: a TLS terminator in front of
+        # the broker. tansu 0.6.0 cannot serve TLS itself (its --cert and --key share a
+        # clap group, so giving both is refused, and it needs both).
+        self.advertise = advertise
         self.moto: MotoService | None = MotoService(state_dir) if durable else None
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` for ``bootstrap_servers``."""
-        return f"{LOOPBACK}:{self._bound_port()}"
+        """``host:port`` for ``bootstrap_servers`` (the advertised one)."""
+        return self.advertise or f"{LOOPBACK}:{self._bound_port()}"
 
     @property
     def storage(self) -> str:
@@ -157,7 +162,8 @@ class TansuService(ProcessService):
     def _start_once(self, binary: Path, port: int, env: dict[str, str]) -> None:
         listener = f"tcp://{LOOPBACK}:{port}"
         argv = [str(binary), "broker", "--listener-url", listener]
-        argv += ["--advertised-listener-url", listener, "--storage-engine", self.storage]
+        advertised = f"tcp://{self.advertise}" if self.advertise else listener
+        argv += ["--advertised-listener-url", advertised, "--storage-engine", self.storage]
         self._process = spawn_ready(
             "tansu",
             argv,

@@ -16,6 +16,7 @@ from dnft.kafka.consumer import AsyncConsumer
 from dnft.kafka.partition import partition_for
 from dnft.kafka.producer import AsyncProducer, PendingBatch
 from dnft.kafka.records import ConsumedMessage, Delivery, KeyedRecord, OutgoingMessage
+from dnft.kafka.security import client_security_kwargs, explain_connect_failure, ssl_context
 
 __all__ = [
     "AsyncConsumer",
@@ -25,6 +26,9 @@ __all__ = [
     "KeyedRecord",
     "OutgoingMessage",
     "PendingBatch",
+    "client_security_kwargs",
     "ensure_topics",
+    "explain_connect_failure",
     "partition_for",
+    "ssl_context",
 ]

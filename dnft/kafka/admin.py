@@ -12,6 +12,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from dnft.config import KafkaSettings
 from dnft.errors import KafkaError
+from dnft.kafka.security import client_security_kwargs, explain_connect_failure
 
 
 async def ensure_topics(
@@ -23,6 +24,7 @@ async def ensure_topics(
         admin = KafkaAdminClient(
             bootstrap_servers=list(settings.bootstrap_servers),
             client_id=f"{settings.client_id}-admin",
+            **client_security_kwargs(settings),
         )
         try:
             existing = set(admin.list_topics())
@@ -41,4 +43,5 @@ async def ensure_topics(
     try:
         await asyncio.to_thread(create)
     except _KafkaLibError as exc:
-        raise KafkaError(f"cannot create topics {sorted(topics)}: {exc}") from exc
+        why = await asyncio.to_thread(explain_connect_failure, settings)
+        raise KafkaError(f"cannot create topics {sorted(topics)}: {exc!r} {why}".rstrip()) from exc

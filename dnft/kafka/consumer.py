@@ -18,6 +18,7 @@ from dnft import metrics
 from dnft.config import KafkaSettings
 from dnft.errors import KafkaError
 from dnft.kafka.records import ConsumedMessage
+from dnft.kafka.security import client_security_kwargs, explain_connect_failure
 
 
 class AsyncConsumer:
@@ -60,11 +61,15 @@ class AsyncConsumer:
             "heartbeat_interval_ms": c.heartbeat_interval_ms,
             "max_poll_interval_ms": c.max_poll_interval_ms,
             "max_poll_records": c.max_poll_records,
+            **client_security_kwargs(self._settings),
         }
         try:
             self._consumer = await self._run(KafkaConsumer, *self._topics, **config)
         except _KafkaLibError as exc:
-            raise KafkaError(f"cannot start consumer group {self._group_id}: {exc}") from exc
+            why = await self._run(explain_connect_failure, self._settings)
+            raise KafkaError(
+                f"cannot start consumer group {self._group_id}: {exc!r} {why}".rstrip()
+            ) from exc
 
     async def poll(
         self, timeout_ms: int = 500, max_records: int | None = None

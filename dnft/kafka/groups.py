@@ -17,6 +17,7 @@ from kafka.errors import NoError
 
 from dnft.config import KafkaSettings
 from dnft.errors import DnftError
+from dnft.kafka.security import client_security_kwargs
 
 # DescribeGroups v3+ answers carry "authorized operations"; tansu fills them with values
 # kafka-python cannot parse. Version 2.2 of the protocol predates them and is served by
@@ -64,6 +65,7 @@ def _admin(settings: KafkaSettings, **extra: object) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=list(settings.bootstrap_servers),
         client_id=f"{settings.client_id}-admin",
+        **client_security_kwargs(settings),
         **extra,
     )
 

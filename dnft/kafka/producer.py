@@ -18,6 +18,7 @@ from dnft.config import KafkaSettings
 from dnft.errors import KafkaError
 from dnft.kafka.partition import partition_for
 from dnft.kafka.records import Delivery, KeyedRecord, OutgoingMessage
+from dnft.kafka.security import client_security_kwargs, explain_connect_failure
 
 T = TypeVar("T")
 
@@ -140,12 +141,15 @@ class AsyncProducer:
             "batch_size": p.batch_size,
             "request_timeout_ms": p.request_timeout_ms,
             "compression_type": None if p.compression == "none" else p.compression,
+            **client_security_kwargs(self._settings),
         }
         try:
             self._producer = await asyncio.to_thread(KafkaProducer, **config)
         except _KafkaLibError as exc:
+            why = await asyncio.to_thread(explain_connect_failure, self._settings)
+            servers = self._settings.bootstrap_servers
             raise KafkaError(
-                f"cannot connect producer to {self._settings.bootstrap_servers}: {exc}"
+                f"cannot connect producer to {servers}: {exc!r} {why}".rstrip()
             ) from exc
 
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> PendingBatch:
