@@ -3,9 +3,10 @@
 (``measures.py``).
 
 Services: anvil (a block every 0.5 s, history pruned to 256 blocks), tansu storing in S3 on a
-local moto (so a broker restart keeps topics and offsets) and Postgres. Every daemon runs as a
-process of its own (`dnft indexer`, `oracle`, `regenerator`, `api`, `pusher`) behind a small
-supervisor that restarts one that exits, as Kubernetes would. The daemons reach the chain
+local moto (so a broker restart keeps topics and offsets) behind a Kafka-aware proxy (a broker
+restart drains it first: ``tests/support/kafkaproxy.py`` says why) and Postgres. Every daemon
+runs as a process of its own (`dnft indexer`, `oracle`, `regenerator`, `api`, `pusher`) behind
+a small supervisor that restarts one that exits, as Kubernetes would. The daemons reach the chain
 through a fault-injecting JSON-RPC proxy; the traffic, the canary and the reorgs go straight
 to anvil. A price server plays the oracle's source and can flap, lie (spike) or go stale.
 
@@ -38,6 +39,7 @@ from tests.chaos.price_source import PriceSource
 from tests.chaos.report import ChaosReport
 from tests.chaos.traffic import Traffic
 from tests.support.daemon import DaemonProcess
+from tests.support.kafkaproxy import KafkaProxy
 from tests.support.rpcproxy import Faults, RpcProxy
 
 DAEMONS = ("indexer", "oracle", "regenerator", "api", "pusher")
@@ -79,7 +81,13 @@ class ChaosWorld(Traffic, Measures):
         self.seed = seed
         self.rng = random.Random(seed)
         self.anvil = AnvilService(root, block_time=BLOCK_TIME_S)
-        self.tansu = TansuService(root, durable=True)
+        self.kafka_proxy = KafkaProxy(upstream_port=free_port())
+        self.tansu = TansuService(
+            root,
+            port=self.kafka_proxy.upstream_port,
+            durable=True,
+            advertise=f"127.0.0.1:{self.kafka_proxy.port}",
+        )
         self.postgres = PostgresService(root)
         self.source = PriceSource(seed)
         self.proxy: RpcProxy | None = None
@@ -206,6 +214,7 @@ class ChaosWorld(Traffic, Measures):
         for service in (self.anvil, self.tansu):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(service.stop)
+        self.kafka_proxy.close()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.postgres.destroy)
 
@@ -246,6 +255,14 @@ class ChaosWorld(Traffic, Measures):
         daemon = self.daemons[name]
         await asyncio.to_thread(daemon.kill9)
         daemon.kills += 1  # the supervisor starts it again
+
+    def restart_broker(self, down_s: float) -> float:
+        """Drain the broker (every request it received answered), stop it, start it again
+        after ``down_s``. Blocks; returns the seconds the drain took."""
+        drained = self.kafka_proxy.drain()
+        self.tansu.restart(down_s)
+        self.kafka_proxy.restore()
+        return drained
 
     async def reorg(self, depth: int) -> None:
         answer = await self.w3.provider.make_request("anvil_reorg", [depth, []])

@@ -54,8 +54,8 @@ class TestChaos:
 
             # The broker and the database go away for a while, mid-traffic.
             down = sizes["down_s"]
-            await asyncio.to_thread(world.tansu.restart, down)
-            world.report.add("tansu restart", f"down {down:g} s, s3 storage on moto",
+            drained = await asyncio.to_thread(world.restart_broker, down)
+            world.report.add("tansu restart", f"drained {drained:.1f} s, down {down:g} s",
                              await world.canary())  # fmt: skip
             await asyncio.to_thread(world.postgres.stop)
             await asyncio.sleep(down)
