@@ -10,7 +10,10 @@ Output conventions (the contract downstream code relies on):
 * addresses, in args and ``DecodedEvent.address``: lowercase ``0x`` hex, never checksummed
   (one canonical form for keys and comparisons; checksumming costs a keccak per address);
 * ``bytes``/``bytesN``/``function``: lowercase ``0x`` hex strings;
-* ``string``: ``str``, invalid UTF-8 replaced by U+FFFD (length is not capped here);
+* ``string``: ``str``, invalid UTF-8 replaced by U+FFFD;
+* with ``limits`` (the indexer always passes its network's), long strings, bytes and arrays
+  are cut by ``indexer.bounds`` and ``DecodedEvent.truncated`` says what was cut; without,
+  nothing is cut;
 * ints and bools as Python ``int``/``bool``; arrays as lists; tuples as dicts keyed by
   component name; ``fixed``/``ufixed`` as ``decimal.Decimal``;
 * indexed dynamic values (string, bytes, arrays, tuples) are only a hash in the log: the
@@ -40,11 +43,14 @@ from indexer.abi import (
     is_dynamic_or_composite,
     static_word_decoder,
 )
+from indexer.bounds import Bounder, Budget, ValueLimits, bounder
 
 __all__ = ["DecodedEvent", "EventDecoder"]
 
 _TOPIC: Final = re.compile(r"0x[0-9a-fA-F]{64}")
-_DATA: Final = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+# Hex digits after "0x"; whole bytes are checked by length. (A "(?:[0-9a-f]{2})*" pattern
+# took 5 s on a 10 MB log: one group repetition per byte.)
+_HEX_DIGITS: Final = re.compile(r"[0-9a-fA-F]*")
 # Reads eth_abi may make, as a multiple of the data size. Honest encodings read each byte
 # at most about twice (offsets are read once to validate, once to follow); aliased
 # pointers that make a few KB decode into gigabytes blow through this budget instead.
@@ -64,6 +70,8 @@ class DecodedEvent:
     tx_hash: str
     log_index: int
     block_timestamp: int | None = None  # from the log, where the node includes it
+    # Values cut to the network's limits: arg path -> {sha256, bytes | items} (indexer.bounds).
+    truncated: dict[str, dict[str, Any]] | None = None
 
 
 def _optional_int(value: object) -> int | None:
@@ -112,9 +120,12 @@ class _EventSpec:
     data_names: tuple[str, ...]
     data_decoder: Callable[[_BudgetStream], Any] | None
     data_converters: tuple[Callable[[Any], Any], ...]
+    # Per data value, what cuts it to the limits (None: nothing to cut); empty: no limits.
+    data_bounders: tuple[Bounder | None, ...]
+    limits: ValueLimits | None
 
 
-def _build_spec(event: dict[str, Any]) -> tuple[str, _EventSpec]:
+def _build_spec(event: dict[str, Any], limits: ValueLimits | None) -> tuple[str, _EventSpec]:
     name = str(event["name"])
     inputs: list[dict[str, Any]] = list(event.get("inputs", []))
     signature = f"{name}({','.join(canonical(p) for p in inputs)})"
@@ -158,6 +169,8 @@ def _build_spec(event: dict[str, Any]) -> tuple[str, _EventSpec]:
         data_names=tuple(arg for arg, _ in data_params),
         data_decoder=None if fast is not None else _abi_registry.get_tuple_decoder(*types),
         data_converters=tuple(converter(p) for _, p in data_params),
+        data_bounders=tuple(bounder(p) for _, p in data_params) if limits is not None else (),
+        limits=limits,
     )
 
 
@@ -189,9 +202,15 @@ class EventDecoder:
 
     @classmethod
     def from_abi(
-        cls, abi: Iterable[dict[str, Any]], include: Collection[str] | None = None
+        cls,
+        abi: Iterable[dict[str, Any]],
+        include: Collection[str] | None = None,
+        *,
+        limits: ValueLimits | None = None,
     ) -> EventDecoder:
         """Build a decoder for the ABI's events (all, or those named in ``include``).
+
+        With ``limits``, dynamic values beyond them are cut (``indexer.bounds``).
 
         ``include`` holds event names (every overload) or full signatures such as
         ``"Transfer(address,address,uint256)"``. Anonymous events have no topic0 to
@@ -202,7 +221,7 @@ class EventDecoder:
         built: list[tuple[str, _EventSpec, bool]] = []
         for event in events:
             try:
-                topic0, spec = _build_spec(event)
+                topic0, spec = _build_spec(event, limits)
             except DecodeError:
                 raise
             except Exception as exc:  # KeyError/TypeError/eth_abi parse errors on a bad ABI
@@ -267,9 +286,10 @@ class EventDecoder:
                     raise ValueError(f"topic {index} is not 32 bytes of 0x hex")
                 args[arg] = word(topic[2:])
             data = log["data"]
-            if not _DATA.fullmatch(data):
+            if not (data[:2] == "0x" and len(data) % 2 == 0 and _HEX_DIGITS.fullmatch(data, 2)):
                 raise ValueError("data is not 0x hex of whole bytes")
             fields = spec.data_fields
+            truncated = None
             if fields is not None:
                 if len(data) < spec.data_min_len:
                     raise ValueError(
@@ -279,7 +299,7 @@ class EventDecoder:
                 for arg, start, word in fields:
                     args[arg] = word(data[start : start + 64])
             else:
-                self._decode_dynamic(spec, data, args)
+                truncated = self._decode_dynamic(spec, data, args)
             block_hash, tx_hash = log["blockHash"], log["transactionHash"]
             if type(block_hash) is not str or type(tx_hash) is not str:
                 raise ValueError("log has no blockHash/transactionHash (pending log?)")
@@ -292,6 +312,7 @@ class EventDecoder:
                 tx_hash,
                 int(log["logIndex"], 16),  # type: ignore[arg-type]
                 _optional_int(log.get("blockTimestamp")),
+                truncated,
             )
         except DecodeError as exc:
             raise DecodeError(f"{spec.signature}: {exc}") from None
@@ -300,7 +321,10 @@ class EventDecoder:
             raise DecodeError(f"{spec.signature}: {reason}") from None
 
     @staticmethod
-    def _decode_dynamic(spec: _EventSpec, data: str, args: dict[str, Any]) -> None:
+    def _decode_dynamic(
+        spec: _EventSpec, data: str, args: dict[str, Any]
+    ) -> dict[str, dict[str, Any]] | None:
+        """Decode the data into ``args``; returns the cuts made (None when none)."""
         assert spec.data_decoder is not None
         try:
             values = spec.data_decoder(_BudgetStream(bytes.fromhex(data[2:])))
@@ -308,5 +332,16 @@ class EventDecoder:
             raise
         except Exception as exc:  # eth_abi raises assorted types on malformed input
             raise ValueError(f"data does not match the ABI: {type(exc).__name__}: {exc}") from None
+        cuts = None
+        if spec.limits is not None:
+            budget = Budget(spec.limits)
+            values = tuple(
+                value if bound is None else bound(value, arg, budget)
+                for arg, bound, value in zip(
+                    spec.data_names, spec.data_bounders, values, strict=True
+                )
+            )
+            cuts = budget.cuts or None
         for arg, convert, value in zip(spec.data_names, spec.data_converters, values, strict=True):
             args[arg] = convert(value)
+        return cuts

@@ -11,12 +11,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from dnft.config import ContractSettings, Settings
 from dnft.errors import ConfigError, DecodeError
 from dnft.rpc import RawLog
+from indexer.bounds import ValueLimits
 from indexer.decode import DecodedEvent, EventDecoder
 from indexer.publish import EventPublisher
 
@@ -39,10 +41,15 @@ class Encoded:
     counts: dict[str, int] = field(default_factory=dict)  # published, per contract name
     undecodable: int = 0
     reasons: list[str] = field(default_factory=list)
+    cuts: dict[str, int] = field(default_factory=dict)  # values cut to size, per event name
 
 
 def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
-    """address (lowercase) -> decoder; raises ConfigError naming the contract on a bad ABI."""
+    """address (lowercase) -> decoder; raises ConfigError naming the contract on a bad ABI.
+
+    Decoders cut long values to the network's ``max_value_bytes`` / ``max_array_items``."""
+    net = settings.network(network)
+    limits = ValueLimits(net.max_value_bytes, net.max_array_items)
     out: dict[str, Contract] = {}
     for contract in settings.contracts_on(network):
         key = f"contracts[{contract.name}]"
@@ -56,7 +63,7 @@ def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
         if not isinstance(abi, list):
             raise ConfigError(f"{key}.abi", f"{contract.abi} holds no ABI list")
         try:
-            decoder = EventDecoder.from_abi(abi, contract.include_events)
+            decoder = EventDecoder.from_abi(abi, contract.include_events, limits=limits)
         except DecodeError as exc:
             raise ConfigError(f"{key}.include_events", str(exc)) from None
         out[contract.address.lower()] = Contract(contract, decoder)
@@ -98,6 +105,7 @@ class ChunkEncoder:
         contracts = self.contracts
         message = self.publisher.encoded
         names: Counter[str] = Counter()
+        cuts: Counter[str] = Counter()
         for raw in logs:
             contract = contracts.get(raw["address"].lower())
             if contract is None:
@@ -117,9 +125,26 @@ class ChunkEncoder:
             timestamp = event.block_timestamp
             if timestamp is None and timestamps is not None:
                 timestamp = timestamps.get(event.block_number)
-            out.messages.append(message(event, timestamp))
+            encoded = message(event, timestamp)
+            if event.truncated:
+                encoded = _with_truncated(encoded, event.truncated)
+                cuts[event.name] += len(event.truncated)
+            out.messages.append(encoded)
             names[contract.settings.name] += 1
             if keep_events:
                 out.events.append(event)
         out.counts = dict(names)
+        out.cuts = dict(cuts)
         return out
+
+
+def _with_truncated(
+    encoded: tuple[bytes, bytes, bytes], truncated: dict[str, dict[str, Any]]
+) -> tuple[bytes, bytes, bytes]:
+    """The message with its ``truncated`` property (dnft.chain.event.v1), only for events
+    with a value cut: every other event's bytes stay exactly what they were. Rare, and the
+    cut message is small, so parsing it once more costs nothing that matters."""
+    key, value, eid = encoded
+    body = orjson.loads(value)
+    body["truncated"] = truncated
+    return key, orjson.dumps(body), eid

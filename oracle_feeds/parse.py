@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, DecimalException, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any, Final
 
+from dnft.numbers import BadNumber, check_decimal, parse_decimal
 from oracle_feeds.validate import Rejected
 
 # Values must print as plain decimals in messages ("^-?[0-9]+(\.[0-9]+)?$"); a magnitude
@@ -29,10 +30,8 @@ _NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
 # Unix times above this are taken as milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _MILLIS_ABOVE: Final = Decimal(10) ** 11
 
-_DECIMAL_TEXT: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_NON_FINITE_TEXT: Final = frozenset(
-    {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
-)
+# Text that looks like a number (read by dnft.numbers) rather than an ISO 8601 date.
+_NUMERIC_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_json(body: bytes) -> Any:
@@ -79,36 +78,26 @@ def _check_depth(text: str) -> None:
 
 def to_decimal(value: Any) -> Decimal:
     """A reading's value as a finite Decimal; raises Rejected (not_numeric | not_finite |
-    out_of_bounds for an absurd magnitude)."""
+    out_of_bounds for an absurd magnitude or too many digits).
+
+    Text and JSON numbers go through the shared bounded parser (:mod:`dnft.numbers`), with
+    the oracle's tighter magnitude bound :data:`MAX_ADJUSTED_EXPONENT`."""
     if isinstance(value, bool):
         raise Rejected("not_numeric", f"value is a boolean ({value})")
-    if isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _NON_FINITE_TEXT:
-            raise Rejected("not_finite", f"value is {value!r}")
-        if not _DECIMAL_TEXT.fullmatch(text):
-            raise Rejected("not_numeric", f"value {_short(value)!r} is not a number")
-        try:
-            number = Decimal(text)
-        except InvalidOperation:  # valid text, but an exponent beyond Decimal's own range
-            raise Rejected("not_numeric", f"value {_short(value)!r} is not a number") from None
-    elif isinstance(value, float):
-        # Only reached for values built in code, never for JSON (parsed as Decimal).
-        number = Decimal(repr(value))
-    else:
-        raise Rejected("not_numeric", f"value is a JSON {_json_type(value)}, not a number")
-    if not number.is_finite():
-        raise Rejected("not_finite", f"value is {number}")
-    if not number:
-        # Zero may carry any exponent ("0e-999999999"): as text that would be a billion digits.
-        return Decimal(0)
-    if abs(number.adjusted()) > MAX_ADJUSTED_EXPONENT:
-        raise Rejected("out_of_bounds", f"value {number:.3e} has an absurd magnitude")
-    return number
+    try:
+        if isinstance(value, str):
+            return parse_decimal(value, max_exponent=MAX_ADJUSTED_EXPONENT)
+        if isinstance(value, int):
+            # An int from code or Chainlink's int256: its digits are bounded by its type.
+            return check_decimal(Decimal(value), max_exponent=MAX_ADJUSTED_EXPONENT)
+        if isinstance(value, Decimal):
+            return check_decimal(value, max_exponent=MAX_ADJUSTED_EXPONENT)
+        if isinstance(value, float):
+            # Only reached for values built in code, never for JSON (parsed as Decimal).
+            return parse_decimal(repr(value), max_exponent=MAX_ADJUSTED_EXPONENT)
+    except BadNumber as exc:
+        raise Rejected(exc.reason, f"value {_short(str(value))!r}: {exc}") from None
+    raise Rejected("not_numeric", f"value is a JSON {_json_type(value)}, not a number")
 
 
 def parse_timestamp(value: Any) -> float:
@@ -121,10 +110,10 @@ def parse_timestamp(value: Any) -> float:
         raise Rejected("bad_timestamp", f"timestamp is {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if _DECIMAL_TEXT.fullmatch(text):
+        if _NUMERIC_TEXT.fullmatch(text):
             try:
-                value = Decimal(text)
-            except InvalidOperation:  # an exponent beyond Decimal's own range
+                value = parse_decimal(text)
+            except BadNumber:
                 raise Rejected("bad_timestamp", f"timestamp {_short(text)!r} is absurd") from None
         else:
             try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dnft.collection import Collection, TokenState
+from dnft.numbers import BadNumber, parse_decimal
 from dnft.sanitize import for_html, for_prompt
 from regenerator.renderers.base import RenderRequest, RenderResult
 
@@ -21,14 +21,18 @@ _FIELDS = string.Formatter()
 
 
 def render_prompt(collection: Collection, state: TokenState) -> str:
-    """The collection's prompt with the token's sanitised traits filled in."""
-    values = {k: for_prompt(v) for k, v in state.traits.items()}
+    """The collection's prompt with the token's traits filled in: each sanitised, held to
+    its allow-list (else its default), and the collection's ``prompt_deny`` words removed
+    from each value and from the whole prompt."""
+    values = {k: collection.prompt_value(k, v) for k, v in state.traits.items()}
     values |= {
         "stage": state.stage,
         "token_id": str(state.token_id),
         "collection": for_prompt(collection.name),
     }
-    return for_prompt(collection.prompt.format_map(values), max_chars=1000)
+    return for_prompt(
+        collection.prompt.format_map(values), max_chars=1000, deny=collection.prompt_deny
+    )
 
 
 def bucket_of(collection: Collection, state: TokenState) -> tuple[list[str], str]:
@@ -100,11 +104,13 @@ def build_metadata(
 
 
 def _number(value: str) -> int | float | None:
+    """A trait shown as a number attribute, or None to show it as text.
+
+    Trait values are holders' strings: ``"1e999999999"`` is refused by the bounded parser
+    (and shown as text) before ``int()`` could expand its billion digits."""
     try:
-        number = Decimal(value)
-    except (InvalidOperation, ValueError):
-        return None
-    if not number.is_finite():
+        number = parse_decimal(value)
+    except BadNumber:
         return None
     return int(number) if number == number.to_integral_value() else float(number)
 

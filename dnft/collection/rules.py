@@ -11,13 +11,15 @@ Example::
       - {name: fed, event: Fed, reduce: count}
       - {name: fed_wei, event: Fed, reduce: sum, arg: amount}
       - {name: owner, event: Transfer, reduce: last, arg: to}
-      - {name: mood, event: TraitSet, reduce: trait, key: mood, default: calm}
+      - {name: mood, event: TraitSet, reduce: trait, key: mood, default: calm,
+         allow: [calm, happy, sleepy]}     # in the prompt: any other value becomes calm
       - {name: market, feed: eth-usd, buckets: [{below: "2000", name: bear},
                                                  {below: "4000", name: calm}, {name: bull}]}
     stages:
       trait: fed
       levels: [{min: 0, name: egg}, {min: 3, name: hatchling}, {min: 10, name: adult}]
     prompt: "a {stage} creature in a {mood} mood, {market} market"
+    prompt_deny: [nsfw, gore]       # removed from every prompt (whole words)
     renderer: {kind: procedural}
     publish: auto                   # or review: new versions wait for a curator (dnft api /curate)
     guardrails: {min_entropy_bits: 0.5, min_stddev: 2, duplicate_distance: 2, max_attempts: 3}
@@ -30,12 +32,13 @@ import re
 import string
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dnft.config import read_yaml_file
 from dnft.errors import ConfigError
+from dnft.sanitize import for_prompt
 
 _NAME = r"^[a-z][a-z0-9_]{0,39}$"
 _PLACEHOLDER_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -59,6 +62,11 @@ def _check_template(template: str) -> str:
             shown += (f":{spec}" if spec else "") + "}"
             raise ValueError(f"placeholder {shown!r} is not a plain {{name}}")
     return template
+
+
+def prompt_key(value: str) -> str:
+    """How allow-lists compare values: as sanitised for a prompt, case-insensitively."""
+    return for_prompt(value).casefold()
 
 
 def _template_fields(template: str) -> set[str]:
@@ -88,6 +96,21 @@ class Trait(_Model):
     feed: str | None = None
     buckets: list[Bucket] | None = None
     default: str | int | None = None
+    # Prompt allow-list: a value outside it reaches the prompt as the trait's default
+    # (compared after prompt sanitising, case-insensitively). Needs 'default' among them.
+    allow: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=1000
+    )
+
+    @model_validator(mode="after")
+    def _allowed_default(self) -> Trait:
+        if self.allow is None:
+            return self
+        if self.default is None:
+            raise ValueError("'allow' needs a 'default' (what a value outside it becomes)")
+        if prompt_key(str(self.default)) not in {prompt_key(v) for v in self.allow}:
+            raise ValueError(f"'default' {self.default!r} is not among 'allow'")
+        return self
 
     @model_validator(mode="after")
     def _source(self) -> Trait:
@@ -191,6 +214,11 @@ class Collection(_Model):
     # auto: a version is public once its guardrails pass; review: it waits for a curator.
     publish: Literal["auto", "review"] = "auto"
     guardrails: Guardrails = Guardrails()
+    # Words and phrases removed from every prompt (trait values and the whole prompt), on top
+    # of dnft.sanitize's instruction-like phrases; whole words, case-insensitive.
+    prompt_deny: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default=[], max_length=1000
+    )
 
     @field_validator("prompt", "token_name")
     @classmethod
@@ -215,12 +243,27 @@ class Collection(_Model):
         if self.stages.trait not in names:
             raise ValueError(f"stages.trait {self.stages.trait!r} is not a trait")
         known = {*names, "stage", "token_id", "collection"}
-        unknown = sorted(_template_fields(self.prompt) - known)
+        fields = _template_fields(self.prompt)
+        unknown = sorted(fields - known)
         if unknown:
             raise ValueError(f"prompt uses unknown placeholders {unknown} (known: {sorted(known)})")
+        unused = [t.name for t in self.traits if t.allow is not None and t.name not in fields]
+        if unused:
+            raise ValueError(f"traits {unused} have 'allow' but the prompt does not use them")
         if self.renderer.kind == "diffusion" and self.renderer.model_dir is None:
             raise ValueError("renderer.kind diffusion needs renderer.model_dir")
         return self
+
+    def prompt_value(self, trait: str, value: str) -> str:
+        """A trait's value as it may enter the prompt: sanitised, denied words removed, and
+        the trait's default when it has an allow-list that does not hold it."""
+        clean = for_prompt(value, deny=self.prompt_deny)
+        rule = next((t for t in self.traits if t.name == trait), None)
+        if rule is None or rule.allow is None:
+            return clean
+        if prompt_key(clean) in {prompt_key(v) for v in rule.allow}:
+            return clean
+        return for_prompt(str(rule.default), deny=self.prompt_deny)
 
     @property
     def feeds(self) -> set[str]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from dnft.collection.rules import Collection, Trait
+from dnft.numbers import BadNumber, check_decimal, parse_decimal
 
 # On-chain strings are untrusted: the state keeps at most this much of each (sanitising for
 # prompts, HTML and file names happens where they are used).
@@ -74,7 +75,8 @@ def stage_of(collection: Collection, traits: Mapping[str, str]) -> str:
 
 def _trait(trait: Trait, events: list[TokenEvent], feeds: Mapping[str, Decimal]) -> str:
     if trait.feed is not None:
-        value = feeds.get(trait.feed)
+        raw = feeds.get(trait.feed)
+        value = None if raw is None else _feed_value(raw)
         if value is None:
             return _default(trait)
         if trait.buckets is None:
@@ -111,11 +113,26 @@ def _string(value: Any) -> str:
 
 
 def _number(value: Any) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
+    """An event argument or trait as a number; 0 when it is not one within bounds.
+
+    Arguments are untrusted text (``setTrait(id, "fed", "1e999999999")``): they go through
+    the shared bounded parser, so no huge exponent ever reaches ``format`` or arithmetic."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
         return Decimal(0)
-    return number if number.is_finite() else Decimal(0)
+    try:
+        return parse_decimal(value)
+    except BadNumber:
+        return Decimal(0)
+
+
+def _feed_value(value: Decimal) -> Decimal | None:
+    """A feed's stored value, held to the same bounds (it came through Kafka); None if not."""
+    try:
+        return check_decimal(value)
+    except BadNumber:
+        return None
 
 
 def _decimal_str(value: Decimal) -> str:

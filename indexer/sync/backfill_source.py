@@ -77,7 +77,10 @@ async def backfill_chunks(
                 rpc_observer.on_request(method, endpoint, seconds, outcome)
             on_encoded(
                 Encoded(
-                    counts=encoded.counts, undecodable=encoded.undecodable, reasons=encoded.reasons
+                    counts=encoded.counts,
+                    undecodable=encoded.undecodable,
+                    reasons=encoded.reasons,
+                    cuts=encoded.cuts,
                 )
             )
             yield BackfillChunk(encoded.to_block, _built(encoded))

@@ -52,6 +52,7 @@ class EncodedChunk:
     reasons: list[str] = field(default_factory=list)
     # RPC attempts made for this chunk: (method, endpoint, seconds, outcome).
     rpc: list[tuple[str, str, float, str]] = field(default_factory=list)
+    cuts: dict[str, int] = field(default_factory=dict)  # values cut to size, per event name
 
 
 class _RecordingObserver:
@@ -96,6 +97,7 @@ async def _fetch_all(
         net.rpc_urls,
         timeout_s=net.request_timeout_s,
         max_in_flight=net.max_in_flight * 2,
+        max_response_bytes=net.max_response_bytes,
         observer=observer,
     )
     try:
@@ -117,6 +119,7 @@ async def _fetch_all(
                     encoded.undecodable,
                     encoded.reasons,
                     observer.seen,
+                    encoded.cuts,
                 )
                 observer.seen = []
                 conn.send_bytes(pickle.dumps(("chunk", meta)))
@@ -175,9 +178,9 @@ class BackfillWorker:
             if kind == "error":
                 raise BackfillWorkerError(str(payload))
             meta, ends, blob = payload
-            from_block, to_block, counts, undecodable, reasons, rpc = meta
+            from_block, to_block, counts, undecodable, reasons, rpc, cuts = meta
             yield EncodedChunk(
-                from_block, to_block, _records(ends, blob), counts, undecodable, reasons, rpc
+                from_block, to_block, _records(ends, blob), counts, undecodable, reasons, rpc, cuts
             )
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 
 from dnft.collection import TokenEvent, collection_from_mapping, derive_state, load_collection
 from dnft.errors import ConfigError
-from tests.support.rules import SAMPLE
+from regenerator.metadata import build_metadata
+from regenerator.renderers.base import RenderResult
+from tests.support.rules import CALM_MOOD, FED, PRICE, SAMPLE, collection_rules
 
 
 def ev(n: int, event: str, **args: Any) -> TokenEvent:
@@ -120,3 +123,56 @@ class TestState:
     def test_long_strings_are_capped(self) -> None:
         s = self.state([ev(1, "TraitSet", key="mood", value="x" * 10_000)])
         assert len(s.traits["mood"]) == 200
+
+
+class TestHostileNumbers:
+    """Holders' number-like strings (``setTrait(id, "mood", "1e999999999")``) go through the
+    bounded parser on the state and metadata paths: each call returns at once, and a value out
+    of bounds is not a number (the stage counts it as 0, metadata shows it as text)."""
+
+    HOSTILE = ("1e999999999", "-1e-999999999", "NaN", "9" * 5000, "١٢٣")
+    collection = collection_from_mapping(
+        collection_rules(
+            {"name": "fed", "event": "TraitSet", "reduce": "trait", "key": "fed", "default": 0},
+            {"name": "total", "event": "TraitSet", "reduce": "sum", "arg": "value"},
+            CALM_MOOD,
+            salt="s",
+            levels={0: "egg", 3: "adult"},
+            prompt="a {stage} creature in a {mood} mood",
+        )
+    )
+
+    def events(self, value: str) -> list[TokenEvent]:
+        return [
+            ev(1, "TraitSet", key="fed", value=value),
+            ev(2, "TraitSet", key="mood", value=value),
+        ]
+
+    @pytest.mark.parametrize("value", HOSTILE)
+    def test_state_and_metadata_return_fast(self, value: str) -> None:
+        began = time.perf_counter()
+        state = derive_state(self.collection, 2, self.events(value), {})
+        result = RenderResult.build(
+            b"png", width=1, height=1, renderer="r", renderer_version="1", provenance={"seed": 1}
+        )
+        document = build_metadata(
+            self.collection, state, result, image_uri="ipfs://x", image_cid="x",
+            triggered_by=[], prompt="p",
+        )  # fmt: skip
+        assert time.perf_counter() - began < 1.0
+        assert state.stage == "egg"  # not a number: counts as 0
+        assert state.traits["total"] == "0"
+        shown = {a["trait_type"]: a for a in document["attributes"]}
+        assert "display_type" not in shown["mood"]
+        assert isinstance(shown["mood"]["value"], str)
+
+    def test_numbers_within_bounds_still_count(self) -> None:
+        state = derive_state(self.collection, 2, self.events("3"), {})
+        assert (state.stage, state.traits["total"]) == ("adult", "6")
+
+    def test_absurd_feed_value_is_the_default(self) -> None:
+        rules = collection_rules(FED, PRICE, salt="s", levels={0: "egg"}, prompt="{price}")
+        state = derive_state(
+            collection_from_mapping(rules), 2, [], {"eth-usd": Decimal("1e999999999")}
+        )
+        assert state.traits["price"] == "unknown"
