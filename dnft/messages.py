@@ -36,7 +36,9 @@ _T = TypeVar("_T", bound="DataclassInstance")
 @dataclass(frozen=True, slots=True)
 class ChainEvent:
     """``dnft.chain.event.v1``: a contract event from the canonical chain. ``args`` are as the
-    indexer decoded them (integers as decimal strings, strings as on chain: untrusted)."""
+    indexer decoded them (integers as decimal strings, strings as on chain: untrusted).
+    ``truncated``: the arguments the indexer cut to its size limit, each with the full value's
+    ``sha256`` and its ``bytes`` or ``items`` count; None when nothing was cut."""
 
     event_id: str
     chain_id: int
@@ -50,6 +52,7 @@ class ChainEvent:
     block_timestamp: int | None
     tx_hash: str
     log_index: int
+    truncated: Mapping[str, Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +129,12 @@ class MetadataUpdate:
 Message: TypeAlias = ChainEvent | ChainRetraction | OracleObservation | RenderJob | MetadataUpdate
 
 
-def decode_message(value: bytes) -> Message:
-    """A record's value as its typed message. Raises DecodeError: not JSON, not an object,
-    no known schema, invalid against it, or a value that does not convert (a time that is not
-    ISO 8601, a number too long to convert)."""
+def decode_message(value: bytes | None) -> Message:
+    """A record's value as its typed message. Raises DecodeError: no value (a tombstone), not
+    JSON, not an object, no known schema, invalid against it (bounds and formats included), or
+    a value that does not convert."""
+    if value is None:
+        raise DecodeError("tombstone: the record has no value")
     try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

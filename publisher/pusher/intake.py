@@ -1,23 +1,36 @@
 """Metadata updates from Kafka into the outbox; the caller commits offsets afterwards.
 
-Only updates of configured (chain, contract) pairs are recorded; others belong to another
-pusher (or to none) and are skipped. Recording is idempotent, so a redelivered batch is a
-no-op and the offsets may be committed once ``handle`` returns.
+Only updates of configured (chain, contract) pairs are considered; others belong to another
+pusher (or to none) and are skipped. The pusher trusts Postgres, not Kafka: an update is
+recorded only if ``token_versions`` holds that version of that token, for a collection bound
+to the update's chain and contract, with the same metadata CID. Anything else (a version never
+rendered, a CID that differs: a forged or corrupted message) is refused, logged with its
+reason and counted in ``dnft_pusher_updates_refused_total{reason}``; a refused update is
+acknowledged like a recorded one, since retrying it cannot change the answer. The check and
+the insert are one statement (:meth:`Outbox.record_updates`). Recording is idempotent, so a
+redelivered batch is a no-op and the offsets may be committed once ``handle`` returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 
 import structlog
 
+from dnft import metrics
+from dnft.collection import BoundCollection
+from dnft.errors import ConfigError
 from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded
 from publisher.pusher.crashpoints import crash_point
 from publisher.pusher.outbox import Outbox, UpdateRecord
+from publisher.pusher.sender import PushTarget
 
 log = structlog.get_logger("dnft.pusher.intake")
+
+# (chain id, lowercase contract) -> the names of the collections bound to that contract.
+Bindings = Mapping[tuple[int, str], Sequence[str]]
 
 
 def update_record(update: MetadataUpdate) -> UpdateRecord:
@@ -26,22 +39,62 @@ def update_record(update: MetadataUpdate) -> UpdateRecord:
     return UpdateRecord(**{f.name: getattr(update, f.name) for f in fields(UpdateRecord)})
 
 
+def trusted_bindings(
+    targets: Iterable[tuple[int, PushTarget]], bound: Sequence[BoundCollection]
+) -> dict[tuple[int, str], tuple[str, ...]]:
+    """For each push target (with its chain id), the collections bound to its contract
+    (``bound``: from the ``collections`` rules files). Raises ConfigError for a target no
+    collection is bound to: none of its updates could ever be trusted."""
+    out: dict[tuple[int, str], tuple[str, ...]] = {}
+    for chain_id, target in targets:
+        key = (chain_id, target.contract)
+        names = tuple(sorted(b.collection.name for b in bound if (b.chain_id, b.contract) == key))
+        if not names:
+            raise ConfigError(
+                "pusher.collections",
+                f"contract {target.name!r} has no collection in 'collections': the pusher "
+                "announces only versions recorded for a collection bound to its contract",
+            )
+        out[key] = names
+    return out
+
+
 class Intake:
-    def __init__(self, outbox: Outbox, targets: Collection[tuple[int, str]]) -> None:
+    """Records the updates of the contracts in ``bindings`` that match a recorded version."""
+
+    def __init__(self, outbox: Outbox, bindings: Bindings) -> None:
         self._outbox = outbox
-        self._targets = set(targets)  # (chain_id, lowercase contract)
-        self.seen = 0  # messages handled (duplicates and other contracts' included)
+        self._bindings = {key: tuple(names) for key, names in bindings.items()}
+        self.seen = 0  # messages handled (duplicates, refused and other contracts' included)
         self.recorded = 0
         self.skipped = 0
+        self.refused = 0
 
     async def handle(self, batch: Sequence[Decoded[MetadataUpdate]]) -> None:
-        """Record the batch's updates durably (one statement); returns when committed."""
+        """Check and record the batch's updates durably (one statement); returns when
+        committed."""
         records = [update_record(d.value) for d in batch]
         self.seen += len(records)
-        mine = [r for r in records if (r.chain_id, r.contract) in self._targets]
+        mine = [r for r in records if (r.chain_id, r.contract) in self._bindings]
         self.skipped += len(records) - len(mine)
-        new = await self._outbox.record_updates(mine)
-        self.recorded += new
-        if new:
-            log.debug("updates recorded", new=new, duplicates=len(mine) - new)
+        result = await self._outbox.record_updates(mine, self._bindings)
+        self.recorded += result.new
+        self.refused += len(result.refused)
+        for record, reason in result.refused:
+            metrics.pusher_updates_refused_total.labels(reason).inc()
+            log.warning(
+                "metadata update refused: it matches no recorded version",
+                reason=reason,
+                chain_id=record.chain_id,
+                contract=record.contract,
+                token_id=str(record.token_id),
+                version=record.version,
+                metadata_cid=record.metadata_cid,
+            )
+        if result.new:
+            log.debug(
+                "updates recorded",
+                new=result.new,
+                duplicates=len(mine) - result.new - len(result.refused),
+            )
         crash_point("after_record")

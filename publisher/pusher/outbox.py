@@ -3,7 +3,8 @@
 Each step is recorded before the next one happens, in one statement or transaction:
 
 1. ``record_updates``: an update is durable before its Kafka offset is committed (a
-   redelivery is a no-op: the key is (chain, contract, token, version));
+   redelivery is a no-op: the key is (chain, contract, token, version)), and only if it
+   matches a version in ``token_versions`` (the pusher trusts Postgres, not Kafka);
 2. ``plan``: a push row and the assignment of its updates, atomically;
 3. ``record_signed``: the signed raw transaction, its hash and nonce, before broadcasting
    (after a crash the same bytes are broadcast again: never a second transaction);
@@ -14,10 +15,11 @@ Every method commits its own transaction; none blocks the event loop (asyncpg).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Final, Literal
 
 import asyncpg
 
@@ -100,7 +102,50 @@ class Confirmed:
     update_created_at: list[datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_updates`` did: how many updates were new, and those refused with the
+    reason (``unknown_version``: no such version of the token in a bound collection;
+    ``cid_mismatch``: the version exists with another metadata CID)."""
+
+    new: int
+    refused: list[tuple[UpdateRecord, RefusedReason]]
+
+
+RefusedReason = Literal["unknown_version", "cid_mismatch"]
 Planner = Callable[[Sequence[WaitingUpdate]], list[PlannedPush]]
+
+# The pusher's trust rule in one statement: each incoming update (numbered i) gets a verdict
+# from token_versions (null: no such version in a collection bound to its contract; 0: it
+# matches; 1: its metadata CID differs); only matching ones are inserted. Every row comes
+# back with the count inserted.
+_RECORD_TRUSTED: Final = """
+with incoming as (
+    select * from unnest($1::bigint[], $2::text[], $3::numeric[], $4::int[], $5::text[],
+        $6::text[], $7::timestamptz[]) with ordinality
+        as u(chain_id, contract, token_id, version, metadata_uri, metadata_cid, created_at, i)
+), bound as (
+    select * from unnest($8::bigint[], $9::text[], $10::text[])
+        as b(chain_id, contract, collection)
+), checked as (
+    select u.*, (
+        select min(case when v.metadata_cid = u.metadata_cid then 0 else 1 end)
+        from bound b
+        join token_versions v on v.collection = b.collection
+        where b.chain_id = u.chain_id and b.contract = u.contract
+            and v.token_id = u.token_id and v.version = u.version
+    ) as verdict
+    from incoming u
+), inserted as (
+    insert into pusher_updates (chain_id, contract, token_id, version, metadata_uri,
+        metadata_cid, created_at)
+    select chain_id, contract, token_id, version, metadata_uri, metadata_cid, created_at
+    from checked where verdict = 0
+    on conflict do nothing
+    returning 1
+)
+select i, verdict, (select count(*) from inserted) as new from checked order by i
+"""
 
 _PUSH_COLUMNS = (
     "id, chain_id, contract, mode, first_token, last_token, token_count, calldata, state, "
@@ -115,17 +160,20 @@ class Outbox:
 
     # --- updates ----------------------------------------------------------------------
 
-    async def record_updates(self, updates: Sequence[UpdateRecord]) -> int:
-        """Insert updates not seen before; returns how many were new. Commits."""
+    async def record_updates(
+        self, updates: Sequence[UpdateRecord], bindings: Mapping[tuple[int, str], Sequence[str]]
+    ) -> Recorded:
+        """Insert the updates that match a recorded version and were not seen before; refuse
+        the others. ``bindings``: (chain id, contract) -> the collections bound to it. A match
+        is a ``token_versions`` row of one of those collections with the update's token id,
+        version and metadata CID. One statement (the check and the insert in one
+        transaction, one round trip for the batch). Commits."""
         if not updates:
-            return 0
+            return Recorded(0, [])
+        pairs = [(key, name) for key, names in bindings.items() for name in names]
         async with self._pool.acquire() as conn:
-            result: str = await conn.execute(
-                "insert into pusher_updates (chain_id, contract, token_id, version, "
-                "metadata_uri, metadata_cid, created_at) "
-                "select * from unnest($1::bigint[], $2::text[], $3::numeric[], $4::int[], "
-                "$5::text[], $6::text[], $7::timestamptz[]) "
-                "on conflict do nothing",
+            rows = await conn.fetch(
+                _RECORD_TRUSTED,
                 [u.chain_id for u in updates],
                 [u.contract for u in updates],
                 [Decimal(u.token_id) for u in updates],
@@ -133,8 +181,16 @@ class Outbox:
                 [u.metadata_uri for u in updates],
                 [u.metadata_cid for u in updates],
                 [u.created_at for u in updates],
+                [chain_id for (chain_id, _), _ in pairs],
+                [contract for (_, contract), _ in pairs],
+                [name for _, name in pairs],
             )
-        return int(result.rsplit(" ", 1)[1])
+        refused: list[tuple[UpdateRecord, RefusedReason]] = [
+            (updates[r["i"] - 1], "unknown_version" if r["verdict"] is None else "cid_mismatch")
+            for r in rows
+            if r["verdict"] != 0
+        ]
+        return Recorded(int(rows[0]["new"]), refused)
 
     # --- planning ---------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dnft.errors import MissingDependencyError
+from dnft.errors import DependencyError, MissingDependencyError
 from regenerator.renderers.base import (
     JSONValue,
     ModelLoadError,
@@ -462,6 +462,12 @@ class DiffusionRenderer:
                     output = self.img2img(
                         **common, image=[p.base for p in plans], strength=first.strength
                     )
+        except torch.cuda.OutOfMemoryError as exc:
+            # The device, not the job: another process holds its memory. A DependencyError
+            # is retried, never dead-lettered (dnft.stream).
+            raise DependencyError(
+                f"diffusion {first.mode} of {len(plans)} image(s) ran out of device memory: {exc}"
+            ) from exc
         except Exception as exc:
             raise RenderError(
                 f"diffusion {first.mode} of {len(plans)} image(s) at {first.request.size} px "

@@ -1,5 +1,6 @@
 """`dnft pusher` against real anvil, tansu and Postgres: coalescing, token URIs, redelivery,
-stuck transactions, reorgs, and the signer key kept out of the logs."""
+stuck transactions, reorgs, updates refused unless Postgres holds their version, and the
+signer key kept out of the logs."""
 
 from __future__ import annotations
 
@@ -26,12 +27,16 @@ from tests.support.pushed import (
     wait_confirmed,
 )
 from tests.support.pusher import (
+    TEST_COLLECTION,
     PusherConfigFor,
     Updater,
     cid_of,
     funded_updater,
+    produce_unrecorded,
     produce_updates,
+    record_versions,
     running_pusher,
+    update_message,
 )
 from tests.support.wait import wait_for
 
@@ -254,3 +259,60 @@ class TestReorg:
         assert [(h, f, la) for h, f, la in events] == [(tx["hash"], 9, 10)]
         assert any(e["event"] == "push reorged out; sending it again" for e in running.events)
         assert_key_absent(running)
+
+
+def refused(reason: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "dnft_pusher_updates_refused_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+class TestTrust:
+    """Whoever reaches Kafka does not choose what the pusher signs: an update is recorded only
+    when token_versions holds its version, for a collection bound to its contract, with its
+    metadata CID; the others are refused, counted, acknowledged, and nothing is signed."""
+
+    async def test_unrecorded_updates_refused_nothing_signed(
+        self, ticking_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await make_world(ticking_anvil.rpc_url)
+        running = await start_pusher(world)
+        intake = running.runtime.intake
+        assert intake is not None
+        before = {r: refused(r) for r in ("unknown_version", "cid_mismatch")}
+        record_versions(running.dsn, [(8, 1)], TEST_COLLECTION)
+        record_versions(running.dsn, [(9, 1)], "other")  # a collection not bound to it
+        forged = [
+            update_message(world, 7, 1),  # no version of token 7 at all
+            {**update_message(world, 8, 1), "metadata_cid": cid_of(8, 99)},  # another CID
+            update_message(world, 8, 2),  # version 2 of token 8 was never rendered
+            update_message(world, 9, 1),  # recorded, but for another collection
+        ]
+        assert produce_unrecorded(running.kafka, forged) == 4
+        await wait_for("the forged updates consumed", _async(lambda: intake.seen >= 4), 30)
+        await asyncio.sleep(1.5)  # past the window: a push would be planned by now
+        assert intake.refused == 4
+        assert intake.recorded == 0
+        assert {r: refused(r) - n for r, n in before.items()} == {
+            "unknown_version": 3,
+            "cid_mismatch": 1,
+        }
+        counts = await outbox_counts(running.dsn)
+        assert (counts["updates"], counts["pushes"], counts["txs"]) == (0, 0, 0)
+        assert await nonce(world, running.updater.address, "pending") == 0  # nothing signed
+        logged = [e for e in running.events if e["event"].startswith("metadata update refused")]
+        assert sorted((e["token_id"], e["version"], e["reason"]) for e in logged) == [
+            ("7", 1, "unknown_version"),
+            ("8", 1, "cid_mismatch"),
+            ("8", 2, "unknown_version"),
+            ("9", 1, "unknown_version"),
+        ]
+
+        # The refused messages were acknowledged; a real update behind them is sent.
+        running.produce([(8, 1)])
+        await running.confirmed(1)
+        assert coverage(await announcements(world)) == {8: 1}
+        assert await nonce(world, running.updater.address) == 1
+        (row,) = await query(running.dsn, "select token_id, metadata_cid from pusher_updates")
+        assert (int(row["token_id"]), row["metadata_cid"]) == (8, cid_of(8, 1))

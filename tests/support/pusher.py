@@ -1,5 +1,7 @@
 """The pusher's side of pusher tests: a funded updater key, its configuration, update messages
-on Kafka, and an in-process pusher (``tests.support.pushed`` reads what it did)."""
+on Kafka (each version recorded in ``token_versions`` first, as the render worker records a
+version before announcing it: the pusher announces only recorded versions), and an in-process
+pusher (``tests.support.pushed`` reads what it did)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import base64
 import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
+import orjson
 from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.types import Wei
@@ -24,9 +29,15 @@ from publisher.pusher import PusherRuntime, load_signer
 from schemas import METADATA_UPDATE_V1
 from tests.support.chain import COLLECTION_ABI, World
 from tests.support.kafka import produce
+from tests.support.rules import FED, collection_rules
 from tests.support.wait import wait_for
 
 UPDATER_ROLE = keccak(text="UPDATER_ROLE")
+# The collection pusher_config binds to the world's contract (its rules file names it).
+TEST_COLLECTION = "test"
+# The database of each pusher config, by its updates topic: where produce_updates records the
+# versions it announces.
+_VERSIONS_DSN: dict[str, str] = {}
 
 
 @dataclass
@@ -67,16 +78,60 @@ def update_message(world: World, token_id: int, version: int) -> dict[str, Any]:
     }
 
 
-def produce_updates(kafka: KafkaSettings, world: World, updates: Iterable[tuple[int, int]]) -> int:
+def produce_updates(
+    kafka: KafkaSettings,
+    world: World,
+    updates: Iterable[tuple[int, int]],
+    *,
+    collection: str = TEST_COLLECTION,
+) -> int:
     """An update message per (token, version) on ``kafka``'s metadata-updates topic, keyed by
-    token as the render worker keys them, acknowledged; returns how many were sent."""
-    messages = [update_message(world, token, version) for token, version in updates]
+    token as the render worker keys them, acknowledged; returns how many were sent. Each
+    version is first recorded in ``token_versions`` of ``collection`` (with the CID the
+    message carries) in the database of the pusher config reading that topic."""
+    updates = list(updates)
+    dsn = _VERSIONS_DSN.get(kafka.topics.metadata_updates)
+    if dsn is None:
+        raise LookupError(f"no pusher_config reads {kafka.topics.metadata_updates}")
+    record_versions(dsn, updates, collection)
+    return produce_unrecorded(kafka, [update_message(world, t, v) for t, v in updates])
+
+
+def produce_unrecorded(kafka: KafkaSettings, messages: Iterable[dict[str, Any]]) -> int:
+    """Update ``messages`` straight to Kafka, keyed by token, with no version recorded: what
+    anyone who can reach the broker could write."""
     return produce(
         kafka.bootstrap_servers[0],
         kafka.topics.metadata_updates,
         messages,
         key=lambda m: f"{m['chain_id']}:{m['contract']}:{m['token_id']}",
     )
+
+
+def record_versions(dsn: str, updates: Iterable[tuple[int, int]], collection: str) -> None:
+    """A ``token_versions`` row per (token, version) of ``collection``, with the metadata CID
+    ``update_message`` gives it (content fields made up; an existing row is kept). Blocking,
+    like ``produce``: it runs on its own event loop in a thread of its own."""
+    rows = [
+        (collection, token, version, f"pushed-{token}-{version}", cid_of(token, version))
+        for token, version in updates
+    ]
+
+    async def insert() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.executemany(
+                "insert into token_versions (collection, token_id, version, state_hash, state, "
+                "image_sha256, image_cid, metadata_sha256, metadata_cid, metadata, "
+                "triggered_by) values ($1, $2, $3, $4, '{}'::jsonb, $4, $5, $4, $5, "
+                "'{}'::jsonb, '[]'::jsonb) on conflict do nothing",
+                rows,
+            )
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, insert()).result()
 
 
 def write_key(path: Path, updater: Updater) -> Path:
@@ -99,7 +154,17 @@ def pusher_config(
 ) -> dict[str, Any]:
     """A dnft.yaml (as a mapping) pushing ``world``'s updates from ``topic`` (consumer group
     ``g-TOPIC``) signed by ``updater``, whose key is written to ``key_file``; ``pusher``
-    overrides keys of the pusher section."""
+    overrides keys of the pusher section. The collection ``TEST_COLLECTION`` is bound to the
+    contract (its rules file is written beside ``key_file``), and ``produce_updates`` on
+    ``topic`` records its versions in ``dsn``."""
+    rules = key_file.with_suffix(".rules.json")  # JSON is YAML
+    rules.write_bytes(
+        orjson.dumps(
+            collection_rules(FED, salt="pusher-test", levels={0: "egg"}, prompt="a creature")
+            | {"name": TEST_COLLECTION}
+        )
+    )
+    _VERSIONS_DSN[topic] = dsn
     section: dict[str, Any] = {
         "group": f"g-{topic}",
         "collections": [{"contract": "collection", "mode": mode}],
@@ -143,6 +208,7 @@ def pusher_config(
             },
         },
         "postgres": {"dsn": dsn},
+        "collections": [{"file": str(rules)}],
         "pusher": section,
     }
 

@@ -107,9 +107,39 @@ class TestRefusals:
             (b"[1, 2]", "not a JSON object"),
             (b'{"schema": "dnft.other.v9"}', "no known 'schema'"),
             (orjson.dumps(render_job(seed="3")), "seed"),
-            (orjson.dumps(metadata_update(created_at="yesterday")), "does not convert"),
+            (orjson.dumps(metadata_update(created_at="yesterday")), "is not a 'date-time'"),
+            (orjson.dumps(metadata_update(created_at="2026-02-30T00:00:00Z")), "date-time"),
+            (orjson.dumps(metadata_update(version=2**31)), "version"),
+            (orjson.dumps(metadata_update(token_id="9" * 5000)), "token_id"),
+            (orjson.dumps(metadata_update(token_id=str(2**256))), "uint256"),
+            (orjson.dumps(render_job(seed=2**63)), "seed"),
         ],
     )
     def test_refused(self, value: bytes, reason: str) -> None:
         with pytest.raises(DecodeError, match=reason):
             decode_message(value)
+
+    def test_tombstone(self) -> None:
+        with pytest.raises(DecodeError, match="tombstone"):
+            decode_message(None)
+
+
+class TestTruncated:
+    """A chain event carries what the indexer cut; an event without it decodes as before."""
+
+    def test_absent_is_none(self) -> None:
+        m = decode(event(5, "TraitSet", 12, key="mood", value="calm"))
+        assert isinstance(m, ChainEvent)
+        assert m.truncated is None
+
+    def test_decoded(self) -> None:
+        cut = {"value": {"sha256": "e" * 64, "bytes": 300_000}}
+        m = decode({**event(5, "TraitSet", 12, key="mood", value="x" * 10), "truncated": cut})
+        assert isinstance(m, ChainEvent)
+        assert m.truncated == cut
+        assert m.args == {"key": "mood", "value": "x" * 10}
+
+    def test_largest_token_id(self) -> None:
+        m = decode(metadata_update(token_id=str(2**256 - 1)))
+        assert isinstance(m, MetadataUpdate)
+        assert m.token_id == 2**256 - 1

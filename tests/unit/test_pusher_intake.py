@@ -1,21 +1,30 @@
-"""The pusher's intake on typed messages: the decode step accepts only metadata updates, and
-``update_record`` / ``Intake`` turn them into outbox rows of the configured contracts only."""
+"""The pusher's intake on typed messages: the decode step accepts only metadata updates,
+``update_record`` / ``Intake`` turn them into outbox rows of the configured contracts only,
+refused updates are counted and logged, and ``trusted_bindings`` finds the collections each
+push target may announce. (The trust check itself is SQL: tests/integration/test_pusher.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
 import pytest
+import structlog
 
+from dnft import metrics
+from dnft.collection import BoundCollection, collection_from_mapping
+from dnft.errors import ConfigError
 from dnft.kafka import ConsumedMessage
 from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded, InvalidMessage, message_decoder
-from publisher.pusher import Intake, Outbox, UpdateRecord, update_record
+from publisher.pusher import Intake, Outbox, PushTarget, UpdateRecord, update_record
+from publisher.pusher.intake import trusted_bindings
+from publisher.pusher.outbox import Recorded, RefusedReason
 from schemas import METADATA_UPDATE_V1
 from tests.support.messages import event
+from tests.support.rules import FED, collection_rules
 
 CONTRACT = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
@@ -46,13 +55,29 @@ decode = message_decoder(MetadataUpdate)
 
 
 class FakeOutbox:
-    def __init__(self) -> None:
-        self.recorded: list[UpdateRecord] = []
+    """Records an update when ``versions`` (token, version) -> CID holds it, as the SQL does."""
 
-    async def record_updates(self, updates: Sequence[UpdateRecord]) -> int:
-        new = [u for u in updates if u not in self.recorded]
+    def __init__(self, versions: Mapping[tuple[int, int], str] | None = None) -> None:
+        self.recorded: list[UpdateRecord] = []
+        self.versions = versions
+        self.bindings: list[Mapping[tuple[int, str], Sequence[str]]] = []
+
+    async def record_updates(
+        self, updates: Sequence[UpdateRecord], bindings: Mapping[tuple[int, str], Sequence[str]]
+    ) -> Recorded:
+        self.bindings.append(bindings)
+        refused: list[tuple[UpdateRecord, RefusedReason]] = []
+        new = []
+        for u in updates:
+            cid = None if self.versions is None else self.versions.get((u.token_id, u.version))
+            if self.versions is not None and cid is None:
+                refused.append((u, "unknown_version"))
+            elif self.versions is not None and cid != u.metadata_cid:
+                refused.append((u, "cid_mismatch"))
+            elif u not in self.recorded and u not in new:
+                new.append(u)
         self.recorded.extend(new)
-        return len(new)
+        return Recorded(len(new), refused)
 
 
 class TestDecode:
@@ -80,10 +105,63 @@ class TestDecode:
 class TestIntake:
     async def test_records_configured_contracts_once(self) -> None:
         outbox = FakeOutbox()
-        intake = Intake(cast(Outbox, outbox), {(31337, CONTRACT)})
+        intake = Intake(cast(Outbox, outbox), {(31337, CONTRACT): ("test",)})
         bodies = [update(1, 1), update(2, 1, contract=OTHER), update(1, 2)]
         batch = [Decoded(consumed(b, i), decode(consumed(b, i))) for i, b in enumerate(bodies)]
         await intake.handle(batch)
         await intake.handle(batch)  # a redelivered batch records nothing new
         assert [(r.token_id, r.version) for r in outbox.recorded] == [(1, 1), (1, 2)]
         assert (intake.seen, intake.recorded, intake.skipped) == (6, 2, 2)
+        assert outbox.bindings[0] == {(31337, CONTRACT): ("test",)}
+
+    async def test_refused_updates_counted_and_logged(self) -> None:
+        outbox = FakeOutbox({(1, 1): "bafkreiabc", (2, 1): "bother"})
+        intake = Intake(cast(Outbox, outbox), {(31337, CONTRACT): ("test",)})
+        bodies = [update(1, 1), update(2, 1), update(3, 1)]
+        batch = [Decoded(consumed(b, i), decode(consumed(b, i))) for i, b in enumerate(bodies)]
+
+        def count(reason: str) -> float:
+            sample = metrics.registry.get_sample_value(
+                "dnft_pusher_updates_refused_total", {"reason": reason}
+            )
+            return sample or 0.0
+
+        before = (count("unknown_version"), count("cid_mismatch"))
+        with structlog.testing.capture_logs() as logs:
+            await intake.handle(batch)
+        assert [(r.token_id, r.version) for r in outbox.recorded] == [(1, 1)]
+        assert (intake.recorded, intake.refused) == (1, 2)
+        assert (count("unknown_version") - before[0], count("cid_mismatch") - before[1]) == (1, 1)
+        warned = [(e["token_id"], e["reason"]) for e in logs if e["log_level"] == "warning"]
+        assert warned == [("2", "cid_mismatch"), ("3", "unknown_version")]
+
+
+def bound(name: str, chain_id: int, contract: str) -> BoundCollection:
+    rules = collection_rules(FED, salt="s", levels={0: "egg"}, prompt="p") | {"name": name}
+    return BoundCollection(collection_from_mapping(rules), chain_id, contract)
+
+
+class TestTrustedBindings:
+    """Each push target trusts the collections bound to its own chain and contract only."""
+
+    def test_collections_of_each_target(self) -> None:
+        targets = [
+            (31337, PushTarget("a", CONTRACT, "erc4906", "ipfs://{cid}")),
+            (1, PushTarget("b", CONTRACT, "erc4906", "ipfs://{cid}")),
+        ]
+        collections = [
+            bound("zeta", 31337, CONTRACT),
+            bound("alpha", 31337, CONTRACT),
+            bound("other-chain", 5, CONTRACT),
+            bound("other-contract", 1, OTHER),
+            bound("mainnet", 1, CONTRACT),
+        ]
+        assert trusted_bindings(targets, collections) == {
+            (31337, CONTRACT): ("alpha", "zeta"),
+            (1, CONTRACT): ("mainnet",),
+        }
+
+    def test_target_without_collection_is_a_config_error(self) -> None:
+        targets = [(31337, PushTarget("lonely", CONTRACT, "erc4906", "ipfs://{cid}"))]
+        with pytest.raises(ConfigError, match=r"pusher\.collections: contract 'lonely'"):
+            trusted_bindings(targets, [bound("x", 31337, OTHER)])
