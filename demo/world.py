@@ -316,7 +316,7 @@ class _World:
         1 when the daemons or the traffic died meanwhile."""
         assert self.endpoints is not None
         assert self.daemons is not None
-        conn = await asyncpg.connect(self.endpoints.dsn)
+        conn = await asyncpg.connect(self.endpoints.dsn, timeout=10)
         try:
             while not interrupted.is_set():
                 if not self.daemons.alive():
@@ -361,7 +361,7 @@ class _World:
         assert self.endpoints is not None
         expected = set(range(1, self.options.tokens + 1))
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        conn = await asyncpg.connect(self.endpoints.dsn)
+        conn = await asyncpg.connect(self.endpoints.dsn, timeout=10)
         try:
             while True:
                 counts = await _version_counts(conn, self.collection)
@@ -422,7 +422,7 @@ class _World:
     async def _checkpoint_reaches(self, block: int, interrupted: asyncio.Event) -> bool:
         assert self.endpoints is not None
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        conn = await asyncpg.connect(self.endpoints.dsn)
+        conn = await asyncpg.connect(self.endpoints.dsn, timeout=10)
         try:
             while not interrupted.is_set() and time.monotonic() < deadline:
                 reached = await conn.fetchval(

@@ -2,7 +2,10 @@
 
 Files are named ``NNNN_description.sql`` and applied in order, each in its own transaction,
 under a Postgres advisory lock so concurrent ``dnft migrate`` runs serialise instead of racing.
-An applied migration whose file changed since is an error: history is never rewritten.
+The wait for that lock is bounded (``postgres.migration_lock_timeout_s``, via ``lock_timeout``)
+and every statement by ``postgres.command_timeout_s``: a stuck migrator elsewhere makes this
+one fail with an error naming the setting, not hang. An applied migration whose file changed
+since is an error: history is never rewritten.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from importlib import resources
 
 import asyncpg
 
-from dnft.db import redact_dsn
-from dnft.errors import MigrationError, ServiceError
+from dnft.config import PostgresSettings
+from dnft.db import connect
+from dnft.errors import MigrationError
 
 # Arbitrary but fixed: the advisory lock key all dnft migrators agree on.
 MIGRATION_LOCK_KEY = 0x646E6674_0001  # "dnft" + 1
@@ -51,20 +55,45 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(dsn: str) -> list[Migration]:
-    """Apply pending migrations; returns the ones this call applied (empty if up to date)."""
+async def apply_migrations(dsn: str, settings: PostgresSettings | None = None) -> list[Migration]:
+    """Apply pending migrations; returns the ones this call applied (empty if up to date).
+
+    ``settings`` bound the connect, each statement and the wait for the migration lock (the
+    defaults of ``postgres`` when None). Raises ServiceError (Postgres unreachable) and
+    MigrationError (the lock not taken in time, a changed or unknown migration).
+    """
+    settings = _bounds(dsn, settings)
+    conn = await connect(settings)
     try:
-        conn = await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise ServiceError(f"cannot connect to Postgres at {redact_dsn(dsn)}: {exc}") from exc
-    try:
-        await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        await _lock(conn, settings.migration_lock_timeout_s)
         try:
             return await _apply_locked(conn)
         finally:
             await conn.execute("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     finally:
-        await conn.close()
+        await conn.close(timeout=settings.connect_timeout_s)
+
+
+def _bounds(dsn: str, settings: PostgresSettings | None) -> PostgresSettings:
+    if settings is None:
+        return PostgresSettings(dsn=dsn)
+    return settings.model_copy(update={"dsn": dsn})
+
+
+async def _lock(conn: asyncpg.Connection, timeout_s: float) -> None:
+    """Take the migration lock, waiting at most ``timeout_s``; raises MigrationError."""
+    # lock_timeout bounds the server-side wait of pg_advisory_lock; set for this wait only.
+    await conn.execute(f"set lock_timeout = {max(1, round(timeout_s * 1000))}")
+    try:
+        await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=timeout_s + 5)
+    except (asyncpg.LockNotAvailableError, TimeoutError) as exc:
+        raise MigrationError(
+            f"another migration holds the migration lock: not taken within {timeout_s:g} s "
+            "(postgres.migration_lock_timeout_s); is a `dnft migrate` stuck elsewhere? "
+            "Find it in pg_locks (locktype 'advisory')"
+        ) from exc
+    finally:
+        await conn.execute("reset lock_timeout")
 
 
 async def _apply_locked(conn: asyncpg.Connection) -> list[Migration]:
@@ -112,8 +141,9 @@ async def _apply_locked(conn: asyncpg.Connection) -> list[Migration]:
     return done
 
 
-async def current_version(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
+async def current_version(dsn: str, settings: PostgresSettings | None = None) -> int:
+    settings = _bounds(dsn, settings)
+    conn = await connect(settings)
     try:
         exists = await conn.fetchval("select to_regclass('dnft_schema_migrations') is not null")
         if not exists:
@@ -121,4 +151,4 @@ async def current_version(dsn: str) -> int:
         version: int | None = await conn.fetchval("select max(version) from dnft_schema_migrations")
         return version or 0
     finally:
-        await conn.close()
+        await conn.close(timeout=settings.connect_timeout_s)

@@ -8,8 +8,10 @@ Two kinds of progress:
   :meth:`CheckpointStore.finalize` forgets them once final, in a transaction of its own: a
   crash before it only leaves rows that the next finalize deletes.
 
-Every write is one transaction on the caller's connection (the leader lock's), so a replica
-that lost the lock cannot move the checkpoint.
+Every write is one transaction on the leader lock's connection, taken through
+:meth:`dnft.leader.LeaderLock.session`: the lease is checked first (fencing), and a replica
+whose lock session ended cannot move the checkpoint. Readers (audit, status) pass a plain
+connection instead.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 
+from dnft.db import SerialConnection, Sessions
 from indexer.sync import BlockRef
 
 _INSERT_BLOCK = (
@@ -50,29 +52,36 @@ class WindowEvent:
 
 
 class CheckpointStore:
-    def __init__(self, conn: asyncpg.Connection, network: str) -> None:
-        self._conn = conn
+    """One network's checkpoint on ``source``: a leader lock (each unit of work fenced and
+    on the lock's session) or a plain asyncpg connection."""
+
+    def __init__(self, source: Sessions | Any, network: str) -> None:
+        self._sessions: Sessions = (
+            source if hasattr(source, "session") else SerialConnection(source)
+        )
         self._network = network
 
     async def load(self) -> Checkpoint | None:
-        row = await self._conn.fetchrow(
-            "select block_number, block_hash from indexer_checkpoints where network = $1",
-            self._network,
-        )
+        async with self._sessions.session() as conn:
+            row = await conn.fetchrow(
+                "select block_number, block_hash from indexer_checkpoints where network = $1",
+                self._network,
+            )
         return None if row is None else Checkpoint(row["block_number"], row["block_hash"])
 
     async def load_window(self) -> list[BlockRef]:
-        rows = await self._conn.fetch(
-            "select number, hash, parent_hash from indexer_blocks where network = $1 "
-            "order by number",
-            self._network,
-        )
+        async with self._sessions.session() as conn:
+            rows = await conn.fetch(
+                "select number, hash, parent_hash from indexer_blocks where network = $1 "
+                "order by number",
+                self._network,
+            )
         return [BlockRef(r["number"], r["hash"], r["parent_hash"]) for r in rows]
 
     async def advance_finalized(self, checkpoint: Checkpoint) -> None:
         """Move the checkpoint over a finalized range (no window bookkeeping needed)."""
-        async with self._conn.transaction():
-            await self._upsert(checkpoint)
+        async with self._sessions.session() as conn, conn.transaction():
+            await _upsert(conn, self._network, checkpoint)
 
     async def advance_unfinalized(
         self, blocks: Sequence[BlockRef], events: Sequence[WindowEvent]
@@ -82,13 +91,13 @@ class CheckpointStore:
         if not blocks:
             return
         last = blocks[-1]
-        async with self._conn.transaction():
-            await self._conn.executemany(
+        async with self._sessions.session() as conn, conn.transaction():
+            await conn.executemany(
                 _INSERT_BLOCK,
                 [(self._network, b.number, b.hash, b.parent_hash) for b in blocks],
             )
             if events:
-                await self._conn.executemany(
+                await conn.executemany(
                     "insert into indexer_window_events (network, block_number, block_hash, "
                     "event_id, message_key, retraction) values ($1, $2, $3, $4, $5, $6) "
                     "on conflict (network, event_id) do nothing",
@@ -104,37 +113,37 @@ class CheckpointStore:
                         for e in events
                     ],
                 )
-            await self._upsert(Checkpoint(last.number, last.hash))
+            await _upsert(conn, self._network, Checkpoint(last.number, last.hash))
 
     async def finalize(self, finalized: int) -> None:
         """Forget blocks below ``finalized`` and events at or below it: they can no longer
         be reorganised. The checkpoint does not move."""
-        async with self._conn.transaction():
-            await self._forget_final(finalized)
+        async with self._sessions.session() as conn, conn.transaction():
+            await self._forget_final(conn, finalized)
 
     async def anchor_window(self, anchor: BlockRef) -> None:
         """Start the window afresh at ``anchor``, a final block all events up to which are in
         Kafka: record it, forget every block and event below it, checkpoint it. One
         transaction, so a restart never finds the anchor beside an older, unlinked window."""
-        async with self._conn.transaction():
-            await self._conn.execute(
+        async with self._sessions.session() as conn, conn.transaction():
+            await conn.execute(
                 _INSERT_BLOCK,
                 self._network,
                 anchor.number,
                 anchor.hash,
                 anchor.parent_hash,
             )
-            await self._forget_final(anchor.number)
-            await self._upsert(Checkpoint(anchor.number, anchor.hash))
+            await self._forget_final(conn, anchor.number)
+            await _upsert(conn, self._network, Checkpoint(anchor.number, anchor.hash))
 
-    async def _forget_final(self, finalized: int) -> None:
+    async def _forget_final(self, conn: Any, finalized: int) -> None:
         # Keep the finalized anchor block itself: the next block's parentHash links to it.
-        await self._conn.execute(
+        await conn.execute(
             "delete from indexer_blocks where network = $1 and number < $2",
             self._network,
             finalized,
         )
-        await self._conn.execute(
+        await conn.execute(
             "delete from indexer_window_events where network = $1 and block_number <= $2",
             self._network,
             finalized,
@@ -142,13 +151,14 @@ class CheckpointStore:
 
     async def events_after(self, ancestor: int) -> list[WindowEvent]:
         """Events published from blocks above ``ancestor``, in publish order."""
-        rows = await self._conn.fetch(
-            "select block_number, block_hash, event_id, message_key, retraction "
-            "from indexer_window_events where network = $1 and block_number > $2 "
-            "order by block_number, event_id",
-            self._network,
-            ancestor,
-        )
+        async with self._sessions.session() as conn:
+            rows = await conn.fetch(
+                "select block_number, block_hash, event_id, message_key, retraction "
+                "from indexer_window_events where network = $1 and block_number > $2 "
+                "order by block_number, event_id",
+                self._network,
+                ancestor,
+            )
         return [
             WindowEvent(
                 r["block_number"],
@@ -163,26 +173,27 @@ class CheckpointStore:
     async def rewind(self, ancestor: BlockRef) -> None:
         """After the retractions are acknowledged: forget orphaned blocks, checkpoint the
         common ancestor."""
-        async with self._conn.transaction():
-            await self._conn.execute(
+        async with self._sessions.session() as conn, conn.transaction():
+            await conn.execute(
                 "delete from indexer_blocks where network = $1 and number > $2",
                 self._network,
                 ancestor.number,
             )
-            await self._conn.execute(
+            await conn.execute(
                 "delete from indexer_window_events where network = $1 and block_number > $2",
                 self._network,
                 ancestor.number,
             )
-            await self._upsert(Checkpoint(ancestor.number, ancestor.hash))
+            await _upsert(conn, self._network, Checkpoint(ancestor.number, ancestor.hash))
 
-    async def _upsert(self, checkpoint: Checkpoint) -> None:
-        await self._conn.execute(
-            "insert into indexer_checkpoints (network, block_number, block_hash) "
-            "values ($1, $2, $3) on conflict (network) do update set "
-            "block_number = excluded.block_number, block_hash = excluded.block_hash, "
-            "updated_at = now()",
-            self._network,
-            checkpoint.block_number,
-            checkpoint.block_hash,
-        )
+
+async def _upsert(conn: Any, network: str, checkpoint: Checkpoint) -> None:
+    await conn.execute(
+        "insert into indexer_checkpoints (network, block_number, block_hash) "
+        "values ($1, $2, $3) on conflict (network) do update set "
+        "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+        "updated_at = now()",
+        network,
+        checkpoint.block_number,
+        checkpoint.block_hash,
+    )

@@ -9,13 +9,19 @@ The order of effects is the whole safety argument:
 
 A crash between 1 and 2 republishes the same events with the same ids; nothing is skipped.
 Reorgs: retractions are acknowledged before the checkpoint rewinds to the common ancestor.
+
+Fencing: the leader's lease is checked right before each produce (realtime blocks,
+retractions, each backfill chunk) and each checkpoint move (the store's sessions), and a lost
+lease cancels the network's work: a leader that wakes from a pause publishes nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import AsyncGenerator
 from typing import assert_never
 
 import structlog
@@ -24,13 +30,14 @@ from dnft import metrics
 from dnft.config import NetworkSettings, Settings
 from dnft.errors import ConfigError, RpcError
 from dnft.kafka import AsyncProducer
-from dnft.leader import LeaderLock
+from dnft.leader import LeaderLock, LeaseLost
 from dnft.rpc import Header, PrometheusRpcObserver, RpcClient, get_block_headers
 from indexer.backfill import publish_backfill
 from indexer.checkpoint import CheckpointStore, WindowEvent
 from indexer.encode import ChunkEncoder, Encoded
 from indexer.sync import (
     MAX_BLOCKS_PER_STEP,
+    BackfillChunk,
     Block,
     BlockRef,
     ChainMovedError,
@@ -67,6 +74,7 @@ class NetworkIndexer:
         self.indexed_block = -1
         self.reorg_depths: list[int] = []  # depth of each reorg handled, in order
         self._rpc_observer = PrometheusRpcObserver(network)
+        self._lock: LeaderLock | None = None  # while leading
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Lead (or wait as standby), catch up, follow; returns when ``stopping`` is set.
@@ -75,13 +83,21 @@ class NetworkIndexer:
         Postgres failures are raised after the client's own retries are spent.
         """
         self.state = "standby"
-        lock = LeaderLock(self._settings.postgres.dsn, "indexer", self.network.name)
+        lock = LeaderLock(self._settings.postgres, "indexer", self.network.name)
         if not await lock.acquire(stopping):
             return
+        try:
+            await lock.while_leading(self._lead(lock, stopping))
+        finally:
+            await lock.release()
+
+    async def _lead(self, lock: LeaderLock, stopping: asyncio.Event) -> None:
+        self._lock = lock
         client = RpcClient(
             self.network.rpc_urls,
             timeout_s=self.network.request_timeout_s,
             max_in_flight=self.network.max_in_flight * 2,
+            max_response_bytes=self.network.max_response_bytes,
             observer=self._rpc_observer,
         )
         heads = HeadWatcher(
@@ -91,7 +107,7 @@ class NetworkIndexer:
             network=self.network.name,
         )
         try:
-            store = CheckpointStore(lock.connection, self.network.name)
+            store = CheckpointStore(lock, self.network.name)
             await heads.start()
             window = await self._catch_up(client, store, heads, stopping)
             if window is not None:
@@ -104,7 +120,6 @@ class NetworkIndexer:
             metrics.indexer_following_head.labels(self.network.name).set(0)
             await heads.stop()
             await client.close()
-            await lock.release()
 
     # --- historical ---------------------------------------------------------------------
 
@@ -133,15 +148,17 @@ class NetworkIndexer:
         if start <= finalized:
             self.state = "backfill"
             self._log.info("backfill", from_block=start, to_block=finalized)
-            chunks = backfill_chunks(
-                self._settings,
-                self.network,
-                client,
-                self._encoder,
-                start,
-                finalized,
-                on_encoded=self._account,
-                rpc_observer=self._rpc_observer,
+            chunks = self._fenced(
+                backfill_chunks(
+                    self._settings,
+                    self.network,
+                    client,
+                    self._encoder,
+                    start,
+                    finalized,
+                    on_encoded=self._account,
+                    rpc_observer=self._rpc_observer,
+                )
             )
             complete = await publish_backfill(
                 chunks,
@@ -161,6 +178,21 @@ class NetworkIndexer:
         await store.anchor_window(block_ref(anchor))
         self._set_indexed(anchor)
         return ChainWindow([block_ref(anchor)])
+
+    async def _fenced(
+        self, chunks: AsyncGenerator[BackfillChunk, None]
+    ) -> AsyncGenerator[BackfillChunk, None]:
+        """``chunks``, each handed to the producer only while the lease is valid."""
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                self._fence()
+                yield chunk
+
+    def _fence(self) -> None:
+        """Right before a side effect: raises LeaseLost unless this replica still leads."""
+        if self._lock is None:
+            raise LeaseLost(f"indexer {self.network.name}: not leading")
+        self._lock.check()
 
     def _backfilled(self, block: int) -> None:
         self.indexed_block = block
@@ -218,6 +250,7 @@ class NetworkIndexer:
         encoded = self._encoder.encode(block.logs, timestamps, keep_events=True)
         self._account(encoded)
         messages = [self._publisher.outgoing(m) for m in encoded.messages]
+        self._fence()
         await self._producer.send_many(messages)
         acked_at = time.monotonic()
         window_events = [
@@ -243,6 +276,7 @@ class NetworkIndexer:
         events = await store.events_after(reorg.ancestor.number)
         # Newest first: consumers undo effects in the reverse order they applied them.
         retractions = [self._publisher.retraction(e.retraction) for e in reversed(events)]
+        self._fence()
         await self._producer.send_many(retractions)
         await store.rewind(reorg.ancestor)
         metrics.indexer_reorgs_total.labels(self.network.name).inc()
@@ -263,6 +297,8 @@ class NetworkIndexer:
         the backfill calls it from the producer's send thread."""
         for name, count in encoded.counts.items():
             metrics.indexer_logs_total.labels(self.network.name, name).inc(count)
+        for event, count in encoded.cuts.items():
+            metrics.indexer_values_cut_total.labels(self.network.name, event).inc(count)
         if encoded.undecodable:
             # Not our event's shape (e.g. a same-signature event with other indexing): skip,
             # count and say where, rather than stop the stream.

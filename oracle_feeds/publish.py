@@ -2,11 +2,13 @@
 
 Each publish is the three steps of :mod:`oracle_feeds.store`: record the intent (round id and
 exact bytes), send to Kafka and wait for the acknowledgement, commit. Messages are keyed by
-feed id, so one feed's rounds stay in order on one partition.
+feed id, so one feed's rounds stay in order on one partition. The leader's lease is checked
+(``fence``) right before each send: a leader that wakes from a pause publishes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -58,10 +60,19 @@ class ObservationPublisher:
     """Publishes one feed's rounds through ``store`` and ``producer``. Not for concurrent use
     on one feed (each feed has one runner task)."""
 
-    def __init__(self, producer: AsyncProducer, store: FeedStore, topic: str) -> None:
+    def __init__(
+        self,
+        producer: AsyncProducer,
+        store: FeedStore,
+        topic: str,
+        *,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self._producer = producer
         self._store = store
         self.topic = topic
+        # LeaderLock.check in the daemon; None where no lease applies (tests driving one feed).
+        self._fence = fence
 
     def message(self, feed_id: str, payload: bytes) -> OutgoingMessage:
         return OutgoingMessage(
@@ -89,9 +100,11 @@ class ObservationPublisher:
     async def send(self, feed_id: str, intent: Intent) -> LastPublished:
         """Steps 2 and 3: send a recorded intent's exact bytes, then commit it.
 
-        Raises KafkaError (the intent stays recorded: send it again before anything else)
-        or ServiceError (Postgres).
+        Raises KafkaError (the intent stays recorded: send it again before anything else),
+        LeaseLost (nothing sent) or ServiceError (Postgres).
         """
+        if self._fence is not None:
+            self._fence()
         await self._producer.send(self.message(feed_id, intent.message))
         await self._store.commit(feed_id, intent.round_id)
         return intent.published()

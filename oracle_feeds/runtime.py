@@ -10,7 +10,8 @@ Readings are scheduled every ``interval_s`` (from the start of one read to the s
 next, so a slow source does not stretch the period), earlier when a heartbeat falls due,
 later when a source answered 429 with Retry-After. Median feeds are also woken whenever one of their
 sources accepts a reading. The whole feed set is a singleton (``LeaderLock("oracle",
-"feeds")``): standbys wait, and writes go through the lock's connection.
+"feeds")``): standbys wait, writes go through the lock's connection, and each publish is
+fenced by the lease (:mod:`dnft.leader`).
 """
 
 from __future__ import annotations
@@ -285,20 +286,24 @@ class OracleRuntime:
         Raises ServiceError when Postgres fails or the lock is lost; the other feeds stop too.
         """
         self.state = "standby"
-        lock = LeaderLock(self._settings.postgres.dsn, "oracle", "feeds")
+        lock = LeaderLock(self._settings.postgres, "oracle", "feeds")
         if not await lock.acquire(stopping):
             self.state = "stopped"
             return
         try:
-            store = FeedStore(lock.connection)
+            store = FeedStore(lock)
             publisher = ObservationPublisher(
-                self._producer, store, self._settings.kafka.topics.oracle_observations
+                self._producer,
+                store,
+                self._settings.kafka.topics.oracle_observations,
+                fence=lock.check,
             )
             self.runners = build_runners(
                 self._settings, store=store, publisher=publisher, clock=self._clock
             )
             self.state = "running"
-            await _run_all(self.runners.values(), stopping)
+            # A lost lease cancels every feed at once, not at each one's next publish.
+            await lock.while_leading(_run_all(self.runners.values(), stopping))
         finally:
             self.state = "stopped"
             for runner in self.runners.values():

@@ -11,21 +11,23 @@ Round ids are deterministic (last + 1) and an intent found at start is re-sent b
 so a crash at any point leaves at most one byte-identical duplicate, which consumers drop by
 ``(feed_id, round_id)``; a round is never lost and never reused for another value.
 
-All writes go through one connection (the leader lock's, so a replica that lost the lock
-fails instead of racing the new leader); a lock serialises the feeds' tasks on it.
+All writes go through one connection, the leader lock's, one unit of work at a time
+(:meth:`dnft.leader.LeaderLock.session`): each is fenced by the lease first, and a replica
+whose lock session ended fails instead of racing the new leader.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
+from dnft.db import SerialConnection, Sessions
 from dnft.errors import ServiceError
 from oracle_feeds.types import LastPublished
 
@@ -51,17 +53,20 @@ class FeedState:
 
 
 class FeedStore:
-    """Every method raises ServiceError when Postgres fails or the connection is gone."""
+    """Every method raises ServiceError when Postgres fails or the connection is gone, and
+    LeaseLost (a ServiceError) when ``source`` is a leader lock whose lease is not valid.
+    ``source``: a leader lock, or a plain asyncpg connection (tests, tools)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-        self._lock = asyncio.Lock()
+    def __init__(self, source: Sessions | Any) -> None:
+        self._sessions: Sessions = (
+            source if hasattr(source, "session") else SerialConnection(source)
+        )
 
     @contextlib.asynccontextmanager
     async def _db(self, what: str) -> AsyncIterator[asyncpg.Connection]:
-        async with self._lock:
+        async with self._sessions.session() as conn:
             try:
-                yield self._conn
+                yield conn
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 raise ServiceError(f"oracle state: {what} failed: {exc}") from exc
 

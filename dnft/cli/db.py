@@ -16,12 +16,15 @@ def register(sub: Commands) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    # --dsn alone must work without a config file (first deploy, CI); else the settings decide.
-    dsn = args.dsn or load_settings(args.config).postgres.dsn
+    # --dsn alone must work without a config file (first deploy, CI): then the timeouts are
+    # postgres' defaults; else the settings decide.
+    settings = None if args.dsn else load_settings(args.config).postgres
+    dsn = args.dsn or (settings.dsn if settings else "")
 
     async def run() -> tuple[list[str], int]:
-        applied = await apply_migrations(dsn)
-        return [f"{m.version:04d}_{m.name}" for m in applied], await current_version(dsn)
+        applied = await apply_migrations(dsn, settings)
+        names = [f"{m.version:04d}_{m.name}" for m in applied]
+        return names, await current_version(dsn, settings)
 
     applied, version = asyncio.run(run())
     for name in applied:

@@ -6,11 +6,14 @@ The pipeline, as :meth:`PusherRuntime.run` wires it:
    nothing else open;
 2. **intake**: consumer (group ``pusher.group`` on ``kafka.topics.metadata_updates``) -> typed
    decode (:class:`~dnft.messages.MetadataUpdate`; anything else goes to the dead-letter
-   topic) -> :class:`~publisher.pusher.intake.Intake` records the batch in the outbox ->
-   commit point (offsets move only once the outbox holds the batch);
+   topic) -> :class:`~publisher.pusher.intake.Intake` records the batch's updates that match a
+   version in ``token_versions`` (of a collection bound to the contract in ``collections``) in
+   the outbox, refusing the others -> commit point (offsets move only once the outbox holds
+   the batch);
 3. **push**, beside the intake: one :class:`~publisher.pusher.sender.ChainPusher` per network
    turns the outbox into transactions; a gauge task exports pending updates and the oldest
-   one's age; a watch on the lock's connection stops everything when leadership is lost.
+   one's age; the lease's watch stops everything when leadership is lost, and every
+   signature and broadcast is fenced by the lease first (:mod:`dnft.leader`).
 
 The first job to fail stops the others and is raised. Everything opened is owned by one
 :class:`~dnft.resources.DaemonResources` and closed in reverse order, the leader lock last.
@@ -26,6 +29,7 @@ from typing import Final
 import structlog
 
 from dnft import metrics
+from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import NetworkSettings, Settings
 from dnft.health import HealthServer
 from dnft.leader import LeaderLock
@@ -34,7 +38,7 @@ from dnft.resources import DaemonResources
 from dnft.rpc import RpcClient
 from dnft.stream import StreamProcessor, message_decoder
 from publisher.pusher.chain import Chain
-from publisher.pusher.intake import Intake
+from publisher.pusher.intake import Intake, trusted_bindings
 from publisher.pusher.outbox import Outbox
 from publisher.pusher.sender import ChainPusher, PushTarget
 from publisher.pusher.signer import Signer
@@ -43,7 +47,6 @@ from publisher.pusher.targets import push_targets
 log = structlog.get_logger("dnft.pusher")
 
 GAUGES_EVERY_S: Final = 2.0
-LOCK_CHECK_S: Final = 2.0
 
 
 async def run_pusher(
@@ -69,6 +72,10 @@ class PusherRuntime:
         self._settings = settings
         self._signer = signer
         self._targets = push_targets(settings)
+        # The collections whose recorded versions the pusher may announce: read (small YAML
+        # files) before anything runs, so a pusher that could trust nothing fails at start.
+        self._bound: list[BoundCollection] = load_bound_collections(settings)
+        trusted_bindings(self._targeted(), self._bound)
         self.state = "starting"
         self.chains: list[ChainPusher] = []
         self.intake: Intake | None = None
@@ -80,7 +87,7 @@ class PusherRuntime:
         """
         self.state = "standby"
         s = self._settings
-        lock = LeaderLock(s.postgres.dsn, "pusher", s.pusher.leader_scope)
+        lock = LeaderLock(s.postgres, "pusher", s.pusher.leader_scope)
         if not await lock.acquire(stopping):
             self.state = "stopped"
             return
@@ -97,13 +104,11 @@ class PusherRuntime:
         outbox = Outbox(await res.pool(), sender=self._signer.address)
         await res.topics({topics.metadata_updates: s.kafka.partitions, topics.dead_letter: 1})
         self.chains = [
-            self._chain_pusher(res, s.network(network), targets, outbox)
+            self._chain_pusher(res, s.network(network), targets, outbox, lock)
             for network, targets in self._targets.items()
         ]
         producer = await res.producer()  # the dead-letter topic's
-        intake = self.intake = Intake(
-            outbox, {(c.chain_id, t.contract) for c in self.chains for t in c.targets}
-        )
+        intake = self.intake = Intake(outbox, trusted_bindings(self._targeted(), self._bound))
         consumer = await res.consumer(s.pusher.group, [topics.metadata_updates])
         processor = StreamProcessor(
             consumer,
@@ -128,9 +133,14 @@ class PusherRuntime:
                 processor.run(halt),
                 *(c.run(halt) for c in self.chains),
                 _export_gauges(outbox, halt),
-                _watch_lock(lock, halt),
+                lock.watch(halt),
             ],
         )
+
+    def _targeted(self) -> list[tuple[int, PushTarget]]:
+        """Each push target with its network's chain id."""
+        s = self._settings
+        return [(s.network(n).chain_id, t) for n, ts in self._targets.items() for t in ts]
 
     def _chain_pusher(
         self,
@@ -138,6 +148,7 @@ class PusherRuntime:
         network: NetworkSettings,
         targets: list[PushTarget],
         outbox: Outbox,
+        lock: LeaderLock,
     ) -> ChainPusher:
         client = RpcClient(network.rpc_urls, timeout_s=network.request_timeout_s)
         res.on_close(client.close)
@@ -148,6 +159,7 @@ class PusherRuntime:
             outbox=outbox,
             chain=Chain(client),
             signer=self._signer,
+            fence=lock.check,
         )
 
 
@@ -179,11 +191,3 @@ async def _export_gauges(outbox: Outbox, stopping: asyncio.Event) -> None:
         metrics.pusher_oldest_pending_seconds.set(oldest_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), GAUGES_EVERY_S)
-
-
-async def _watch_lock(lock: LeaderLock, stopping: asyncio.Event) -> None:
-    """Raise ServiceError as soon as the leader lock's connection is gone."""
-    while not stopping.is_set():
-        await lock.connection.fetchval("select 1")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), LOCK_CHECK_S)

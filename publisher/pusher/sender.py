@@ -16,6 +16,9 @@ picks up exactly where the last one stopped:
 
 The first pass after a start broadcasts every unmined transaction again, in nonce order, so
 a transaction recorded but never sent before a crash fills its nonce.
+
+Fencing: ``fence`` (the leader lease's check) runs right before every signature and every
+broadcast, so a pusher that wakes from a pause after its lease ran out signs and sends nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -77,8 +80,11 @@ class ChainPusher:
         outbox: Outbox,
         chain: Chain,
         signer: Signer,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.network = network
+        # LeaderLock.check in the daemon (raises LeaseLost); None where no lease applies.
+        self._fence = fence
         self._settings = settings
         self._targets = list(targets)
         self._outbox = outbox
@@ -218,6 +224,7 @@ class ChainPusher:
             await self._broadcast(record)
 
     async def _sign_and_record(self, push: Push, nonce: int, gas: int, fees: Fees) -> TxRecord:
+        self._check_lease()
         signed = await self._signer.sign_async(
             UnsignedTx(
                 chain_id=self.chain_id,
@@ -234,6 +241,7 @@ class ChainPusher:
         return record
 
     async def _broadcast(self, record: TxRecord) -> None:
+        self._check_lease()
         refused = await self._chain.send_raw(record.raw)
         if refused is None or any(k in refused.lower() for k in _KNOWN):
             await self._outbox.mark_broadcast(record.hash)
@@ -242,6 +250,10 @@ class ChainPusher:
             # pass's receipts and nonce tell which.
             self._log.info("broadcast refused", tx=record.hash, nonce=record.nonce, reason=refused)
         crash_point("after_send")
+
+    def _check_lease(self) -> None:
+        if self._fence is not None:
+            self._fence()
 
     # --- track ------------------------------------------------------------------------
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 
 import asyncpg
 import pytest
 
+from dnft.config import PostgresSettings
+from dnft.db import connect, create_pool
 from dnft.errors import MigrationError
-from dnft.migrations import apply_migrations, current_version, load_migrations
+from dnft.migrations import (
+    MIGRATION_LOCK_KEY,
+    apply_migrations,
+    current_version,
+    load_migrations,
+)
 
 
 class TestMigrate:
@@ -49,3 +57,38 @@ class TestMigrate:
             await conn.close()
         with pytest.raises(MigrationError, match="changed after it was applied"):
             await apply_migrations(fresh_db_dsn)
+
+
+class TestTimeouts:
+    """Nothing waits on Postgres forever: the migration lock and each query are bounded."""
+
+    async def test_migration_lock_wait_is_bounded(self, fresh_db_dsn: str) -> None:
+        holder = await asyncpg.connect(fresh_db_dsn)  # a migrator stuck elsewhere
+        try:
+            await holder.execute("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            bounds = PostgresSettings(dsn=fresh_db_dsn, migration_lock_timeout_s=1)
+            began = time.monotonic()
+            with pytest.raises(MigrationError, match=r"postgres\.migration_lock_timeout_s"):
+                await apply_migrations(fresh_db_dsn, bounds)
+            waited = time.monotonic() - began
+            assert 0.9 <= waited < 5, f"gave up after {waited:.1f} s, not about 1 s"
+            assert await current_version(fresh_db_dsn) == 0, "nothing applied without the lock"
+            await holder.execute("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+            assert len(await apply_migrations(fresh_db_dsn, bounds)) == len(load_migrations())
+        finally:
+            await holder.close()
+
+    async def test_command_timeout_cancels_a_slow_query(self, fresh_db_dsn: str) -> None:
+        bounds = PostgresSettings(dsn=fresh_db_dsn, command_timeout_s=0.5)
+        pool = await create_pool(bounds)
+        conn = await connect(bounds)
+        try:
+            for target in (pool, conn):
+                began = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    await target.fetchval("select pg_sleep(10)")
+                assert time.monotonic() - began < 3, "the query ran past its timeout"
+            assert await conn.fetchval("select 1") == 1, "the connection is usable afterwards"
+        finally:
+            await conn.close()
+            await pool.close()
