@@ -18,6 +18,7 @@ from kafka.errors import KafkaError as _KafkaLibError
 from audit.events import EventRef
 from dnft.config import KafkaSettings, NetworkSettings, Settings
 from dnft.errors import ConfigError, KafkaError
+from dnft.kafka import client_security_kwargs
 from dnft.progress import ProgressBar
 from dnft.rpc import RpcClient
 from indexer import ChunkEncoder, event_id, read_range, token_id_of
@@ -99,7 +100,10 @@ async def read_chain(
 def chain_client(net: NetworkSettings) -> RpcClient:
     """An RPC client for the audit's reads of ``net`` (its URLs, timeout and in-flight cap)."""
     return RpcClient(
-        net.rpc_urls, timeout_s=net.request_timeout_s, max_in_flight=net.max_in_flight * 2
+        net.rpc_urls,
+        timeout_s=net.request_timeout_s,
+        max_in_flight=net.max_in_flight * 2,
+        max_response_bytes=net.max_response_bytes,
     )
 
 
@@ -141,6 +145,7 @@ def read_topic(
             group_id=None,
             enable_auto_commit=False,
             bootstrap_timeout_ms=int(metadata_timeout_s * 1000),
+            **client_security_kwargs(kafka),
         )
     except _KafkaLibError as exc:
         raise KafkaError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc!r}") from exc

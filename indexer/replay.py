@@ -86,6 +86,7 @@ async def replay_range(
         net.rpc_urls,
         timeout_s=net.request_timeout_s,
         max_in_flight=net.max_in_flight * 2,
+        max_response_bytes=net.max_response_bytes,
         observer=PrometheusRpcObserver(network),
     )
     report = ReplayReport(network, from_block, to_block, published=producer is not None)

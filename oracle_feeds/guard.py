@@ -27,14 +27,29 @@ from oracle_feeds.validate import Rejected
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Instance metadata services hand out cloud credentials: never a feed, whatever the config.
+# EC2/GCP/Azure (169.254.169.254, fd00:ec2::254), ECS task metadata and credentials
+# (169.254.170.2), EKS Pod Identity (169.254.170.23, fd00:ec2::23), Alibaba (100.100.100.200).
 METADATA_ADDRESSES: Final = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "169.254.170.2",
+        "169.254.170.23",
+        "fd00:ec2::23",
+        "100.100.100.200",
+    )
 )
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # IPv6 forms that carry an IPv4 address in their low 32 bits and reach it through a gateway:
-# NAT64's well-known prefix, and the deprecated IPv4-compatible ::a.b.c.d.
+# NAT64's well-known prefix, IPv4-translated ::ffff:0:a.b.c.d, and the deprecated
+# IPv4-compatible ::a.b.c.d. (IPv4-mapped ::ffff:a.b.c.d is ``ipv4_mapped``.)
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_TRANSLATED: Final = ipaddress.ip_network("::ffff:0:0:0/96")
 _IPV4_COMPATIBLE: Final = ipaddress.ip_network("::/96")
+# Local-use NAT64 (RFC 8215): a /48 prefix, so the IPv4 address sits in bits 48-63 and 72-87
+# (RFC 6052 section 2.2: bits 64-71 are zero). A site's own translator: never public.
+_LOCAL_NAT64: Final = ipaddress.ip_network("64:ff9b:1::/48")
 # Hosts inet_aton may read as IPv4 ("2130706433", "0177.0.0.1", "0x7f.1"): resolvers and some
 # URL libraries accept these spellings, so they are judged as the address they spell.
 _NUMERIC_HOST: Final = re.compile(r"[0-9a-fA-FxX.]+")
@@ -43,19 +58,30 @@ MAX_RETRY_AFTER_S: Final = 3600.0
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for (``::ffff:a.b.c.d``, 6to4 ``2002:AABB:CCDD::``,
-    NAT64 ``64:ff9b::a.b.c.d``, ``::a.b.c.d``): it is judged as that address."""
+    """The IPv4 address an IPv6 one stands for (``::ffff:a.b.c.d``, ``::ffff:0:a.b.c.d``,
+    6to4 ``2002:AABB:CCDD::``, NAT64 ``64:ff9b::a.b.c.d`` and local-use ``64:ff9b:1::/48``,
+    ``::a.b.c.d``): it is judged as that address."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: / ::1
+    if address in _LOCAL_NAT64:
+        packed = address.packed
+        return ipaddress.IPv4Address(packed[6:8] + packed[9:11])
+    if (
+        address in _NAT64
+        or address in _IPV4_TRANSLATED
+        or (address in _IPV4_COMPATIBLE and int(address) > 1)  # not :: / ::1
+    ):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
 def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a feed may not connect to ``address``, or None if it may."""
+    local_nat64 = isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_NAT64
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
     if isinstance(address, ipaddress.IPv6Address):
         address = embedded_ipv4(address) or address
     if address in METADATA_ADDRESSES:
@@ -72,6 +98,8 @@ def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
         return "a link-local address"
     if address.is_private or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local):
         return "a private address"
+    if local_nat64:
+        return "a local-use NAT64 address"
     if not address.is_global:
         return "not a public address"
     return None
@@ -166,7 +194,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which float() then refuses.
+    if re.fullmatch(r"[0-9]{1,12}", text):
         seconds = float(text)
     else:
         try:

@@ -16,9 +16,6 @@ class ApiRateLimitSettings(ConfigModel):
     burst: int = Field(default=60, ge=1, le=1_000_000)
     # Clients remembered at once (least recently seen forgotten first): bounds memory.
     max_clients: int = Field(default=100_000, ge=1, le=10_000_000)
-    # Behind a reverse proxy, the client is the last X-Forwarded-For address (the one the
-    # proxy saw). Only set this when a proxy you run always sets the header.
-    trust_forwarded_for: bool = False
 
 
 class CurateUserSettings(ConfigModel):
@@ -42,6 +39,17 @@ class CurateSettings(ConfigModel):
     token_curator: str = Field(default="token", pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
     # People (browsers): HTTP basic auth.
     users: list[CurateUserSettings] = []
+    # Password checks (PBKDF2, ~0.3 s of CPU each) run on their own threads, never on the
+    # pool that serves images; beyond this many waiting, a login is refused (503).
+    login_threads: int = Field(default=1, ge=1, le=16)
+    login_queue: int = Field(default=8, ge=0, le=10_000)
+    # Failed basic-auth logins per client address: this many at once, then one more per
+    # `failed_logins_per_min` minute; beyond, 429 with Retry-After (before any PBKDF2 run).
+    failed_logins_burst: int = Field(default=5, ge=1, le=10_000)
+    failed_logins_per_min: float = Field(default=6.0, gt=0, le=60_000)
+    # Failed logins of all clients together per minute (a minute's worth at once): bounds
+    # the CPU a spread-out guessing attack costs. Known credentials are remembered and pass.
+    failed_logins_global_per_min: float = Field(default=120.0, gt=0, le=600_000)
     # Unsent outbox messages (an approval's metadata update, a re-roll's job) are retried
     # this often.
     outbox_interval_s: float = Field(default=5.0, gt=0, le=3_600)
@@ -68,8 +76,19 @@ class ApiSettings(ConfigModel):
     rate_limit: ApiRateLimitSettings = ApiRateLimitSettings()
     # Current metadata may change at any time (marketplaces also get an ERC-4906 event).
     current_max_age_s: int = Field(default=60, ge=0, le=86_400)
-    # Open server-sent event streams (gallery pages) this replica serves at once.
+    # Open server-sent event streams (gallery pages) this replica serves at once, and per
+    # client address (beyond: 429).
     max_live_clients: int = Field(default=1_000, ge=1, le=100_000)
+    max_live_per_client: int = Field(default=8, ge=1, le=100_000)
+    # Reverse proxies in front of the API that each append the address they saw to
+    # X-Forwarded-For. 0: the header is ignored and the client is the peer address; N: the
+    # client is the N-th address from the right (what the outermost of your proxies saw).
+    # Never more than the proxies you run: anything to their left is the client's to forge.
+    trusted_proxies: int = Field(default=0, ge=0, le=16)
+    # The public URL is https (TLS ends at a proxy in front): the CSRF cookie is Secure and
+    # Strict-Transport-Security is sent. A direct TLS connection makes the cookie Secure too.
+    public_https: bool = False
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0, le=63_072_000)
     keepalive_s: float = Field(default=15.0, gt=0, le=300)
     # Safety net beside LISTEN/NOTIFY: open pages also re-check their token this often.
     resync_s: float = Field(default=30.0, gt=0, le=3_600)

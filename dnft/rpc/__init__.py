@@ -9,6 +9,7 @@ from dnft.rpc.client import RpcClient
 from dnft.rpc.errors import (
     BlockNotFoundError,
     RangeTooLargeError,
+    ResponseTooLargeError,
     RpcGiveUpError,
     RpcHttpError,
     RpcNodeError,
@@ -18,7 +19,7 @@ from dnft.rpc.errors import (
 from dnft.rpc.layers import RetryPolicy
 from dnft.rpc.logs import LogChunk, get_block_headers, iter_logs
 from dnft.rpc.observe import PrometheusRpcObserver
-from dnft.rpc.transport import redact_url
+from dnft.rpc.redact import redact_url, scrub_urls
 from dnft.rpc.types import Header, RawLog, RpcObserver
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "PrometheusRpcObserver",
     "RangeTooLargeError",
     "RawLog",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "RpcClient",
     "RpcGiveUpError",
@@ -39,4 +41,5 @@ __all__ = [
     "get_block_headers",
     "iter_logs",
     "redact_url",
+    "scrub_urls",
 ]

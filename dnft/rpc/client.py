@@ -25,7 +25,13 @@ import aiohttp
 
 from dnft.errors import RpcError
 from dnft.rpc.layers import Failover, InFlightLimit, Retry, RetryPolicy
-from dnft.rpc.transport import Endpoint, Handler, HttpTransport, RpcRequest
+from dnft.rpc.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Endpoint,
+    Handler,
+    HttpTransport,
+    RpcRequest,
+)
 from dnft.rpc.types import Params, RpcObserver
 
 
@@ -35,6 +41,8 @@ class RpcClient:
     ``urls`` are tried in order (the first is the primary); a malformed one raises
     ``ConfigError`` here. The client owns its ``aiohttp.ClientSession`` unless one is passed
     in; use ``async with`` or ``close()``. Safe to share between tasks of one event loop.
+    A response body longer than ``max_response_bytes`` (``networks[].max_response_bytes``)
+    is cut off while it arrives: see ``ResponseTooLargeError``.
     """
 
     def __init__(
@@ -48,13 +56,19 @@ class RpcClient:
         retry: RetryPolicy | None = None,
         observer: RpcObserver | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         self.endpoints = tuple(Endpoint.of(u) for u in url_list)
         self._session = session
         self._owns_session = session is None
         self._max_in_flight = max_in_flight
-        transport = HttpTransport(self._get_session, timeout_s=timeout_s, observer=observer)
+        transport = HttpTransport(
+            self._get_session,
+            timeout_s=timeout_s,
+            observer=observer,
+            max_response_bytes=max_response_bytes,
+        )
         self._handler: Handler = Retry(
             InFlightLimit(
                 Failover(transport, self.endpoints, cooldown_s=cooldown_s), max_in_flight

@@ -16,6 +16,7 @@ from dnft.errors import RpcError
 __all__ = [
     "BlockNotFoundError",
     "RangeTooLargeError",
+    "ResponseTooLargeError",
     "RpcGiveUpError",
     "RpcHttpError",
     "RpcNodeError",
@@ -106,6 +107,19 @@ class RangeTooLargeError(RpcNodeError):
         self.suggested_to = suggested_to
         self.max_range = max_range
         super().__init__(code, message, data=data, method=method, endpoint=endpoint)
+
+
+class ResponseTooLargeError(RangeTooLargeError):
+    """The node's answer was longer than ``networks[].max_response_bytes`` (``limit``); it
+    was cut off while arriving. For ``eth_getLogs`` it is a range refusal like "too many
+    results" (``iter_logs`` splits the range); any other call fails: retrying cannot help."""
+
+    def __init__(self, limit: int, *, method: str = "", endpoint: str = "") -> None:
+        self.limit = limit
+        text = f"response larger than {limit} bytes (networks[].max_response_bytes)"
+        super().__init__(None, text, method=method, endpoint=endpoint)
+        where = f" ({method} @ {endpoint})" if method or endpoint else ""
+        self.args = (f"{text}{where}",)
 
 
 class RpcHttpError(RpcCallError):

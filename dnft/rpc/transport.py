@@ -12,42 +12,40 @@ from __future__ import annotations
 
 import email.utils
 import itertools
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from dnft.errors import ConfigError, RpcError
-from dnft.rpc.errors import RangeTooLargeError, RpcHttpError, TransientRpcError, classify_error
+from dnft.rpc.errors import (
+    RangeTooLargeError,
+    ResponseTooLargeError,
+    RpcHttpError,
+    TransientRpcError,
+    classify_error,
+)
+from dnft.rpc.redact import redact_url
 from dnft.rpc.types import JsonValue, Params, RpcObserver
 
-__all__ = ["Endpoint", "Handler", "HttpTransport", "RpcRequest", "redact_url"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Endpoint",
+    "Handler",
+    "HttpTransport",
+    "RpcRequest",
+    "redact_url",
+]
 
 _HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
-# A path segment this long, made of token characters and holding a digit, is an API key
-# (Alchemy /v2/<key>, Infura /v3/<key>, QuickNode /<token>/).
-_KEYLIKE: Final = re.compile(r"(?=[^/]*\d)[A-Za-z0-9_\-]{16,}")
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` without userinfo, query values or key-like path segments."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-    except ValueError:
-        return "<unparseable url>"
-    if parts.username or parts.password:
-        host = f"***@{host}"
-    path = "/".join("***" if _KEYLIKE.fullmatch(seg) else seg for seg in parts.path.split("/"))
-    query = "&".join(f"{kv.split('=', 1)[0]}=***" for kv in parts.query.split("&") if kv)
-    return urlunsplit((parts.scheme, host, path, query, ""))
+# eth_getLogs of a full default chunk (2,000 blocks) on a busy contract stays well below this;
+# a node (or something posing as one) cannot make a reader buffer more.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+_READ_CHUNK: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +94,10 @@ class HttpTransport:
     Raises ``TransientRpcError`` (429, 5xx, timeout, dropped connection, unparseable body,
     a batch answer missing items) and ``RpcHttpError`` (other non-200 statuses without a
     JSON-RPC body); per-item JSON-RPC errors come back as ``RpcError`` outcomes.
+
+    A body longer than ``max_response_bytes`` is not read further (the stream is cut while
+    it arrives): a single ``eth_getLogs`` then comes back as a ``ResponseTooLargeError``
+    outcome, a range refusal that ``iter_logs`` splits; any other request raises it.
     """
 
     def __init__(
@@ -104,9 +106,13 @@ class HttpTransport:
         *,
         timeout_s: float,
         observer: RpcObserver | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be >= 1")
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_bytes = max_response_bytes
         self._observer = observer
         self._ids = itertools.count(1)
 
@@ -124,6 +130,11 @@ class HttpTransport:
             status, raw, retry_after = await self._post(endpoint, payload, label)
             outcomes, outcome = self._parse(endpoint, request, ids, status, raw, retry_after)
             return outcomes
+        except ResponseTooLargeError as exc:
+            outcome = "too_large"
+            if not request.batch and request.calls[0][0] == "eth_getLogs":
+                return [exc]
+            raise
         except TransientRpcError as exc:
             outcome = exc.kind
             raise
@@ -143,7 +154,7 @@ class HttpTransport:
             async with self._session().post(
                 endpoint.url, data=payload, headers=_HEADERS, timeout=self._timeout
             ) as resp:
-                raw = await resp.read()
+                raw = await self._read_capped(resp, endpoint, label)
                 return resp.status, raw, resp.headers.get("Retry-After")
         # aiohttp's exception texts can echo the full URL (keys included): only the type is
         # kept, and the original is not chained.
@@ -159,6 +170,21 @@ class HttpTransport:
                 method=label,
                 endpoint=endpoint.name,
             ) from None
+
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, endpoint: Endpoint, label: str
+    ) -> bytes:
+        """The body, read while it arrives; ``ResponseTooLargeError`` once past the cap (the
+        rest is never read: leaving the context closes the connection)."""
+        limit = self._max_bytes
+        if resp.content_length is not None and resp.content_length > limit:
+            raise ResponseTooLargeError(limit, method=label, endpoint=endpoint.name)
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise ResponseTooLargeError(limit, method=label, endpoint=endpoint.name)
+        return bytes(body)
 
     def _parse(
         self,

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import structlog
 
-from dnft.rpc import RpcClient, redact_url
+from dnft.rpc import RpcClient, redact_url, scrub_urls
 
 log = structlog.get_logger("dnft.indexer.heads")
 
@@ -77,7 +77,7 @@ class HeadWatcher:
             try:
                 self._note(int(await self._client.call("eth_blockNumber"), 16))
             except Exception as exc:  # keep polling: the sync loop reports RPC failures
-                log.warning("head poll failed", network=self._network, error=str(exc))
+                log.warning("head poll failed", network=self._network, error=scrub_urls(str(exc)))
 
     async def _ws_loop(self, url: str) -> None:
         backoff = 0.5
@@ -108,11 +108,13 @@ class HeadWatcher:
                                 # Re-sent heights (re-mined blocks) still wake the sync loop.
                                 self._note(int(head["number"], 16))
                 except (aiohttp.ClientError, OSError, ValueError) as exc:
+                    # aiohttp's texts echo the URL it failed on (a handshake error names the
+                    # whole URL, API key included): every URL in them is redacted.
                     log.warning(
                         "newHeads socket failed; polling meanwhile",
                         network=self._network,
                         url=redact_url(url),
-                        error=str(exc),
+                        error=f"{type(exc).__name__}: {scrub_urls(str(exc))}",
                     )
                 self._ws_live = False
                 await asyncio.sleep(backoff)

@@ -19,6 +19,7 @@ public API is read-only. /curate (when enabled) takes form posts from curators.
 from __future__ import annotations
 
 import math
+import secrets
 import time
 
 import structlog
@@ -26,9 +27,17 @@ from aiohttp import web
 
 from dnft import metrics
 from publisher.api import routes_api, routes_curate, routes_gallery
-from publisher.api.context import CONTEXT, ApiContext, Handler, context, json_response, under_curate
+from publisher.api.context import (
+    CONTEXT,
+    ApiContext,
+    Handler,
+    client_of,
+    context,
+    json_response,
+    under_curate,
+)
 from publisher.api.errors import ApiError, RateLimitedError
-from publisher.api.security import set_security_headers
+from publisher.api.security import hsts_of, set_security_headers
 
 log = structlog.get_logger("dnft.api")
 
@@ -58,7 +67,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared:  # a live stream set its headers before it started
-        set_security_headers(response, private=under_curate(request.path))
+        set_security_headers(
+            response, private=under_curate(request.path), hsts=hsts_of(context(request).settings)
+        )
     return response
 
 
@@ -66,11 +77,41 @@ def error_response(status: int, code: str, message: str, hdrs: dict[str, str]) -
     return json_response({"error": code, "message": message}, status=status, headers=hdrs)
 
 
+# What a 5xx body says: nothing of the cause (storage and database errors name hosts,
+# buckets, paths), only a request id to find the detail in the log.
+_SERVER_ERROR_TEXT = {503: "service unavailable; retry later", 500: "internal error"}
+
+
+def server_error(
+    request: web.Request, status: int, code: str, detail: str, hdrs: dict[str, str]
+) -> web.Response:
+    """A 5xx with a generic body and a request id; ``detail`` goes to the log only."""
+    request_id = secrets.token_hex(8)
+    log.warning(
+        "request not served",
+        status=status,
+        code=code,
+        detail=detail[:500],
+        request_id=request_id,
+        path=request.path[:200],
+        method=request.method,
+    )
+    metrics.api_unavailable_total.labels(code).inc()
+    body = {
+        "error": code,
+        "message": _SERVER_ERROR_TEXT.get(status, "server error"),
+        "request_id": request_id,
+    }
+    return json_response(body, status=status, headers={**hdrs, "X-Request-Id": request_id})
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
+        if exc.status >= 500:
+            return server_error(request, exc.status, exc.code, exc.message, exc.headers)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -81,25 +122,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405:
             message = "the API is read-only: use GET or HEAD"
         return error_response(exc.status, code, message, hdrs)
-    except Exception:
+    except Exception as exc:
         log.exception("request failed", path=request.path[:200], method=request.method)
-        return error_response(500, "internal_error", "internal error (logged)", {})
-
-
-def client_of(request: web.Request, trust_forwarded_for: bool) -> str:
-    """Who the rate limit counts: the peer address, or the proxy's view of the client."""
-    if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last[:64]
-    return request.remote or "unknown"
+        return server_error(request, 500, "internal_error", type(exc).__name__, {})
 
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = context(request)
-    wait = ctx.limiter.take(client_of(request, ctx.settings.rate_limit.trust_forwarded_for))
+    wait = ctx.limiter.take(client_of(request))
     if wait > 0:
         metrics.api_rate_limited_total.inc()
         retry = str(max(1, math.ceil(wait)))

@@ -17,6 +17,7 @@ from dnft.collection import BoundCollection
 from dnft.config import ApiSettings
 from publisher.api.caching import BlobCache
 from publisher.api.curate_service import CurateContext
+from publisher.api.forwarded import client_address
 from publisher.api.live import VersionFeed
 from publisher.api.ratelimit import TokenBucketLimiter
 
@@ -46,6 +47,15 @@ CONTEXT = web.AppKey("dnft_api_context", ApiContext)
 
 def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
+
+
+def client_of(request: web.Request) -> str:
+    """The client's address: the peer, or what ``api.trusted_proxies`` proxies say it is."""
+    return client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        context(request).settings.trusted_proxies,
+    )
 
 
 def json_response(

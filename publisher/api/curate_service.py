@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +24,21 @@ from dnft.errors import ConfigError
 from dnft.kafka import AsyncProducer
 from dnft.timeline import Curator, flush_outbox
 from publisher.api.curate_auth import CurateAuth
+from publisher.api.login_guard import FailedLogins, PasswordChecker
 
 log = structlog.get_logger("dnft.api.curate")
 
 MIN_TOKEN_CHARS = 16
 
 
-def read_token(settings: CurateSettings) -> str | None:
+def read_token(settings: CurateSettings, env: MutableMapping[str, str] | None = None) -> str | None:
     """The bearer token from its environment variable or file, or None when neither is set.
-    Raises ConfigError naming the key when the secret is missing, unreadable or too short."""
+    Raises ConfigError naming the key when the secret is missing, unreadable or too short.
+    A token read from the environment is removed from it (``os.environ`` by default), so
+    child processes do not inherit it."""
+    env = os.environ if env is None else env
     if settings.token_env is not None:
-        token, key = os.environ.get(settings.token_env, "").strip(), "api.curate.token_env"
+        token, key = env.pop(settings.token_env, "").strip(), "api.curate.token_env"
         where = f"environment variable {settings.token_env}"
     elif settings.token_file is not None:
         key, where = "api.curate.token_file", f"file {settings.token_file}"
@@ -75,6 +80,12 @@ class CurateContext:
                 token=read_token(curate),
                 token_curator=curate.token_curator,
                 users={u.name: u.password_hash for u in curate.users},
+                checker=PasswordChecker(threads=curate.login_threads, queue=curate.login_queue),
+                failures=FailedLogins(
+                    burst=curate.failed_logins_burst,
+                    per_client_per_min=curate.failed_logins_per_min,
+                    global_per_min=curate.failed_logins_global_per_min,
+                ),
             ),
             curator=Curator(
                 pool, collections, public_url=settings.regenerator.public_url, topics=topics
@@ -114,3 +125,4 @@ class CurateContext:
                 await self._loop
             self._loop = None
         await self.producer.close()
+        self.auth.close()

@@ -29,7 +29,7 @@ from aiohttp import web
 from dnft import metrics
 from dnft.db import redact_dsn
 from dnft.errors import ServiceError
-from publisher.api.errors import UnavailableError
+from publisher.api.errors import RateLimitedError, UnavailableError
 from publisher.api.security import set_security_headers
 
 log = structlog.get_logger("dnft.api.live")
@@ -42,11 +42,12 @@ RETRY_MS = 3000
 class Subscription:
     """One open stream's interest in one token; ``wake`` is set when it should re-read."""
 
-    __slots__ = ("closed", "collection", "token_id", "wake")
+    __slots__ = ("client", "closed", "collection", "token_id", "wake")
 
-    def __init__(self, collection: str, token_id: int) -> None:
+    def __init__(self, collection: str, token_id: int, client: str) -> None:
         self.collection = collection
         self.token_id = token_id
+        self.client = client
         self.wake = asyncio.Event()
         self.closed = False
 
@@ -58,9 +59,14 @@ class VersionFeed:
     re-opened in the background (``connected`` says whether it is up now).
     """
 
-    def __init__(self, dsn: str, *, max_clients: int, max_backoff_s: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, *, max_clients: int, max_per_client: int, max_backoff_s: float = 10.0
+    ) -> None:
         self._dsn = dsn
         self._max_clients = max_clients
+        self._max_per_client = max_per_client
+        # Open streams per client address (only clients with one open: bounded by the cap).
+        self._per_client: dict[str, int] = {}
         self._max_backoff_s = max_backoff_s
         self._subs: defaultdict[tuple[str, int], set[Subscription]] = defaultdict(set)
         self._count = 0
@@ -85,7 +91,7 @@ class VersionFeed:
             ) from exc
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, timeout=10)
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
         except BaseException:
@@ -130,18 +136,27 @@ class VersionFeed:
         finally:
             self._reconnecting = None
 
-    def subscribe(self, collection: str, token_id: int) -> Subscription:
-        """A new subscription; UnavailableError when ``max_clients`` streams are open or the
-        feed is closing."""
+    def subscribe(self, collection: str, token_id: int, client: str) -> Subscription:
+        """A new subscription of ``client`` (its address); RateLimitedError when that client
+        has ``max_per_client`` streams open, UnavailableError when this replica has
+        ``max_clients`` open or the feed is closing."""
         if self._closing:
             raise UnavailableError("shutting down", headers={"Retry-After": "1"})
+        if self._per_client.get(client, 0) >= self._max_per_client:
+            metrics.api_live_refused_total.labels("per_client").inc()
+            raise RateLimitedError(
+                f"this client has {self._max_per_client} live streams open already",
+                headers={"Retry-After": "5"},
+            )
         if self._count >= self._max_clients:
+            metrics.api_live_refused_total.labels("replica").inc()
             raise UnavailableError(
                 f"this replica serves {self._max_clients} live streams already",
                 headers={"Retry-After": "5"},
             )
-        sub = Subscription(collection, token_id)
+        sub = Subscription(collection, token_id, client)
         self._subs[(collection, token_id)].add(sub)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         self._count += 1
         metrics.api_live_clients.set(self._count)
         return sub
@@ -154,6 +169,11 @@ class VersionFeed:
             self._count -= 1
             if not subs:
                 del self._subs[key]
+            left = self._per_client.get(sub.client, 0) - 1
+            if left > 0:
+                self._per_client[sub.client] = left
+            else:
+                self._per_client.pop(sub.client, None)
         metrics.api_live_clients.set(self._count)
 
     async def close(self) -> None:
@@ -203,8 +223,9 @@ class Resync:
         return True
 
 
-async def start_stream(request: web.Request) -> web.StreamResponse:
-    """Open a ``text/event-stream`` response (not cached, not buffered by proxies)."""
+async def start_stream(request: web.Request, *, hsts: str | None) -> web.StreamResponse:
+    """Open a ``text/event-stream`` response (not cached, not buffered by proxies); ``hsts``
+    as for :func:`set_security_headers`."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -212,7 +233,7 @@ async def start_stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    set_security_headers(response)
+    set_security_headers(response, hsts=hsts)
     await response.prepare(request)
     await response.write(b"retry: %d\n\n" % RETRY_MS)
     return response

@@ -119,7 +119,11 @@ class ApiServer:
     ) -> ApiContext:
         settings = self._settings
         pool = await res.pool()
-        live = VersionFeed(settings.postgres.dsn, max_clients=settings.api.max_live_clients)
+        live = VersionFeed(
+            settings.postgres.dsn,
+            max_clients=settings.api.max_live_clients,
+            max_per_client=settings.api.max_live_per_client,
+        )
         res.on_close(live.close)
         await live.start()
         curate = None

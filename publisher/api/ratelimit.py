@@ -33,6 +33,16 @@ class TokenBucketLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def peek(self, client: str) -> float:
+        """Like :meth:`take` without spending: 0.0 when a token is there, else the seconds
+        until one will be."""
+        entry = self._buckets.get(client)
+        if entry is None:
+            return 0.0
+        tokens, since = entry
+        tokens = min(self.burst, tokens + (self._clock() - since) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, client: str) -> float:
         """Spend one token of ``client``'s bucket. Returns 0.0 when the request may go ahead,
         otherwise the seconds until a token will be there (nothing is spent then)."""

@@ -74,10 +74,13 @@ async def require_token(ctx: ApiContext, token_id: int) -> VersionRow:
 async def blob(ctx: ApiContext, sha256: str) -> bytes:
     try:
         return await ctx.blobs.get(sha256)
+    # The messages are logged with a request id; the 503 body says nothing of storage.
     except BlobNotFoundError:
         raise UnavailableError(f"blob {sha256} is missing from storage") from None
     except StorageError as exc:
-        raise UnavailableError(f"storage failed: {exc}", headers={"Retry-After": "5"}) from exc
+        raise UnavailableError(
+            f"storage failed: {type(exc).__name__}: {exc}", headers={"Retry-After": "5"}
+        ) from None
 
 
 async def current_metadata(request: web.Request) -> web.Response:

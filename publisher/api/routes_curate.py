@@ -21,6 +21,7 @@ Routes:
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -31,10 +32,24 @@ from dnft import metrics
 from dnft.timeline import ACTIONS
 from publisher.api import curate_pages, curate_queries, queries
 from publisher.api.caching import etag_of_sha256, image_content_type
-from publisher.api.context import Handler, context, json_response, under_curate
-from publisher.api.curate_auth import CSRF_COOKIE, CSRF_FIELD, Identity, new_nonce, same_origin
+from publisher.api.context import Handler, client_of, context, json_response, under_curate
+from publisher.api.curate_auth import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    Identity,
+    LoginThrottledError,
+    new_nonce,
+    same_origin,
+)
 from publisher.api.curate_service import CurateContext
-from publisher.api.errors import ApiError, BadRequestError, NotFoundError
+from publisher.api.errors import (
+    ApiError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitedError,
+    UnavailableError,
+)
+from publisher.api.login_guard import LoginsBusyError
 from publisher.api.queries import VersionRow
 from publisher.api.routes_api import blob
 from publisher.api.timeline import changes, summary, triggers
@@ -78,7 +93,19 @@ async def curate_guard(request: web.Request, handler: Handler) -> web.StreamResp
     if not under_curate(request.path):
         return await handler(request)
     ctx = _curate(request)
-    who = await ctx.auth.authenticate(request.headers.get("Authorization"))
+    try:
+        who = await ctx.auth.authenticate(request.headers.get("Authorization"), client_of(request))
+    except LoginThrottledError as exc:
+        metrics.api_curate_logins_refused_total.labels("throttled").inc()
+        retry = str(max(1, math.ceil(exc.retry_after_s)))
+        raise RateLimitedError(
+            f"too many failed logins; retry in {retry} s", headers={"Retry-After": retry}
+        ) from None
+    except LoginsBusyError:
+        metrics.api_curate_logins_refused_total.labels("busy").inc()
+        raise UnavailableError(
+            "too many logins being checked", headers={"Retry-After": "1"}
+        ) from None
     if who is None:
         metrics.api_curate_auth_failures_total.inc()
         raise UnauthorizedError(
@@ -163,7 +190,7 @@ async def queue(request: web.Request) -> web.Response:
             path=PREFIX,
             httponly=True,
             samesite="Strict",
-            secure=request.secure,
+            secure=request.secure or context(request).settings.public_https,
         )
     return response
 

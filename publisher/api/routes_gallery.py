@@ -13,11 +13,12 @@ from aiohttp import web
 from dnft import metrics
 from publisher.api import pages, queries
 from publisher.api.caching import etag_of_sha256, not_modified
-from publisher.api.context import context
+from publisher.api.context import client_of, context
 from publisher.api.errors import NotFoundError
 from publisher.api.history import history
 from publisher.api.live import Resync, sse_event, start_stream, wait_woken
 from publisher.api.routes_api import require_token
+from publisher.api.security import hsts_of
 from publisher.api.timeline import alt_text, display_name
 from publisher.api.validation import (
     MAX_TOKEN_ID,
@@ -125,10 +126,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     await require_token(ctx, token_id)
     name = ctx.default.collection.name
     # Subscribe before the first read: a version committed in between wakes us, none slips by.
-    sub = ctx.live.subscribe(name, token_id)
+    sub = ctx.live.subscribe(name, token_id, client_of(request))
     response: web.StreamResponse | None = None
     try:
-        response = await start_stream(request)
+        response = await start_stream(request, hsts=hsts_of(ctx.settings))
         resync = Resync(ctx.settings.resync_s)
         woken = True  # read once at the start
         while not sub.closed:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dnft.config import ApiSettings
+
 HTML_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -22,12 +24,23 @@ CURATE_CSP = (
 )
 
 
-def set_security_headers(response: web.StreamResponse, *, private: bool = False) -> None:
+def hsts_of(settings: ApiSettings) -> str | None:
+    """Strict-Transport-Security, when the public URL is https (``api.public_https``). Not
+    ``includeSubDomains``: the API's host says nothing of its siblings."""
+    return f"max-age={settings.hsts_max_age_s}" if settings.public_https else None
+
+
+def set_security_headers(
+    response: web.StreamResponse, *, private: bool = False, hsts: str | None = None
+) -> None:
     """Add the headers; call before the response is prepared. ``private`` responses (/curate)
     are never cached or shared cross-origin, and keep a same-origin Referrer-Policy: with
     ``no-referrer`` a browser sends ``Origin: null`` on form posts, which the CSRF check
-    refuses."""
+    refuses. ``hsts`` is the Strict-Transport-Security value when the public URL is https
+    (``api.public_https``)."""
     html = response.content_type == "text/html"
+    if hsts is not None:
+        response.headers["Strict-Transport-Security"] = hsts
     if private:
         response.headers["Content-Security-Policy"] = CURATE_CSP if html else DATA_CSP
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -70,16 +70,17 @@ class Signer:
 
     @classmethod
     def from_settings(
-        cls, settings: PusherSignerSettings, env: Mapping[str, str] | None = None
+        cls, settings: PusherSignerSettings, env: MutableMapping[str, str] | None = None
     ) -> Signer:
         """Load the key named by the settings. Raises ConfigError naming the setting (never
-        the key's value)."""
+        the key's value). A key read from the environment is removed from it (``os.environ``
+        by default), so child processes do not inherit it."""
         env = os.environ if env is None else env
         if settings.key_env is not None:
             where = "pusher.signer.key_env"
             if settings.key_env not in env:
                 raise ConfigError(where, f"environment variable {settings.key_env} is not set")
-            text = env[settings.key_env]
+            text = env.pop(settings.key_env)
         else:
             assert settings.key_file is not None  # validated: exactly one is set
             where = "pusher.signer.key_file"

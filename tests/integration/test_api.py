@@ -10,11 +10,12 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+import structlog
 from openapi_spec_validator import validate as validate_openapi
 from yarl import URL
 
 from dnft.devservices import PostgresService
-from tests.support.api import ApiWorld, api_world, error_of, get
+from tests.support.api import ApiWorld, another_server, api_world, error_of, get
 from tests.support.messages import CONTRACT, event
 
 
@@ -329,3 +330,42 @@ class TestRateLimit:
                         assert int(response.headers["Retry-After"]) >= 1
                         assert (await response.json())["error"] == "rate_limited"
             assert statuses == [404] * 5 + [429] * 2
+
+
+class TestStorageDown:
+    """A storage failure is a generic 503 with a request id; the cause is only in the log."""
+
+    async def test_503_body_says_nothing_of_storage(
+        self, sample_api: ApiWorld, http: aiohttp.ClientSession
+    ) -> None:
+        sha = await sample_api.pool.fetchval(
+            "select metadata_sha256 from token_versions where token_id = 2 order by version desc"
+        )
+        path = sample_api.store.path(sha)
+        aside = path.with_name(path.name + ".aside")
+        path.rename(aside)
+        path.mkdir()  # the blob's place can no longer be read: IsADirectoryError
+        try:
+            # A server of its own: a cold cache, so storage is really read.
+            async with another_server(sample_api) as base:
+                with structlog.testing.capture_logs() as logs:
+                    async with http.get(f"{base}/tokens/2") as response:
+                        status, text = response.status, await response.text()
+                        request_id = response.headers["X-Request-Id"]
+                        retry = response.headers["Retry-After"]
+        finally:
+            path.rmdir()
+            aside.rename(path)
+        assert (status, retry) == (503, "5")
+        body = orjson.loads(text)
+        assert body == {
+            "error": "unavailable",
+            "message": "service unavailable; retry later",
+            "request_id": request_id,
+        }
+        root = str(sample_api.settings.regenerator.storage.path)
+        for secret in (root, sha, "storage", "Errno", "directory"):
+            assert secret not in text, secret
+        (logged,) = [e for e in logs if e.get("request_id") == request_id]
+        assert root in logged["detail"]
+        assert "StorageError" in logged["detail"]

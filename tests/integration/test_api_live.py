@@ -5,6 +5,7 @@ stream of new versions, and `dnft api` as a process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from dnft.devservices.ports import free_port
-from tests.support.api import ApiWorld, api_config, error_of, get
+from tests.support.api import ApiWorld, another_server, api_config, error_of, get
 from tests.support.cli import write_config
 from tests.support.daemon import DaemonProcess
 from tests.support.messages import event
@@ -101,6 +102,50 @@ class TestLiveStream:
         assert (status, error["error"]) == (404, "not_found")
         status, error = await error_of(http, f"{sample_api.base}/tokens/1/events?after=x")
         assert (status, error["error"]) == (400, "bad_request")
+
+
+class TestLiveCaps:
+    """Open streams are capped per client address (429) as well as per replica (503)."""
+
+    async def test_per_client_cap(self, sample_api: ApiWorld, http: aiohttp.ClientSession) -> None:
+        # Short keep-alives: a closed stream is noticed on its next write.
+        caps = {
+            "max_live_per_client": 2,
+            "max_live_clients": 3,
+            "trusted_proxies": 1,
+            "keepalive_s": 0.2,
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            base = await stack.enter_async_context(another_server(sample_api, **caps))
+
+            async def open_stream(client: str) -> aiohttp.ClientResponse:
+                response = await stack.enter_async_context(
+                    http.get(
+                        f"{base}/tokens/1/events?after=3",
+                        headers={"X-Forwarded-For": f"6.6.6.6, {client}"},
+                    )
+                )
+                if response.status == 200:
+                    assert (await response.content.readuntil(b"\n\n")).startswith(b"retry:")
+                return response
+
+            first = await open_stream("203.0.113.1")
+            assert (await open_stream("203.0.113.1")).status == 200
+            refused = await open_stream("203.0.113.1")
+            assert refused.status == 429
+            assert refused.headers["Retry-After"] == "5"
+            assert (await refused.json())["error"] == "rate_limited"
+            # Another client still gets one; then the replica's cap is reached: 503.
+            assert (await open_stream("203.0.113.2")).status == 200
+            assert (await open_stream("203.0.113.3")).status == 503
+            # A closed stream frees its client's place.
+            first.close()
+            for _ in range(50):
+                again = await open_stream("203.0.113.1")
+                if again.status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert again.status == 200
 
 
 class TestDaemon:

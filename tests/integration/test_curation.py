@@ -18,6 +18,7 @@ import pytest
 
 from dnft import metrics
 from dnft.devservices import PostgresService
+from tests.support.api import another_server
 from tests.support.curate import BASIC, BEARER, USER, CurateWorld, curate_world, request
 from tests.support.kafka import read_topic
 from tests.support.messages import event, render_jobs, retraction
@@ -367,3 +368,56 @@ class TestCurateAuth:
             )
             assert status == 303
         assert (await world.candidates(1))[0]["status"] == "public"
+
+
+def logins_refused(reason: str) -> float:
+    return float(metrics.api_curate_logins_refused_total.labels(reason)._value.get())
+
+
+class TestLoginThrottle:
+    """Failed basic-auth logins are throttled per client address (429, before any PBKDF2
+    run); other clients are not; behind a TLS proxy the CSRF cookie is Secure and HSTS sent."""
+
+    async def test_throttle_secure_cookie_and_hsts(self, review_world: CurateWorld) -> None:
+        world = review_world
+        curate = world.settings.api.curate.model_copy(
+            update={"failed_logins_burst": 3, "failed_logins_per_min": 1.0}
+        )
+        wrong = {"Authorization": "Basic " + base64.b64encode(f"{USER}:guess".encode()).decode()}
+        async with (
+            another_server(world, curate=curate, trusted_proxies=1, public_https=True) as base,
+            aiohttp.ClientSession() as http,
+        ):
+
+            async def get(client: str, auth: dict[str, str]) -> tuple[int, Any, bytes]:
+                headers = {**auth, "X-Forwarded-For": f"1.2.3.4, {client}"}
+                return await request(http, "GET", f"{base}/curate", headers=headers)
+
+            for _ in range(3):
+                assert (await get("203.0.113.9", wrong))[0] == 401
+            throttled = logins_refused("throttled")
+            status, hdrs, body = await get("203.0.113.9", wrong)
+            assert status == 429
+            assert int(hdrs["Retry-After"]) >= 50  # one failure a minute from now on
+            assert orjson.loads(body)["error"] == "rate_limited"
+            # Even the right password waits: it cannot be told apart without PBKDF2.
+            assert (await get("203.0.113.9", BASIC))[0] == 429
+            assert logins_refused("throttled") == throttled + 2
+            # Another client signs in; the page's cookie is Secure and HSTS is sent.
+            status, hdrs, _ = await get("203.0.113.10", BASIC)
+            assert status == 200
+            assert hdrs["Strict-Transport-Security"] == "max-age=31536000"
+            cookie = hdrs["Set-Cookie"]
+            assert cookie.startswith("dnft_curate_csrf=")
+            assert "Secure" in cookie
+            assert "SameSite=Strict" in cookie
+            # Remembered credentials pass even from the throttled address.
+            assert (await get("203.0.113.9", BASIC))[0] == 200
+            status, hdrs, _ = await request(http, "GET", f"{base}/tokens/1")
+            assert hdrs["Strict-Transport-Security"] == "max-age=31536000"
+        # The world's own server (public_https off): no HSTS, no Secure on plain HTTP.
+        async with aiohttp.ClientSession() as http:
+            status, hdrs, _ = await request(http, "GET", f"{world.base}/curate", headers=BASIC)
+        assert status == 200
+        assert "Strict-Transport-Security" not in hdrs
+        assert "Secure" not in hdrs["Set-Cookie"]

@@ -137,3 +137,16 @@ async def error_of(http: aiohttp.ClientSession, url: str | URL) -> tuple[int, di
         assert response.content_type == "application/json", await response.text()
         error: dict[str, Any] = await response.json()
         return response.status, error
+
+
+@asynccontextmanager
+async def another_server(world: ApiWorld, **api: Any) -> AsyncIterator[str]:
+    """A second ApiServer on ``world``'s database and blobs with ``api`` settings changed (and
+    a cold blob cache); yields its base URL."""
+    settings = world.settings.model_copy(update={"api": world.settings.api.model_copy(update=api)})
+    server = ApiServer(settings)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{server.bound_port}"
+    finally:
+        await server.stop()

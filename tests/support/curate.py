@@ -127,13 +127,15 @@ class CurateWorld(ApiWorld):
 
 
 def curate_config(dsn: str, bootstrap: str, root: Path, rules: dict[str, Any]) -> dict[str, Any]:
-    """:func:`api_config` with /curate on (bearer token and user ann) and no rate limit."""
+    """:func:`api_config` with /curate on (bearer token and user ann), no rate limit and no
+    failed-login throttle to speak of (tests try many wrong passwords from one address)."""
     (root / "curate-token").write_text(TOKEN + "\n")
     curate = {
         "enabled": True,
         "token_file": str(root / "curate-token"),
         "token_curator": "ci-bot",
         "users": [{"name": USER, "password_hash": hash_password(PASSWORD, iterations=2_000)}],
+        "failed_logins_burst": 10_000,
     }
     limits = {"requests_per_s": 1000, "burst": 1000}
     return api_config(

@@ -53,6 +53,54 @@ class TestAddresses:
         assert (problem is None) == allowed
 
 
+class TestMissedAddresses:
+    """Addresses the guard once let through (issue 17): each listed, with and without the
+    private-hosts opt-in."""
+
+    @pytest.mark.parametrize(
+        ("address", "problem", "even_if_private_allowed"),
+        [
+            ("169.254.170.2", "a cloud metadata address", True),  # ECS task metadata
+            ("169.254.170.23", "a cloud metadata address", True),  # EKS Pod Identity
+            ("fd00:ec2::23", "a cloud metadata address", True),  # EC2 IPv6 metadata
+            ("::ffff:169.254.170.2", "a cloud metadata address", True),  # IPv4-mapped
+            ("64:ff9b::a9fe:aa02", "a cloud metadata address", True),  # NAT64 of ECS metadata
+            # Local-use NAT64 (64:ff9b:1::/48) with the IPv4 in bits 48-63 and 72-87.
+            ("64:ff9b:1:a9fe:a9:fe00::", "a cloud metadata address", True),
+            ("64:ff9b:1:7f00:1::", "a loopback address", False),
+            ("64:ff9b:1:a00:1::", "a private address", False),
+            ("64:ff9b:1:808:8:800::", "a local-use NAT64 address", False),  # 8.8.8.8 via it
+            # IPv4-mapped ::ffff:0:0/96 and IPv4-translated ::ffff:0:0:0/96: the IPv4 rules.
+            ("::ffff:7f00:1", "a loopback address", False),
+            ("::ffff:a00:1", "a private address", False),
+            ("::ffff:a9fe:101", "a link-local address", False),
+            ("::ffff:6440:1", "not a public address", False),  # 100.64.0.1, shared
+            ("::ffff:0:7f00:1", "a loopback address", False),
+            ("::ffff:0:a9fe:a9fe", "a cloud metadata address", True),
+            # NAT64 64:ff9b::/96 with an embedded private IPv4.
+            ("64:ff9b::a00:1", "a private address", False),
+            ("64:ff9b::c0a8:101", "a private address", False),
+            ("64:ff9b::a9fe:101", "a link-local address", False),
+        ],
+    )
+    def test_refused(self, address: str, problem: str, even_if_private_allowed: bool) -> None:
+        ip = ipaddress.ip_address(address)
+        assert address_problem(ip, allow_private=False) == problem
+        opted_in = address_problem(ip, allow_private=True)
+        assert (opted_in == problem) if even_if_private_allowed else opted_in is None
+
+    @pytest.mark.parametrize(
+        "address", ["::ffff:808:808", "::ffff:0:808:808", "64:ff9b::808:808", "2606:4700::1111"]
+    )
+    def test_public_forms_still_pass(self, address: str) -> None:
+        assert address_problem(ipaddress.ip_address(address), allow_private=False) is None
+
+    def test_metadata_literal_url_refused_up_front(self) -> None:
+        for url in ("http://169.254.170.2/v2/credentials", "http://[fd00:ec2::23]/"):
+            with pytest.raises(Rejected, match="metadata"):
+                HostGuard(url, allow_private=True).check_literal()
+
+
 class TestOrigins:
     """Only the configured scheme, host and port are fetched."""
 
@@ -97,6 +145,8 @@ class TestRetryAfter:
             ("Tue, 14 Nov 2023 22:00:00 GMT", 0.0),
             ("soon", None),
             ("-3", None),
+            ("\u00b2", None),  # a digit to str.isdigit(), not to float()
+            ("\u0663", None),
             (None, None),
         ],
     )

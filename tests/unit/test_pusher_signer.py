@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from eth_account import Account
 
 from dnft.config import PusherSignerSettings, settings_from_mapping
@@ -101,9 +105,14 @@ class TestKeySecrecy:
     def test_structlog_output(self, capsys: pytest.CaptureFixture[str]) -> None:
         from dnft.logging import configure_logging, get_logger
 
+        saved = structlog.get_config()
         configure_logging("debug")
-        signer = Signer(bytes.fromhex(KEY_HEX))
-        get_logger("test").info("signer ready", signer=signer, address=signer.address)
+        try:
+            signer = Signer(bytes.fromhex(KEY_HEX))
+            get_logger("test").info("signer ready", signer=signer, address=signer.address)
+        finally:
+            # Later tests must not log into this test's captured (then closed) stderr.
+            structlog.configure(**saved)
         err = capsys.readouterr().err
         assert "signer ready" in err
         assert not leaks(err)
@@ -114,6 +123,25 @@ class TestKeySecrecy:
         key_file.write_text(KEY_HEX + "\n")
         from_file = Signer.from_settings(PusherSignerSettings(key_file=key_file), {})
         assert from_env.address == from_file.address == Account.from_key(KEY).address
+
+    def test_key_read_from_env_is_removed_from_it(self) -> None:
+        env = {"K": KEY, "OTHER": "x"}
+        Signer.from_settings(PusherSignerSettings(key_env="K"), env)
+        assert env == {"OTHER": "x"}  # child processes started later cannot inherit it
+
+    def test_key_leaves_os_environ_and_children(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DNFT_TEST_SIGNER_KEY", KEY)
+        signer = Signer.from_settings(PusherSignerSettings(key_env="DNFT_TEST_SIGNER_KEY"))
+        assert signer.address == Account.from_key(KEY).address
+        assert "DNFT_TEST_SIGNER_KEY" not in os.environ
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.environ.get('DNFT_TEST_SIGNER_KEY'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert child.stdout.strip() == "None"
 
     @pytest.mark.parametrize(
         "value",

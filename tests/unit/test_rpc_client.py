@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from dnft.rpc import (
     RangeTooLargeError,
+    ResponseTooLargeError,
     RetryPolicy,
     RpcClient,
     RpcGiveUpError,
@@ -33,7 +34,7 @@ FAST_RETRY = RetryPolicy(max_attempts=5, budget_s=5.0, base_delay_s=0.01, max_de
 class FakeNode:
     """A JSON-RPC node on 127.0.0.1. ``script`` holds one misbehaviour per coming request
     (``429``, ``500``, ``drop``, ``cut_body``, ``truncated``, ``slow``, ``partial_batch``,
-    ``batch_error``, ``401``); an empty script answers correctly.
+    ``batch_error``, ``401``, ``endless``); an empty script answers correctly.
 
     ``eth_getLogs`` serves ``density`` synthetic logs per block and refuses ranges with more
     than ``max_results`` logs (or more than ``max_blocks`` blocks) in the ``refusal`` shape.
@@ -55,6 +56,7 @@ class FakeNode:
         self.refusal = "alchemy"
         self.getlogs_ranges: list[tuple[int, int]] = []
         self.refused = 0
+        self.streamed = 0  # bytes the ``endless`` action wrote
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
@@ -92,6 +94,17 @@ class FakeNode:
             )
         if action == "slow":
             await asyncio.sleep(1.0)
+        if action == "endless":  # a chunked body of up to 1 GiB, written as it is read
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            chunk = b" " * 65536
+            try:
+                while self.streamed < 1024**3:
+                    await resp.write(chunk)
+                    self.streamed += len(chunk)
+            except (ConnectionResetError, RuntimeError):
+                pass  # the client hung up: what it did not read was never sent
+            return resp
         if action == "batch_error":
             error = {"code": -32600, "message": "batch too large"}
             return self._json({"jsonrpc": "2.0", "id": None, "error": error})
@@ -437,3 +450,38 @@ class TestIterLogs:
     async def test_empty_range(self, node: FakeNode, url: str) -> None:
         async with client(url) as rpc:
             assert [c async for c in iter_logs(rpc, [], None, 10, 9)] == []
+
+
+class TestResponseCap:
+    """Bodies past ``max_response_bytes`` are cut off while arriving (a real server)."""
+
+    async def test_endless_body_is_cut_while_streaming(self, node: FakeNode, url: str) -> None:
+        node.script = ["endless"]
+        async with client(url, max_response_bytes=1024 * 1024) as rpc:
+            with pytest.raises(ResponseTooLargeError, match=r"networks\[\]\.max_response_bytes"):
+                await rpc.call("eth_blockNumber")
+        await asyncio.sleep(0.2)
+        # Read up to the cap and stopped: never the whole GiB (socket buffers aside).
+        assert node.streamed < 64 * 1024 * 1024
+
+    async def test_declared_length_over_the_cap_is_refused(self, node: FakeNode, url: str) -> None:
+        node.density = 50  # 100 blocks of logs: far over 4 KiB, sent with Content-Length
+        recorder = Recorder()
+        async with client(url, max_response_bytes=4096, observer=recorder) as rpc:
+            with pytest.raises(ResponseTooLargeError):
+                await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(100)])
+        assert recorder.outcomes == ["too_large"]  # not retried: retrying cannot help
+
+    async def test_too_large_logs_split_the_range(self, node: FakeNode, url: str) -> None:
+        # Two logs of a few hundred bytes per block: a 16 KiB cap fits a few dozen blocks.
+        async with client(url, max_response_bytes=16 * 1024) as rpc:
+            logs = await collect(rpc, 0, 399, max_range=400, in_flight=2)
+        assert keys(logs) == expected_logs(0, 399, 2)
+        assert max(end - start + 1 for start, end in node.getlogs_ranges) == 400
+        assert len(node.getlogs_ranges) > 16  # split until the answers fit
+
+    async def test_single_block_too_large(self, node: FakeNode, url: str) -> None:
+        node.density = 100
+        async with client(url, max_response_bytes=4096) as rpc:
+            with pytest.raises(RangeTooLargeError, match="max_response_bytes"):
+                await collect(rpc, 0, 3, max_range=4)

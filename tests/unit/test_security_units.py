@@ -1,8 +1,10 @@
-"""Security checks without servers: core dumps off for key holders; the SSRF guard judges
-every IPv4-in-IPv6 and numeric spelling of an address, and every address a name resolves to."""
+"""Security checks without outside servers: core dumps off for key holders; the SSRF guard
+judges every IPv4-in-IPv6 and numeric spelling of an address, and every address a name
+resolves to; node URLs are redacted in logs (against a local server refusing a handshake)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import subprocess
@@ -10,8 +12,13 @@ import sys
 from typing import Any
 
 import pytest
+import structlog
+from aiohttp import web
 from aiohttp.abc import ResolveResult
+from aiohttp.test_utils import TestServer
 
+from dnft.rpc import RpcClient, redact_url, scrub_urls
+from indexer.sync.heads import HeadWatcher
 from oracle_feeds.guard import GuardedResolver, HostGuard, address_problem, ip_literal
 from oracle_feeds.validate import Rejected
 
@@ -132,3 +139,66 @@ class TestResolvedNames:
         resolver = GuardedResolver(allow_private=False)
         resolver._inner = _Answers("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")  # type: ignore[assignment]
         assert len(await resolver.resolve("feed.example.com", 443)) == 2
+
+
+SECRET = "Zx9SecretKey0123456789abcdef"
+
+
+class TestUrlRedaction:
+    """Node URLs in log lines and errors keep scheme and host, never keys."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            f"403, message='Invalid response status', url='wss://node.example/v2/{SECRET}'",
+            f"URL('https://user:{SECRET}@node.example:8545/rpc')",
+            f"failed on http://node.example/?apikey={SECRET}&chain=1 (retrying)",
+            f"ws://127.0.0.1:9/{SECRET}/",
+        ],
+    )
+    def test_scrub_urls(self, text: str) -> None:
+        scrubbed = scrub_urls(text)
+        assert SECRET not in scrubbed
+        assert "***" in scrubbed
+        assert "node.example" in scrubbed or "127.0.0.1:9" in scrubbed
+
+    def test_short_keys_without_digits_are_masked(self) -> None:
+        assert redact_url("https://eth.example/v2/abcdefghijklmnop") == "https://eth.example/v2/***"
+        assert redact_url("https://[::1]:8545/rpc") == "https://[::1]:8545/rpc"
+
+
+class TestHeadSocketLogs:
+    """A WebSocket handshake refused by the node (a real local server answering 403) logs the
+    failure without the URL's key (aiohttp's message names the whole URL)."""
+
+    async def test_handshake_error_logs_no_secret(self) -> None:
+        async def rpc(_: web.Request) -> web.Response:
+            return web.json_response({"jsonrpc": "2.0", "id": 1, "result": "0x10"})
+
+        async def refuse(_: web.Request) -> web.Response:
+            return web.Response(status=403, text="forbidden")
+
+        app = web.Application()
+        app.router.add_post("/", rpc)
+        app.router.add_get("/{tail:.*}", refuse)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        port = server.port
+        ws_url = f"ws://127.0.0.1:{port}/v2/{SECRET}?apikey={SECRET}"
+        try:
+            async with RpcClient(str(server.make_url("/"))) as client:
+                watcher = HeadWatcher(client, ws_url=ws_url, poll_interval_s=60, network="local")
+                with structlog.testing.capture_logs() as logs:
+                    await watcher.start()
+                    for _ in range(100):
+                        if any(e["event"].startswith("newHeads socket failed") for e in logs):
+                            break
+                        await asyncio.sleep(0.02)
+                    await watcher.stop()
+        finally:
+            await server.close()
+        failures = [e for e in logs if e["event"].startswith("newHeads socket failed")]
+        assert failures, logs
+        assert "403" in failures[0]["error"]  # the reason is kept
+        assert f"127.0.0.1:{port}" in failures[0]["url"]
+        assert SECRET not in repr(logs)
