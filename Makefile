@@ -11,25 +11,49 @@ MODEL_DIR ?=
 # torch first, pinned: this pin installs a CPU build from local disk here; any other version
 # would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
+# Everything else is installed from requirements.lock (hashes, no resolving): `make lock`
+# regenerates it, and deploy/docker/requirements-runtime.lock (no dev tools) for the images.
+# torch stays outside the locks (its local CPU build's hash is not PyPI's, and a PyPI resolve
+# of torch would lock CUDA libraries); its own requirements (from its wheel's metadata) are
+# locked instead, so it installs with --no-deps and `pip check` proves they are met.
+TORCH_DEPS := filelock 'typing-extensions>=4.10.0' 'setuptools>=77.0.3' 'sympy>=1.13.3' \
+  'networkx>=2.5.1' jinja2 'fsspec>=0.8.5'
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+  --index-url https://pypi.org/simple --excludes $(VENV)/lock-excludes.txt --no-header \
+  --annotation-style line --quiet
 
-.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-headless demo-down bench chaos clean
+.PHONY: help install system-deps test test-unit test-integration lint format contracts demo demo-headless demo-down bench chaos clean lock
 
 help:
 	@echo "make test    install everything and run lint + all tests against real local servers"
 	@echo "make demo    the whole engine on local services, art evolving in the gallery (Ctrl-C stops)"
 	@echo "make lint | format | contracts | bench | chaos | demo-headless | demo-down | clean"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e '.[render,s3,dev]'
+	$(BIN)/pip install -q --no-deps $(TORCH_PIN)
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
-# `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
-# anvil binary in the lock, and `npm ci` then refuses the lock as out of sync.
+# Regenerate the locks from pyproject.toml (after changing a dependency); commit both.
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q uv; }
+	printf '%s\n' $(TORCH_DEPS) > $(VENV)/lock-torch-deps.in
+	printf 'torch\n' > $(VENV)/lock-excludes.txt
+	$(BIN)/uv pip compile pyproject.toml $(VENV)/lock-torch-deps.in \
+	  --extra render --extra s3 --extra dev $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml $(VENV)/lock-torch-deps.in \
+	  --extra render --extra s3 $(LOCK_FLAGS) -o deploy/docker/requirements-runtime.lock
+
+# package-lock.json records every platform's optional anvil binary, so `npm ci` accepts it on
+# any machine. npm 11 drops the other platforms' entries when it updates the lock beside an
+# installed node_modules: regenerate it from scratch instead (after changing package.json):
+#   rm package-lock.json && npm install --package-lock-only --no-audit --no-fund
 node_modules/.installed: package.json package-lock.json
-	npm install --no-save --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	test -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil || npm rebuild @foundry-rs/anvil
 	touch $@
 

@@ -6,6 +6,7 @@ every pod is locked down; and the config each overlay ships loads with dnft's ow
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ KUBERNETES_VERSION = "1.30.0"
 # the dev overlay generates its own.
 EXTERNAL_SECRETS = {
     "dnft-dsn": {"DNFT_PG_DSN", "DNFT_RPC_URL", "DNFT_WS_URL"},
+    "dnft-api-dsn": {"DNFT_PG_DSN"},  # the public api's read-only database user
     "dnft-signer": {"private-key"},
 }
 OPTIONAL_SECRETS = {"dnft-s3"}
@@ -291,3 +293,121 @@ class TestConfig:
             # Baked into the image from the repository (deploy/docker/Dockerfile).
             assert collection.file.is_relative_to("/app")
             assert (DEPLOY.parent / collection.file.relative_to("/app")).exists()
+
+
+# Egress ports each daemon needs (deploy/k8s/base/networkpolicy.yaml): Kafka 9092/9093,
+# Postgres 5432, HTTPS 443 (RPC providers, feeds, S3), a dev node's JSON-RPC 8545.
+KAFKA, POSTGRES, HTTPS, DEV_RPC = {9092, 9093}, {5432}, {443}, {8545}
+EGRESS_PORTS = {
+    "dnft-indexer": KAFKA | POSTGRES | HTTPS | DEV_RPC,
+    "dnft-oracle": KAFKA | POSTGRES | HTTPS | DEV_RPC,
+    "dnft-planner": KAFKA | POSTGRES,
+    "dnft-render": KAFKA | POSTGRES | HTTPS,
+    "dnft-api": POSTGRES | HTTPS,
+    "dnft-pusher": KAFKA | POSTGRES | HTTPS | DEV_RPC,
+}
+DNS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+
+
+def pod_labels(objects: tuple[Object, ...]) -> dict[str, dict[str, str]]:
+    return {
+        n: d["spec"]["template"]["metadata"]["labels"]
+        for n, d in of_kind(objects, "Deployment").items()
+    }
+
+
+def policies_for(objects: tuple[Object, ...], labels: dict[str, str]) -> list[Object]:
+    return [
+        p["spec"]
+        for p in of_kind(objects, "NetworkPolicy").values()
+        if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+    ]
+
+
+class TestLeastPrivilege:
+    """Default-deny NetworkPolicies with only the flows docs/architecture.md needs, one
+    ServiceAccount per daemon without a token, and secrets only in the pods that use them."""
+
+    @targets
+    def test_every_pod_is_default_denied_both_ways(self, target: str) -> None:
+        objects = render(target)
+        for name, labels in pod_labels(objects).items():
+            denying = [
+                p
+                for p in policies_for(objects, labels)
+                if {"Ingress", "Egress"} <= set(p["policyTypes"])
+                and not p.get("ingress")
+                and not p.get("egress")
+            ]
+            assert denying, f"{name}: no default-deny NetworkPolicy selects it"
+
+    @targets
+    def test_egress_is_dns_plus_the_daemons_own_flows(self, target: str) -> None:
+        objects = render(target)
+        for name, labels in pod_labels(objects).items():
+            dns: set[tuple[int, str]] = set()
+            ports: set[int] = set()
+            for policy in policies_for(objects, labels):
+                for rule in policy.get("egress", []):
+                    rule_ports = {(p["port"], p["protocol"]) for p in rule["ports"]}
+                    if rule.get("to") == [DNS_PEER]:
+                        dns |= rule_ports
+                    else:
+                        assert "to" not in rule or rule["to"], name  # `to: []` would allow all
+                        ports |= {port for port, _ in rule_ports}
+            assert dns == {(53, "UDP"), (53, "TCP")}, name
+            assert ports == EGRESS_PORTS[name], name
+
+    @targets
+    def test_ingress_only_from_the_ingress_controller_and_prometheus(self, target: str) -> None:
+        objects = render(target)
+        for name, labels in pod_labels(objects).items():
+            allowed: set[tuple[str, str]] = set()
+            for policy in policies_for(objects, labels):
+                for rule in policy.get("ingress", []):
+                    (peer,) = rule["from"]
+                    namespace = peer["namespaceSelector"]["matchLabels"]
+                    for port in rule["ports"]:
+                        allowed.add((namespace["kubernetes.io/metadata.name"], port["port"]))
+            expected = {("monitoring", "metrics")}
+            if name == "dnft-api":
+                expected.add(("ingress-nginx", "http"))
+            assert allowed == expected, name
+
+    @targets
+    def test_one_service_account_per_daemon_without_a_token(self, target: str) -> None:
+        objects = render(target)
+        accounts = of_kind(objects, "ServiceAccount")
+        used = {}
+        for name, spec in pod_specs(objects):
+            account = spec["serviceAccountName"]
+            assert account == name, f"{name} runs as {account}"
+            assert accounts[account]["automountServiceAccountToken"] is False, account
+            assert spec["automountServiceAccountToken"] is False, name
+            used[account] = name
+        assert set(accounts) == set(used), "a ServiceAccount no pod uses"
+
+    @targets
+    def test_the_api_gets_no_signer_no_write_dsn_and_no_rpc_url(self, target: str) -> None:
+        def unhashed(name: str) -> str:  # dev's generated Secrets carry a hash suffix
+            return re.sub(r"-[a-z0-9]{10}$", "", name)
+
+        spec = pod_specs_by_name(render(target))["dnft-api"]
+        assert "initContainers" not in spec, "a read-only user cannot migrate"
+        secrets = {
+            unhashed(v["secret"]["secretName"]) for v in spec.get("volumes", []) if "secret" in v
+        }
+        assert "dnft-signer" not in secrets
+        for container in containers(spec):
+            refs = {
+                unhashed(s["secretRef"]["name"])
+                for s in container.get("envFrom", [])
+                if "secretRef" in s
+            }
+            assert refs == {"dnft-api-dsn", "dnft-s3"}, refs
+            env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            for url in ("DNFT_RPC_URL", "DNFT_WS_URL"):
+                assert ".invalid" in env[url], url  # a placeholder, never a provider key
