@@ -9,6 +9,11 @@ forever. So the decoder cuts, in the values eth_abi decoded (strings still as ra
 * an array to what is left of ``max_array_items``, an event-wide budget (nested arrays'
   items count too: ``uint256[][]`` cannot hold a million items).
 
+A string holding NUL is also changed: Postgres cannot store U+0000 in text or jsonb, so a
+token state or an event row carrying it would be refused downstream (the event dead-lettered,
+the holder's change lost). Each NUL becomes U+FFFD (the replacement character) and the string
+is recorded like a cut, with the digest of what the chain holds.
+
 Each cut is recorded by argument path (``value``, ``ids``, ``order.note``: tuple fields
 joined by dots) with the full value's digest, so anyone can check the cut value against the
 chain:
@@ -36,13 +41,15 @@ import orjson
 from indexer.abi import arg_name, converter, split_array
 from indexer.publish import jsonable
 
-__all__ = ["EVENT_VALUE_BYTES", "Bounder", "Budget", "ValueLimits", "bounder"]
+__all__ = ["EVENT_VALUE_BYTES", "NUL_REPLACEMENT", "Bounder", "Budget", "ValueLimits", "bounder"]
 
 # String and bytes content kept per event, whatever max_value_bytes says: with JSON's worst
 # case of 6 bytes per byte kept, the cut message stays far below 1 MiB (README: "Bounds at
 # the edge" has the sum).
 EVENT_VALUE_BYTES: Final = 64 * 1024
 _UTF8_CONTINUATION: Final = 0xC0
+_NUL: Final = b"\x00"
+NUL_REPLACEMENT: Final = "\ufffd".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,23 @@ def bounder(param: dict[str, Any]) -> Bounder | None:
         return _array(param, base + dims[: dims.rindex("[")])
     if base == "tuple":
         return _tuple(param["components"])
-    if base in ("string", "bytes"):
+    if base == "string":
+        return _string
+    if base == "bytes":
         return _blob
     return None
+
+
+def _string(value: bytes, path: str, budget: Budget) -> bytes:
+    if _NUL not in value:
+        return _blob(value, path, budget)
+    cuts_before = budget.cut_count
+    kept = _blob(value.replace(_NUL, NUL_REPLACEMENT), path, budget)
+    if budget.cut_count == cuts_before:
+        budget.cut_count += 1
+    if not budget.in_array:  # the digest of what the chain holds, not of the storable form
+        budget.cuts[path] = {"sha256": hashlib.sha256(value).hexdigest(), "bytes": len(value)}
+    return kept
 
 
 def _blob(value: bytes, path: str, budget: Budget) -> bytes:

@@ -16,7 +16,7 @@ from dnft.config import ContractSettings
 from dnft.validation import validate_message
 from indexer import EventDecoder
 from indexer.abi import canonical
-from indexer.bounds import EVENT_VALUE_BYTES, ValueLimits
+from indexer.bounds import EVENT_VALUE_BYTES, NUL_REPLACEMENT, ValueLimits
 from indexer.encode import ChunkEncoder, Contract
 from indexer.publish import EventPublisher
 from tests.support.abi import event_abi, make_log
@@ -56,10 +56,22 @@ class TestStrings:
         assert event is not None
         full = HOSTILE_300KB.encode()
         assert len(event.args["value"].encode()) <= LIMITS.max_value_bytes
-        assert full.startswith(event.args["value"].encode())
+        assert full.replace(b"\x00", NUL_REPLACEMENT).startswith(event.args["value"].encode())
         assert event.args["key"] == "mood"
         assert event.truncated == {
             "value": {"sha256": hashlib.sha256(full).hexdigest(), "bytes": len(full)}
+        }
+
+    def test_nul_becomes_the_replacement_character_and_is_recorded(self) -> None:
+        # Postgres cannot store U+0000 in text or jsonb: left in, the holder's change would be
+        # refused by every consumer that records it.
+        raw = "calm\x00playful"
+        event = EventDecoder.from_abi([TRAIT_SET], limits=LIMITS).decode(trait_log("\x00", raw))
+        assert event is not None
+        assert (event.args["key"], event.args["value"]) == ("\ufffd", "calm\ufffdplayful")
+        assert event.truncated == {
+            "key": {"sha256": hashlib.sha256(b"\x00").hexdigest(), "bytes": 1},
+            "value": {"sha256": hashlib.sha256(raw.encode()).hexdigest(), "bytes": len(raw)},
         }
 
     def test_cut_on_a_character_boundary(self) -> None:
