@@ -1,6 +1,7 @@
-"""Hand-built messages of each schema (chain events, retractions, observations) for a contract
-at CONTRACT on chain 31337: what the indexer and the oracle would publish, as the JSON
-objects produced to Kafka; :func:`typed` turns one into the typed message a consumer decodes."""
+"""Hand-built messages of each schema (chain events, retractions, observations, render jobs,
+metadata updates) for a contract at CONTRACT on chain 31337: what the indexer, the oracle and the
+regenerator would publish, as the JSON objects produced to Kafka; :func:`typed` turns one
+into the typed message a consumer decodes."""
 
 from __future__ import annotations
 
@@ -64,6 +65,41 @@ def observation(round_id: int, value: str) -> dict[str, Any]:
         "round_id": round_id,
         "sources": [{"source": "a", "value": value, "response_sha256": "0" * 64}],
     }
+
+
+def metadata_update(**changes: Any) -> dict[str, Any]:
+    """A ``dnft.metadata.update.v1`` of token 7, version 2, with ``changes``."""
+    body = {
+        "schema": "dnft.metadata.update.v1",
+        "collection": "sample",
+        "chain_id": 31337,
+        "contract": "0x" + "ab" * 20,
+        "token_id": "7",
+        "version": 2,
+        "metadata_uri": "http://127.0.0.1:8000/tokens/7/versions/2",
+        "metadata_sha256": "a" * 64,
+        "metadata_cid": "bafkreiabc",
+        "image_sha256": "b" * 64,
+        "created_at": "2026-11-22T10:00:00+00:00",
+    }
+    return {**body, **changes}
+
+
+def render_job(**changes: Any) -> dict[str, Any]:
+    """A ``dnft.render.job.v1`` of token 7, with ``changes``."""
+    body = {
+        "schema": "dnft.render.job.v1",
+        "job_id": "job-1",
+        "collection": "sample",
+        "chain_id": 31337,
+        "contract": "0x" + "ab" * 20,
+        "token_id": "7",
+        "state_hash": "a" * 64,
+        "seed": 3,
+        "triggered_by": ["31337:0x01:0", "feed:eth-usd"],
+        "planned_at": "2026-11-22T10:00:00+00:00",
+    }
+    return {**body, **changes}
 
 
 def typed(message: dict[str, Any]) -> Message:

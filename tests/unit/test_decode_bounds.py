@@ -26,6 +26,15 @@ KAFKA_CAP = 1024 * 1024
 TRAIT_SET = event_abi(
     "TraitSet", ("tokenId", "uint256", True), ("key", "string", False), ("value", "string", False)
 )
+# Every kind of long value at once: the largest event a holder can make of one ABI.
+WORST = event_abi(
+    "Worst",
+    ("tokenId", "uint256", True),
+    ("a", "string", False),
+    ("b", "string", False),
+    ("many", "string[]", False),
+    ("ids", "uint256[]", False),
+)
 HOSTILE_300KB = "\x01\x00\u200f\u202e" * 75_000  # control chars, NUL, RTL marks: ~300 KB
 
 
@@ -166,19 +175,11 @@ class TestMessages:
 
     @pytest.fixture
     def encoder(self, tmp_path: Path) -> ChunkEncoder:
-        worst = event_abi(
-            "Worst",
-            ("tokenId", "uint256", True),
-            ("a", "string", False),
-            ("b", "string", False),
-            ("many", "string[]", False),
-            ("ids", "uint256[]", False),
-        )
         abi = tmp_path / "abi.json"
-        abi.write_bytes(orjson.dumps([TRAIT_SET, worst]))
+        abi.write_bytes(orjson.dumps([TRAIT_SET, WORST]))
         address = "0x" + "ab" * 20
         settings = ContractSettings(name="c", network="local", address=address, abi=abi)
-        decoder = EventDecoder.from_abi([TRAIT_SET, worst], limits=LIMITS)
+        decoder = EventDecoder.from_abi([TRAIT_SET, WORST], limits=LIMITS)
         publisher = EventPublisher(chain_id=31337, network="local", topic="t")
         return ChunkEncoder({address: Contract(settings, decoder)}, publisher)
 
@@ -197,17 +198,9 @@ class TestMessages:
         assert honest == encoder.publisher.encoded(event)[1]
 
     def test_the_largest_event_fits_the_kafka_cap(self, encoder: ChunkEncoder) -> None:
-        worst = event_abi(
-            "Worst",
-            ("tokenId", "uint256", True),
-            ("a", "string", False),
-            ("b", "string", False),
-            ("many", "string[]", False),
-            ("ids", "uint256[]", False),
-        )
         control = "\x01" * 300_000
         log = make_log(
-            [topic_of(worst), "0x" + "ff" * 32],
+            [topic_of(WORST), "0x" + "ff" * 32],
             encode(
                 ["string", "string", "string[]", "uint256[]"],
                 [control, control, [control[:5000]] * 1100, [2**256 - 1] * 1100],

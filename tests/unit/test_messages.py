@@ -19,40 +19,7 @@ from dnft.messages import (
     RenderJob,
     decode_message,
 )
-from tests.support.messages import event, observation, retraction
-
-
-def render_job(**changes: Any) -> dict[str, Any]:
-    body = {
-        "schema": "dnft.render.job.v1",
-        "job_id": "job-1",
-        "collection": "sample",
-        "chain_id": 31337,
-        "contract": "0x" + "ab" * 20,
-        "token_id": "7",
-        "state_hash": "a" * 64,
-        "seed": 3,
-        "triggered_by": ["31337:0x01:0", "feed:eth-usd"],
-        "planned_at": "2026-11-22T10:00:00+00:00",
-    }
-    return {**body, **changes}
-
-
-def metadata_update(**changes: Any) -> dict[str, Any]:
-    body = {
-        "schema": "dnft.metadata.update.v1",
-        "collection": "sample",
-        "chain_id": 31337,
-        "contract": "0x" + "ab" * 20,
-        "token_id": "7",
-        "version": 2,
-        "metadata_uri": "http://127.0.0.1:8000/tokens/7/versions/2",
-        "metadata_sha256": "a" * 64,
-        "metadata_cid": "bafkreiabc",
-        "image_sha256": "b" * 64,
-        "created_at": "2026-11-22T10:00:00+00:00",
-    }
-    return {**body, **changes}
+from tests.support.messages import event, metadata_update, observation, render_job, retraction
 
 
 def decode(body: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from dnft.errors import DecodeError
 from dnft.validation import validate_message, validate_metadata
 from schemas import MESSAGE_SCHEMAS, load_schema
+from tests.support.messages import metadata_update, render_job
 
 HASH = "0x" + "ab" * 32
 
@@ -96,36 +97,6 @@ INT_MAX = 2**31 - 1
 UINT256_MAX = 2**256 - 1
 
 
-def update() -> dict[str, Any]:
-    return {
-        "schema": "dnft.metadata.update.v1",
-        "collection": "sample",
-        "chain_id": 31337,
-        "contract": "0x" + "ab" * 20,
-        "token_id": "7",
-        "version": 2,
-        "metadata_uri": "http://127.0.0.1:8000/tokens/7/versions/2",
-        "metadata_sha256": "a" * 64,
-        "metadata_cid": "bafkreiabc",
-        "image_sha256": "b" * 64,
-        "created_at": "2026-11-22T10:00:00+00:00",
-    }
-
-
-def render_job() -> dict[str, Any]:
-    return {
-        "schema": "dnft.render.job.v1",
-        "job_id": "job-1",
-        "collection": "sample",
-        "chain_id": 31337,
-        "contract": "0x" + "ab" * 20,
-        "token_id": "7",
-        "state_hash": "a" * 64,
-        "seed": 3,
-        "planned_at": "2026-11-22T10:00:00+00:00",
-    }
-
-
 def observation() -> dict[str, Any]:
     return {
         "schema": "dnft.oracle.observation.v1",
@@ -138,7 +109,7 @@ def observation() -> dict[str, Any]:
     }
 
 
-MAKERS = {"event": chain_event, "update": update, "job": render_job, "obs": observation}
+MAKERS = {"event": chain_event, "update": metadata_update, "job": render_job, "obs": observation}
 
 
 class TestBounds:
@@ -210,7 +181,7 @@ class TestFormats:
         ],
     )
     def test_valid_date_times(self, value: str) -> None:
-        validate_message({**update(), "created_at": value})
+        validate_message({**metadata_update(), "created_at": value})
 
     @pytest.mark.parametrize(
         "value",
@@ -229,7 +200,7 @@ class TestFormats:
     )
     def test_invalid_date_times(self, value: str) -> None:
         with pytest.raises(DecodeError, match=r"created_at: .* is not a 'date-time'"):
-            validate_message({**update(), "created_at": value})
+            validate_message({**metadata_update(), "created_at": value})
 
     def test_every_time_field_checked(self) -> None:
         obs = observation()
@@ -243,7 +214,7 @@ class TestFormats:
 
     def test_long_value_not_echoed(self) -> None:
         with pytest.raises(DecodeError) as info:
-            validate_message({**update(), "token_id": "9" * 100_000})
+            validate_message({**metadata_update(), "token_id": "9" * 100_000})
         assert len(str(info.value)) < 500
 
 
