@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,27 +27,26 @@ import aiohttp
 import asyncpg
 import yaml
 
+from demo.checks import check_audit, check_evolved, version_counts
 from demo.config import (
-    NETWORK,
     Endpoints,
     Renderer,
     demo_collection,
     demo_settings,
 )
 from demo.feed_server import FeedServer
+from demo.leftovers import DAEMONS_STOP_S, clear_leftovers, forget_run_record, save_run_record
 from demo.prices import DEFAULT_SERIES, Replay, load_series
 from demo.traffic import Traffic
 from dnft.devservices import (
     ManagedProcess,
     free_port,
-    load_state,
-    pid_running,
     port_is_free,
 )
 from dnft.devservices import down as services_down
 from dnft.devservices import up as services_up
 from dnft.devservices.base import tail_log
-from dnft.devservices.process import spawn, start_ticks
+from dnft.devservices.process import spawn
 from dnft.errors import ConfigError, ServiceError
 
 EXIT_OK = 0
@@ -60,9 +57,6 @@ EXIT_INTERRUPTED = 130
 PUSHER_ACCOUNT = 9
 PREFERRED_API_PORT = 8000
 READY_TIMEOUT_S = 90.0
-SETTLE_TIMEOUT_S = 45.0
-DAEMONS_STOP_S = 30.0
-RUN_RECORD = "demo.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +238,7 @@ class _World:
             [sys.executable, "-m", "dnft", "--config", str(self.settings_file), "run", "--all"],
             self.daemons_log,
         )
-        _save_run_record(self.state_dir, self.daemons)
+        save_run_record(self.state_dir, self.daemons)
         await self._wait_ready(interrupted)
         if interrupted.is_set():
             return
@@ -298,8 +292,13 @@ class _World:
         assert self.traffic is not None
         last_block = self.traffic.stats.last_block or int(self.deploy["head_block"])
         say(f"world stopped at block {last_block}; waiting for the pipeline to settle ...")
-        evolved_ok = await self._check_evolved(interrupted)
-        audit_ok = await self._check_audit(last_block, interrupted)
+        assert self.endpoints is not None
+        dsn = self.endpoints.dsn
+        evolved_ok = await check_evolved(dsn, self.collection, o.tokens, say, interrupted)
+        from_block = int(self.deploy["deploy_block"])
+        audit_ok = await check_audit(
+            self.settings_file, dsn, from_block, last_block, say, interrupted
+        )
         if interrupted.is_set():
             return EXIT_INTERRUPTED
         if evolved_ok and audit_ok:
@@ -342,7 +341,7 @@ class _World:
         assert self.feed is not None
         assert self.traffic is not None
         day = self.feed.current()
-        counts = await _version_counts(conn, self.collection)
+        counts = await version_counts(conn, self.collection)
         evolved = sum(1 for n in counts.values() if n >= 2)
         stages = await conn.fetch(
             "select state->>'stage' as stage, count(*) as n from regen_tokens "
@@ -355,85 +354,6 @@ class _World:
             f" | versions {sum(counts.values())}, evolved {evolved}/{self.options.tokens}"
             f" | {_stages_text(stages)}"
         )
-
-    async def _check_evolved(self, interrupted: asyncio.Event) -> bool:
-        """Every minted token has a version after its first (waits for renders in flight)."""
-        assert self.endpoints is not None
-        expected = set(range(1, self.options.tokens + 1))
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        conn = await asyncpg.connect(self.endpoints.dsn, timeout=10)
-        try:
-            while True:
-                counts = await _version_counts(conn, self.collection)
-                behind = sorted(t for t in expected if counts.get(t, 0) < 2)
-                if not behind:
-                    self.console.say(
-                        f"evolved: all {len(expected)} tokens have more than one version "
-                        f"({sum(counts.values())} versions in all)"
-                    )
-                    return True
-                if time.monotonic() > deadline or interrupted.is_set():
-                    self.console.say(
-                        f"not evolved: tokens {behind} have fewer than two versions "
-                        f"(versions: {dict(sorted(counts.items()))})"
-                    )
-                    return False
-                await asyncio.sleep(1.0)
-        finally:
-            await conn.close()
-
-    async def _check_audit(self, to_block: int, interrupted: asyncio.Event) -> bool:
-        """``dnft audit`` over the demo's blocks is clean, once the indexer's checkpoint has
-        passed them. A mismatch that is only "missing" may be a consumer still catching up,
-        so the audit runs again (3 tries); anything extra or duplicated fails at once."""
-        assert self.endpoints is not None
-        from_block = int(self.deploy["deploy_block"])
-        if not await self._checkpoint_reaches(to_block, interrupted):
-            self.console.say(f"audit: the indexer did not reach block {to_block}")
-            return False
-        for attempt in range(1, 4):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dnft", "--config", str(self.settings_file),
-                "audit", "--network", NETWORK, "--from-block", str(from_block),
-                "--to-block", str(to_block), "--json",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            stdout, stderr = await proc.communicate()
-            if proc.returncode == 2 or proc.returncode is None:
-                self.console.say(f"audit could not run: {stderr.decode().strip()}")
-                return False
-            report = json.loads(stdout)
-            summary = _audit_summary(report)
-            self.console.say(f"audit of blocks {from_block}..{to_block}: {summary}")
-            if proc.returncode == 0:
-                return True
-            only_missing = all(
-                not (report.get(source) or {}).get(kind)
-                for source in ("kafka", "postgres")
-                for kind in ("extra", "duplicated")
-            )
-            if not only_missing or attempt == 3 or interrupted.is_set():
-                self.console.say("audit report:\n" + json.dumps(report, indent=2))
-                return False
-            await asyncio.sleep(3.0)
-        return False
-
-    async def _checkpoint_reaches(self, block: int, interrupted: asyncio.Event) -> bool:
-        assert self.endpoints is not None
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        conn = await asyncpg.connect(self.endpoints.dsn, timeout=10)
-        try:
-            while not interrupted.is_set() and time.monotonic() < deadline:
-                reached = await conn.fetchval(
-                    "select block_number from indexer_checkpoints where network = $1", NETWORK
-                )
-                if reached is not None and reached >= block:
-                    return True
-                await asyncio.sleep(0.5)
-        finally:
-            await conn.close()
-        return False
 
     # --- stop ----------------------------------------------------------------------------
 
@@ -450,7 +370,7 @@ class _World:
             survivors = await asyncio.to_thread(self.daemons.terminate, DAEMONS_STOP_S)
             if survivors:
                 left.append(f"dnft run --all {survivors}")
-            _forget_run_record(self.state_dir)
+            forget_run_record(self.state_dir)
         if self.feed is not None:
             await self.feed.stop()
         if self.services_started:
@@ -495,16 +415,6 @@ def _write_key(key_file: Path, key: str) -> None:
     key_file.write_text(key.removeprefix("0x") + "\n")
 
 
-async def _version_counts(conn: asyncpg.Connection, collection: str) -> dict[int, int]:
-    """Token id -> number of versions."""
-    rows = await conn.fetch(
-        "select token_id, count(*) as n from token_versions where collection = $1 "
-        "group by token_id",
-        collection,
-    )
-    return {int(r["token_id"]): int(r["n"]) for r in rows}
-
-
 def _stages_text(rows: list[asyncpg.Record]) -> str:
     return ", ".join(f"{r['stage']} {r['n']}" for r in rows) or "no token state yet"
 
@@ -517,61 +427,6 @@ def token_owners(deploy: dict[str, Any]) -> dict[int, int]:
         for m in deploy["mints"]
         for token in range(int(m["first"]), int(m["last"]) + 1)
     }
-
-
-def _audit_summary(report: dict[str, Any]) -> str:
-    parts = [f"{report['chain']['events']} events on chain"]
-    for source in ("kafka", "postgres"):
-        body = report.get(source)
-        if body is None:
-            continue
-        found = {k: len(body.get(k) or []) for k in ("missing", "extra", "duplicated")}
-        found_text = ", ".join(f"{n} {k}" for k, n in found.items() if n) or "matches"
-        parts.append(f"{source} {found_text}")
-    versions = report.get("versions")
-    if versions is not None:
-        parts.append(
-            f"{versions['versions']} versions of {versions['tokens']} tokens, "
-            f"{len(versions['duplicated'])} duplicated, {len(versions['gaps'])} gaps"
-        )
-    transactions = report.get("transactions")
-    if transactions is not None:
-        parts.append(
-            f"{transactions['transactions']} pusher transactions, "
-            f"{len(transactions['duplicated'])} duplicated, "
-            f"{len(transactions['unrecorded'])} unrecorded, "
-            f"{len(transactions['missing'])} missing"
-        )
-    return ("clean: " if report["clean"] else "MISMATCH: ") + "; ".join(parts)
-
-
-# --- leftovers of a demo that was killed ------------------------------------------------
-
-
-def _save_run_record(state_dir: Path, daemons: ManagedProcess) -> None:
-    record = {"pid": daemons.pid, "ticks": daemons.ticks}
-    (state_dir / RUN_RECORD).write_text(json.dumps(record) + "\n")
-
-
-def _forget_run_record(state_dir: Path) -> None:
-    (state_dir / RUN_RECORD).unlink(missing_ok=True)
-
-
-def clear_leftovers(state_dir: Path, say: Callable[[str], None]) -> None:
-    """Stop what a previous demo in ``state_dir`` left running (it was killed, not stopped):
-    its ``dnft run --all`` and its services. Blocks; raises ServiceError when they survive."""
-    record_file = state_dir / RUN_RECORD
-    if record_file.exists():
-        record = json.loads(record_file.read_text())
-        pid, ticks = int(record["pid"]), record.get("ticks")
-        if pid_running(pid, ticks) and ticks == start_ticks(pid):
-            say(f"stopping dnft run --all (pid {pid}) left by an earlier demo")
-            ManagedProcess(role="dnft-run", pid=pid, ticks=ticks).terminate(DAEMONS_STOP_S)
-        record_file.unlink(missing_ok=True)
-    if load_state(state_dir) is not None:
-        stopped = services_down(state_dir)
-        if stopped:
-            say(f"stopped services left by an earlier demo: {', '.join(stopped)}")
 
 
 def default_state_dir() -> Path:

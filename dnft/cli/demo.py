@@ -60,7 +60,8 @@ def register(sub: Commands) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from demo.world import DemoOptions, clear_leftovers, default_state_dir, run_demo
+    from demo.leftovers import clear_leftovers
+    from demo.world import DemoOptions, default_state_dir, run_demo
 
     if args.down:
         clear_leftovers(args.state_dir or default_state_dir(), print)
