@@ -6,8 +6,9 @@
 """
 
 from publisher.pusher.intake import Intake, update_record
-from publisher.pusher.outbox import Outbox, UpdateRecord
+from publisher.pusher.outbox import Outbox
 from publisher.pusher.pipeline import PusherRuntime, run_pusher
+from publisher.pusher.rows import UpdateRecord
 from publisher.pusher.sender import ChainPusher, PushTarget
 from publisher.pusher.signer import Signer
 from publisher.pusher.status import OutboxUnavailable, PusherPending, pusher_pending

@@ -24,7 +24,8 @@ from dnft.errors import ConfigError
 from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded
 from publisher.pusher.crashpoints import crash_point
-from publisher.pusher.outbox import Outbox, UpdateRecord
+from publisher.pusher.outbox import Outbox
+from publisher.pusher.rows import UpdateRecord
 from publisher.pusher.sender import PushTarget
 
 log = structlog.get_logger("dnft.pusher.intake")

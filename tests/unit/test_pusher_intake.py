@@ -21,7 +21,7 @@ from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded, InvalidMessage, message_decoder
 from publisher.pusher import Intake, Outbox, PushTarget, UpdateRecord, update_record
 from publisher.pusher.intake import trusted_bindings
-from publisher.pusher.outbox import Recorded, RefusedReason
+from publisher.pusher.rows import Recorded, RefusedReason
 from schemas import METADATA_UPDATE_V1
 from tests.support.messages import event
 from tests.support.rules import FED, collection_rules

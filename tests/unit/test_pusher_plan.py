@@ -15,7 +15,7 @@ from publisher.pusher.calls import (
     plan_token_uri,
 )
 from publisher.pusher.coalesce import TokenRange, chunks, coalesce
-from publisher.pusher.outbox import WaitingUpdate
+from publisher.pusher.rows import WaitingUpdate
 
 
 def covered(ranges: list[TokenRange]) -> list[int]:
