@@ -3,7 +3,7 @@
 The same runtimes as the single daemons, sharing one health server (its /readyz reports each
 part) and one shutdown deadline. A part fails -> the whole process stops (and is restarted by
 whatever supervises it), as separate daemons would. Parts with nothing configured are skipped:
-the oracle without ``feeds``, the pusher without ``pusher.collections``.
+the oracle without ``feeds``, the pusher without ``pusher.collections`` to announce.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
     if "api" not in skip:
         default_collection(settings, collections)
         parts["api"] = partial(run_api, settings)
-    if "pusher" not in skip and settings.pusher.collections:
+    if "pusher" not in skip and settings.pusher.announcing:
         signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
         parts["pusher"] = partial(run_pusher, settings, signer)
     return parts

@@ -20,6 +20,9 @@ class Receipt:
     status: int
     gas_used: int
     effective_gas_price: int
+    # The lowercase addresses of the receipt's logs, one per log: whether the called contract
+    # emitted anything (an announcement nobody can see is worth a warning).
+    log_addresses: tuple[str, ...] = ()
 
 
 def _int(value: Any) -> int:
@@ -77,6 +80,9 @@ class Chain:
                     status=_int(r.get("status", 1)),
                     gas_used=_int(r["gasUsed"]),
                     effective_gas_price=_int(r.get("effectiveGasPrice") or 0),
+                    log_addresses=tuple(
+                        str(entry.get("address", "")).lower() for entry in r.get("logs") or ()
+                    ),
                 )
         return out
 

@@ -39,12 +39,13 @@ from dnft import metrics
 from dnft.config import NetworkSettings, PusherSettings
 from dnft.errors import ConfigError, RpcError
 from dnft.rpc import RpcNodeError
-from publisher.pusher.calls import plan_erc4906, plan_token_uri
+from publisher.pusher.calls import CallSpec, plan_calls
 from publisher.pusher.chain import Chain, Receipt
 from publisher.pusher.crashpoints import crash_point
 from publisher.pusher.fees import FeePolicy, Fees
 from publisher.pusher.nonce import NonceManager
-from publisher.pusher.outbox import Outbox, PlannedPush, Push, TxRecord, WaitingUpdate
+from publisher.pusher.outbox import Outbox
+from publisher.pusher.rows import PlannedPush, Push, TxRecord, WaitingUpdate
 from publisher.pusher.signer import Signer, UnsignedTx
 
 log = structlog.get_logger("dnft.pusher")
@@ -62,12 +63,20 @@ CONSUMED_PASSES: Final = 3
 
 @dataclass(frozen=True, slots=True)
 class PushTarget:
-    """A configured collection on this chain."""
+    """A configured collection on this chain (``mode: none`` ones are never targets)."""
 
     name: str
     contract: str  # lowercase 0x address
-    mode: str  # erc4906 | token-uri
+    mode: str  # erc4906 | token-uri | call
     uri_template: str
+    call: CallSpec | None = None  # mode call: the configured function and args
+
+    @property
+    def spec(self) -> CallSpec:
+        """The call announcing this target's updates (a named mode's fixed one by default)."""
+        if self.call is not None:
+            return self.call
+        return CallSpec.for_mode(self.mode, self.uri_template)
 
 
 class ChainPusher:
@@ -165,22 +174,26 @@ class ChainPusher:
             created = await self._outbox.plan(
                 self.chain_id,
                 target.contract,
-                target.mode,
+                target.spec.outbox_mode,
                 window_s=s.window_s,
                 max_pushes=budget,
-                planner=functools.partial(self._planner, target),
+                planner=functools.partial(self._planner, target, budget),
             )
             if created:
                 budget -= created
                 self._log.info("pushes planned", contract=target.name, pushes=created)
                 crash_point("after_plan")
 
-    def _planner(self, target: PushTarget, waiting: Sequence[WaitingUpdate]) -> list[PlannedPush]:
-        if target.mode == "token-uri":
-            return plan_token_uri(
-                waiting, self._settings.max_uris_per_transaction, target.uri_template
-            )
-        return plan_erc4906(waiting, self._settings.max_range_size)
+    def _planner(
+        self, target: PushTarget, max_pushes: int, waiting: Sequence[WaitingUpdate]
+    ) -> list[PlannedPush]:
+        return plan_calls(
+            target.spec,
+            waiting,
+            max_range_size=self._settings.max_range_size,
+            max_per_transaction=self._settings.max_uris_per_transaction,
+            max_pushes=max_pushes,
+        )
 
     # --- sign and send ----------------------------------------------------------------
 
@@ -312,13 +325,21 @@ class ChainPusher:
             metrics.pusher_push_latency_seconds.observe(
                 max(0.0, (now - created_at).total_seconds())
             )
+        events = receipt.log_addresses.count(push.contract)
         self._log.info(
             "push confirmed",
             push=push.id,
             tx=receipt.tx_hash,
             block=receipt.block,
             updates=len(confirmed.update_created_at),
+            events=events,
         )
+        if not events:
+            # Done all the same (the call succeeded), but marketplaces learn of new metadata
+            # from the contract's events (ERC-4906 MetadataUpdate, ERC-1155 URI).
+            self._log.warning(
+                "push confirmed but the contract emitted no event", push=push.id, tx=receipt.tx_hash
+            )
 
     async def _in_flight(self, push: Push, latest_nonce: int, *, force: bool) -> None:
         record = push.latest_tx

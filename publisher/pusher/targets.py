@@ -1,6 +1,8 @@
 """What the pusher announces and who signs, read from settings before anything starts.
 
-``push_targets`` groups the configured collections by network; ``load_signer`` reads the key;
+``push_targets`` groups the configured collections by network (``mode: none`` ones are left
+out: nothing is recorded or sent for them) and checks that a ``mode: call`` function is in its
+contract's ABI; ``load_signer`` reads the key;
 ``prepare_signer`` does both in the order that keeps the key safe (targets checked, process
 hardened, then the key read). All three raise ConfigError naming the setting and never block
 on the network.
@@ -8,25 +10,66 @@ on the network.
 
 from __future__ import annotations
 
-from dnft.config import Settings
+from typing import Any, cast
+
+import orjson
+from eth_typing import ABIFunction
+from eth_utils.abi import abi_to_signature
+
+from dnft.config import ContractSettings, Settings
+from dnft.config.pusher import MODE_CALLS
 from dnft.errors import ConfigError
 from dnft.hardening import protect_secrets
+from publisher.pusher.calls import CallSpec
 from publisher.pusher.sender import PushTarget
 from publisher.pusher.signer import Signer
 
 
 def push_targets(settings: Settings) -> dict[str, list[PushTarget]]:
-    """Configured collections by network name. Raises ConfigError when none is configured."""
+    """Announced collections by network name. Raises ConfigError when none is configured or
+    a ``mode: call`` function is not in its contract's ABI."""
     contracts = {c.name: c for c in settings.contracts}
     out: dict[str, list[PushTarget]] = {}
-    for item in settings.pusher.collections:
+    for item in settings.pusher.announcing:
         contract = contracts[item.contract]  # validated at load
+        function, args = item.call or MODE_CALLS["erc4906"]  # never None: announced
+        call = CallSpec(function, args, item.uri_template)
+        if item.mode == "call":  # the named modes' calls are the sample contract's
+            _check_in_abi(contract, call.signature, f"pusher.collections[{item.contract}]")
         out.setdefault(contract.network, []).append(
-            PushTarget(item.contract, contract.address.lower(), item.mode, item.uri_template)
+            PushTarget(item.contract, contract.address.lower(), item.mode, item.uri_template, call)
         )
     if not out:
-        raise ConfigError("pusher.collections", "no collection is configured for pushing")
+        raise ConfigError(
+            "pusher.collections",
+            "no collection is configured for pushing (mode none announces nothing)",
+        )
     return out
+
+
+def _check_in_abi(contract: ContractSettings, signature: str, key: str) -> None:
+    """A typo in the function would only show at the first push (a revert at estimation)."""
+    try:
+        raw = orjson.loads(contract.abi.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"contracts[{contract.name}].abi", f"cannot read ABI {contract.abi}: {exc}"
+        ) from None
+    abi = raw.get("abi", raw) if isinstance(raw, dict) else raw
+    entries: list[Any] = abi if isinstance(abi, list) else []
+    functions = {
+        abi_to_signature(cast(ABIFunction, e))
+        for e in entries
+        if isinstance(e, dict) and e.get("type") == "function"
+    }
+    if signature not in functions:
+        name = signature.split("(")[0]
+        same_name = sorted(f for f in functions if f.startswith(name + "("))
+        raise ConfigError(
+            f"{key}.function",
+            f"{signature} is not a function of {contract.name} in {contract.abi}"
+            + (f" (it has {same_name})" if same_name else ""),
+        )
 
 
 def load_signer(settings: Settings) -> Signer:

@@ -1,6 +1,6 @@
-"""`dnft pusher` against real anvil, tansu and Postgres: coalescing, token URIs, redelivery,
-stuck transactions, reorgs, updates refused unless Postgres holds their version, and the
-signer key kept out of the logs."""
+"""`dnft pusher` against real anvil, tansu and Postgres: coalescing, token URIs, a configured
+call, redelivery, stuck transactions, reorgs, updates refused unless Postgres holds their
+version, and the signer key kept out of the logs."""
 
 from __future__ import annotations
 
@@ -166,6 +166,47 @@ class TestTokenUriMode:
         assert [p["token_count"] for p in pushes] == [5, 5, 2]
         covered = coverage(await announcements(world))
         assert all(covered[t] == 1 for t in range(1, 13))
+        assert_key_absent(running)
+
+
+class TestConfiguredCall:
+    """The call is configuration: the sample contract's own setTokenURI(uint256,string), set
+    with ``mode: call`` and ``args: id_uri``, stores each token's newest URI (built from a
+    template using every placeholder) in a transaction per token, and the outbox confirms."""
+
+    async def test_set_token_uri_per_token(
+        self, ticking_anvil: AnvilService, start_pusher: StartPusher
+    ) -> None:
+        world = await make_world(ticking_anvil.rpc_url, mint_count=4)
+        template = "ipfs://{cid}/v{version}/{token_id}.json"
+        collection = {
+            "contract": "collection",
+            "mode": "call",
+            "function": "setTokenURI(uint256, string)",
+            "args": "id_uri",
+            "uri_template": template,
+        }
+        running = await start_pusher(world, window_s=1.0, collections=[collection])
+        updates = [(1, 1), (2, 1), (2, 2), (4, 1)]
+        running.produce(updates)
+        await running.confirmed(len(updates))
+
+        for token, version in ((1, 1), (2, 2), (4, 1)):
+            uri = await world.collection.functions.tokenURI(token).call()
+            assert uri == f"ipfs://{cid_of(token, version)}/v{version}/{token}.json"
+        pushes = await query(
+            running.dsn,
+            "select mode, state, first_token, last_token, token_count from pusher_pushes",
+        )
+        assert {p["mode"] for p in pushes} == {"token-uri"}  # a URI-writing call
+        assert {p["state"] for p in pushes} == {"confirmed"}
+        assert all(p["first_token"] == p["last_token"] and p["token_count"] == 1 for p in pushes)
+        assert {int(p["first_token"]) for p in pushes} == {1, 2, 4}
+        assert await nonce(world, running.updater.address) == len(pushes)
+        assert set(coverage(await announcements(world))) == {1, 2, 4}  # MetadataUpdate each
+        confirmed = [e for e in running.events if e["event"] == "push confirmed"]
+        assert len(confirmed) == len(pushes)
+        assert all(e["events"] >= 1 for e in confirmed)
         assert_key_absent(running)
 
 
