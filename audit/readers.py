@@ -21,7 +21,7 @@ from dnft.errors import ConfigError, KafkaError
 from dnft.kafka import client_security_kwargs
 from dnft.progress import ProgressBar
 from dnft.rpc import RpcClient
-from indexer import ChunkEncoder, event_id, read_range, token_id_of
+from indexer import ChunkEncoder, event_id, read_range
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
 
 # tansu's ListOffsets under-reports partition ends (measured: 2,735 of 3,000 records, and
@@ -89,7 +89,7 @@ async def read_chain(
                             log_index=e.log_index,
                             tx_hash=e.tx_hash.lower(),
                             contract=e.address.lower(),
-                            token_id=token_id_of(e.args),
+                            token_id=encoder.publisher.token_id(e),
                         )
                     progress.update(chunk.to_block, len(encoded.events))
         finally:

@@ -30,6 +30,8 @@ _MAX_REPORTED = 5
 class Contract:
     settings: ContractSettings
     decoder: EventDecoder
+    # Event name -> the argument holding its token id (None: no single token).
+    token_args: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,7 +68,8 @@ def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
             decoder = EventDecoder.from_abi(abi, contract.include_events, limits=limits)
         except DecodeError as exc:
             raise ConfigError(f"{key}.include_events", str(exc)) from None
-        out[contract.address.lower()] = Contract(contract, decoder)
+        token_args = contract.token_args(a for a in abi if isinstance(a, dict))
+        out[contract.address.lower()] = Contract(contract, decoder, token_args)
     return out
 
 
@@ -83,10 +86,19 @@ class ChunkEncoder:
     @classmethod
     def from_settings(cls, settings: Settings, network: str) -> ChunkEncoder:
         net = settings.network(network)
+        contracts = load_contracts(settings, network)
+        token_args = {
+            (address, event): arg
+            for address, contract in contracts.items()
+            for event, arg in contract.token_args.items()
+        }
         publisher = EventPublisher(
-            chain_id=net.chain_id, network=network, topic=settings.kafka.topics.chain_events
+            chain_id=net.chain_id,
+            network=network,
+            topic=settings.kafka.topics.chain_events,
+            token_args=token_args,
         )
-        return cls(load_contracts(settings, network), publisher)
+        return cls(contracts, publisher)
 
     def encode(
         self,

@@ -7,15 +7,19 @@ republished event (restart, replay) carries the same id and consumers drop the d
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import orjson
 
+from dnft.config import DEFAULT_TOKEN_ID_ARGS
 from dnft.kafka import OutgoingMessage
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
 
-# Argument names that carry a token id in ERC-721, ERC-4906 and our sample contract.
-TOKEN_ID_ARGS = ("tokenId", "_tokenId", "tokenID", "id")
+# (contract address lowercase, event name) -> the argument holding the token id, or None for
+# an event of no single token (``ContractSettings.token_args``, resolved once at start).
+TokenArgs = Mapping[tuple[str, str], str | None]
+_UNLISTED = ""  # not an argument name an ABI can give a token id (it must be named)
 
 
 class Event(Protocol):
@@ -45,8 +49,11 @@ def event_id(chain_id: int, block_hash: str, log_index: int) -> str:
     return f"{chain_id}:{block_hash.lower()}:{log_index}"
 
 
-def token_id_of(args: dict[str, Any]) -> str | None:
-    for name in TOKEN_ID_ARGS:
+def token_id_of(
+    args: Mapping[str, Any], names: Iterable[str] = DEFAULT_TOKEN_ID_ARGS
+) -> str | None:
+    """The first of ``names`` in ``args`` holding a token id (an integer >= 0), as a string."""
+    for name in names:
         value = args.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return str(value)
@@ -69,12 +76,33 @@ def jsonable(value: Any) -> Any:
 
 
 class EventPublisher:
-    """Builds the messages for one network; pure (no I/O), cheap enough for the hot path."""
+    """Builds the messages for one network; pure (no I/O), cheap enough for the hot path.
 
-    def __init__(self, *, chain_id: int, network: str, topic: str) -> None:
+    ``token_args`` says where each contract's events carry their token id; an event it does
+    not list (a publisher built without settings) falls back to the default names."""
+
+    def __init__(
+        self, *, chain_id: int, network: str, topic: str, token_args: TokenArgs | None = None
+    ) -> None:
         self.chain_id = chain_id
         self.network = network
         self.topic = topic
+        self.token_args: dict[tuple[str, str], str | None] = dict(token_args or {})
+
+    def token_id(self, event: Event) -> str | None:
+        """The token the event names, or None (collection-wide, or of no token)."""
+        return self._token_id(event.address.lower(), event.name, event.args)
+
+    def _token_id(self, contract: str, name: str, args: Mapping[str, Any]) -> str | None:
+        arg = self.token_args.get((contract, name), _UNLISTED)
+        if arg is None:
+            return None
+        if arg is _UNLISTED:
+            return token_id_of(args)
+        value = args.get(arg)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        return None
 
     def key(self, contract: str, token_id: str | None) -> str:
         if token_id is None:
@@ -86,7 +114,7 @@ class EventPublisher:
     ) -> tuple[bytes, bytes, bytes]:
         """(key, value, event id) of the event's message: cheap to pickle between processes."""
         contract = event.address.lower()
-        token_id = token_id_of(event.args)
+        token_id = self._token_id(contract, event.name, event.args)
         eid = event_id(self.chain_id, event.block_hash, event.log_index)
         body = {
             "schema": CHAIN_EVENT_V1,
@@ -119,7 +147,7 @@ class EventPublisher:
             "network": self.network,
             "contract": event.address.lower(),
             "event": event.name,
-            "token_id": token_id_of(event.args),
+            "token_id": self.token_id(event),
             "block_number": event.block_number,
             "block_hash": event.block_hash.lower(),
             "removed": True,

@@ -6,6 +6,10 @@ It consumes typed messages (``ChainEvent | ChainRetraction | OracleObservation``
 * a chain event is stored once per event id (a duplicate changes nothing);
 * a retraction deletes the event it names (the token's state is then recomputed without it);
 * an observation updates its feed's value when its round is newer;
+* a chain event of no single token (``token_id`` null: ``token: none`` in dnft.yaml) that the
+  collection's rules read is collection-wide: stored once under COLLECTION_WIDE, it is part of
+  every token's events, and every token of that collection is recomputed (as for a feed);
+  one that no rule reads cannot change a state and is ignored;
 * every token touched, and every token of a collection bound to a changed feed, has its state
   recomputed; where the ``state_hash`` changed, a render job is recorded in the outbox (a
   state the token had before has its job planned again: every change is a new version).
@@ -48,6 +52,13 @@ def _count(kind: str, outcome: str) -> None:
 # Tokens recomputed per query when a feed change fans out to a whole collection.
 FANOUT_BATCH = 1000
 
+# The regen_events token id of a collection-wide event: token ids are uint256, never negative.
+COLLECTION_WIDE = -1
+
+# Collections whose every token (each one the planner has a state for) is recomputed, with the
+# triggers: a changed feed, a collection-wide event stored or retracted.
+_Fanout = dict[str, list[str]]
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
@@ -78,6 +89,11 @@ class Planner:
         for bound in collections:
             for feed in bound.collection.feeds:
                 self._by_feed[feed].append(bound)
+        # Per collection, the events its rules read: only those can change a token's state.
+        self._reads = {
+            c.collection.name: frozenset(t.event for t in c.collection.traits if t.event)
+            for c in collections
+        }
 
     async def apply(self, messages: Sequence[PlannerInput]) -> list[PlannedJob]:
         """Apply a batch, plan its render jobs and send them; returns the jobs planned.
@@ -86,17 +102,15 @@ class Planner:
         step is idempotent), so the caller must not commit its offsets.
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            touched, triggers, feeds = await self._store(conn, messages)
-            for feed in feeds:
-                for bound in self._by_feed.get(feed, []):
-                    rows = await conn.fetch(
-                        "select token_id from regen_tokens where collection = $1",
-                        bound.collection.name,
-                    )
-                    for row in rows:
-                        key = (bound.collection.name, int(row["token_id"]))
-                        touched.add(key)
-                        triggers[key].append(f"feed:{feed}")
+            touched, triggers, fanout = await self._store(conn, messages)
+            for name, reasons in fanout.items():
+                rows = await conn.fetch(
+                    "select token_id from regen_tokens where collection = $1", name
+                )
+                for row in rows:
+                    key = (name, int(row["token_id"]))
+                    touched.add(key)
+                    triggers[key].extend(reasons)
             jobs = await self._recompute(conn, touched, triggers)
         await self.send_pending()
         return jobs
@@ -115,10 +129,12 @@ class Planner:
 
     async def _store(
         self, conn: asyncpg.Connection, messages: Sequence[PlannerInput]
-    ) -> tuple[set[tuple[str, int]], defaultdict[tuple[str, int], list[str]], set[str]]:
+    ) -> tuple[set[tuple[str, int]], defaultdict[tuple[str, int], list[str]], _Fanout]:
+        """Store the batch; returns the tokens touched, their triggers, and the collections
+        whose every token must be recomputed (a changed feed, a collection-wide event)."""
         touched: set[tuple[str, int]] = set()
         triggers: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-        feeds: set[str] = set()
+        fanout: defaultdict[str, list[str]] = defaultdict(list)
         for m in messages:
             if isinstance(m, OracleObservation):
                 changed = await conn.fetchval(
@@ -133,15 +149,25 @@ class Planner:
                     m.observed_at,
                 )
                 if changed:
-                    feeds.add(m.feed_id)
+                    for fed in self._by_feed.get(m.feed_id, []):
+                        reasons = fanout[fed.collection.name]
+                        if f"feed:{m.feed_id}" not in reasons:  # newer rounds in one batch
+                            reasons.append(f"feed:{m.feed_id}")
                 _count("observation", "applied" if changed else "duplicate")
                 continue
             bound = self._by_contract.get((m.chain_id, m.contract))
             kind = "event" if isinstance(m, ChainEvent) else "retraction"
-            if bound is None or m.token_id is None:
-                _count(kind, "ignored")  # another contract, or an event of no single token
+            if bound is None or (
+                isinstance(m, ChainEvent)
+                and m.token_id is None
+                and m.event not in self._reads[bound.collection.name]
+            ):
+                # Another contract, or an event of no single token that no rule reads (a
+                # retraction always deletes: the rules may have changed since its event).
+                _count(kind, "ignored")
                 continue
-            key = (bound.collection.name, m.token_id)
+            wide = m.token_id is None
+            key = (bound.collection.name, COLLECTION_WIDE if m.token_id is None else m.token_id)
             if isinstance(m, ChainEvent):
                 status = await conn.execute(
                     "insert into regen_events (collection, token_id, event_id, event, args, "
@@ -157,8 +183,7 @@ class Planner:
                     m.block_timestamp,
                 )
                 if status.endswith(" 1"):
-                    touched.add(key)
-                    triggers[key].append(m.event_id)
+                    _touch(key, m.event_id, wide, touched, triggers, fanout)
                 _count(kind, "applied" if status.endswith(" 1") else "duplicate")
             else:
                 status = await conn.execute(
@@ -167,10 +192,9 @@ class Planner:
                     m.event_id,
                 )
                 if status.endswith(" 1"):
-                    touched.add(key)
-                    triggers[key].append(f"retracted:{m.event_id}")
+                    _touch(key, f"retracted:{m.event_id}", wide, touched, triggers, fanout)
                 _count(kind, "applied" if status.endswith(" 1") else "duplicate")
-        return touched, triggers, feeds
+        return touched, triggers, fanout
 
     async def _recompute(
         self,
@@ -203,9 +227,11 @@ class Planner:
         events: defaultdict[int, list[TokenEvent]] = defaultdict(list)
         for r in await conn.fetch(
             "select token_id, event_id, event, args, block_number, log_index, block_timestamp "
-            "from regen_events where collection = $1 and token_id = any($2::numeric[])",
+            "from regen_events where collection = $1 "
+            "and (token_id = any($2::numeric[]) or token_id = $3)",
             name,
             tokens,
+            COLLECTION_WIDE,
         ):
             events[int(r["token_id"])].append(
                 TokenEvent(
@@ -226,9 +252,10 @@ class Planner:
                 tokens,
             )
         }
+        wide = events.pop(COLLECTION_WIDE, [])  # every token's, in chain order with its own
         states: list[TokenState] = []
         for token_id in tokens:
-            state = derive_state(bound.collection, token_id, events[token_id], feeds)
+            state = derive_state(bound.collection, token_id, events[token_id] + wide, feeds)
             if current.get(token_id) != state.state_hash:
                 states.append(state)
         if not states:
@@ -311,3 +338,19 @@ class Planner:
         }
         key = f"{bound.chain_id}:{bound.contract}:{token}".encode()
         return OutgoingMessage(self._jobs_topic, orjson.dumps(body), key=key)
+
+
+def _touch(
+    key: tuple[str, int],
+    trigger: str,
+    wide: bool,
+    touched: set[tuple[str, int]],
+    triggers: defaultdict[tuple[str, int], list[str]],
+    fanout: defaultdict[str, list[str]],
+) -> None:
+    """Record a stored or deleted event: its token, or its whole collection when wide."""
+    if wide:
+        fanout[key[0]].append(trigger)
+    else:
+        touched.add(key)
+        triggers[key].append(trigger)

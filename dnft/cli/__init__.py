@@ -28,6 +28,7 @@ COMMANDS = (
     "demo",
     "dev",
     "indexer",
+    "init",
     "oracle",
     "pusher",
     "regenerator",

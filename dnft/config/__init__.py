@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dnft.config.api import ApiRateLimitSettings, ApiSettings, CurateSettings, CurateUserSettings
 from dnft.config.base import ADDRESS_PATTERN, NAME_PATTERN, ConfigModel
-from dnft.config.chain import Confirmations, ContractSettings, NetworkSettings
+from dnft.config.chain import (
+    DEFAULT_TOKEN_ID_ARGS,
+    Confirmations,
+    ContractSettings,
+    EventSettings,
+    NetworkSettings,
+    TokenArg,
+)
 from dnft.config.feeds import (
     ChainlinkFeedSettings,
     Deviation,
@@ -43,6 +50,7 @@ from dnft.config.settings import HttpSettings, Settings
 __all__ = [
     "ADDRESS_PATTERN",
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_TOKEN_ID_ARGS",
     "ENV_PREFIX",
     "MAX_CONFIG_VALUES",
     "MAX_YAML_FLOW_DEPTH",
@@ -58,6 +66,7 @@ __all__ = [
     "CurateSettings",
     "CurateUserSettings",
     "Deviation",
+    "EventSettings",
     "FeedSettings",
     "HttpFeedSettings",
     "HttpSettings",
@@ -73,6 +82,7 @@ __all__ = [
     "RegeneratorSettings",
     "Settings",
     "StorageSettings",
+    "TokenArg",
     "TopicSettings",
     "apply_env_overrides",
     "load_settings",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from dnft.config.base import ADDRESS_PATTERN, NAME_PATTERN, ConfigModel
+from dnft.errors import ConfigError
+
+# The argument names ERC-721, ERC-4906 and the sample contract carry a token id under: an event
+# not listed in a contract's ``events`` takes its token id from the first of its integer
+# arguments named in ``token_id_args`` (this list by default), or has none. The one place
+# these names live; the indexer resolves them once per event at start, never per log.
+DEFAULT_TOKEN_ID_ARGS = ("tokenId", "_tokenId", "tokenID", "id")
 
 
 class Confirmations(ConfigModel):
@@ -67,6 +75,19 @@ class NetworkSettings(ConfigModel):
         return url
 
 
+class TokenArg(ConfigModel):
+    """The event argument (indexed or not) that holds the token id."""
+
+    arg: str = Field(min_length=1, max_length=256)
+
+
+class EventSettings(ConfigModel):
+    """How one event of a contract binds to tokens: ``{arg: NAME}`` or ``none``
+    (collection-wide: it fans out to every token of the collection)."""
+
+    token: TokenArg | Literal["none"]
+
+
 class ContractSettings(ConfigModel):
     name: str = Field(pattern=NAME_PATTERN)
     network: str
@@ -74,3 +95,50 @@ class ContractSettings(ConfigModel):
     abi: Path
     include_events: list[str] | None = None
     start_block: int = Field(default=0, ge=0)
+    # Where each event's token id comes from: {Upgraded: {token: {arg: hero}}} (an indexed
+    # or a data argument) or {SeasonChanged: {token: none}} (collection-wide: the event
+    # changes every token of the collection). Events not listed follow token_id_args.
+    events: dict[str, EventSettings] = {}
+    token_id_args: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default=list(DEFAULT_TOKEN_ID_ARGS), max_length=32
+    )
+
+    def token_args(self, abi: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
+        """Event name -> the argument holding its token id (None: no token), for every
+        named event of ``abi``; raises ConfigError naming the key of an ``events`` entry
+        whose event or argument the ABI does not have."""
+        inputs: dict[str, list[list[tuple[str, str]]]] = {}
+        for item in abi:
+            if item.get("type") != "event" or item.get("anonymous") or not item.get("name"):
+                continue
+            args = [(str(i.get("name") or ""), str(i.get("type"))) for i in item.get("inputs", [])]
+            inputs.setdefault(str(item["name"]), []).append(args)
+        key = f"contracts[{self.name}].events"
+        for event, spec in self.events.items():
+            if event not in inputs:
+                raise ConfigError(
+                    f"{key}.{event}",
+                    f"event {event!r} is not in {self.abi} (its events: {sorted(inputs)})",
+                )
+            if isinstance(spec.token, TokenArg):
+                for overload in inputs[event]:
+                    names = [n for n, _ in overload]
+                    if spec.token.arg not in names:
+                        raise ConfigError(
+                            f"{key}.{event}.token.arg",
+                            f"event {event} has no argument {spec.token.arg!r} "
+                            f"(its arguments: {names})",
+                        )
+        out: dict[str, str | None] = {}
+        for event, overloads in inputs.items():
+            listed = self.events.get(event)
+            if listed is not None:
+                out[event] = listed.token.arg if isinstance(listed.token, TokenArg) else None
+            else:
+                out[event] = _default_token_arg(overloads[0], self.token_id_args)
+        return out
+
+
+def _default_token_arg(args: list[tuple[str, str]], names: Iterable[str]) -> str | None:
+    integers = {n for n, t in args if t.startswith(("uint", "int")) and "[" not in t}
+    return next((n for n in names if n in integers), None)

@@ -1,19 +1,24 @@
-"""The planner against real Postgres and tansu: dedupe, retractions, feed fan-out, outbox."""
+"""The planner against real Postgres and tansu: dedupe, retractions, feed fan-out, outbox,
+collection-wide events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
+from dnft.collection import BoundCollection, collection_from_mapping
+from dnft.config import KafkaSettings
+from dnft.kafka import AsyncProducer
 from regenerator import Planner
 from tests.support.kafka import read_topic
-from tests.support.messages import chain_inputs, event, observation, retraction
+from tests.support.messages import CONTRACT, chain_inputs, event, observation, retraction
 from tests.support.regenerator import VersionMakerFor
-from tests.support.rules import RULES
+from tests.support.rules import FED, RULES, collection_rules
 
 
 @pytest.fixture
@@ -91,3 +96,88 @@ class TestPlanner:
         other = event(1, "Transfer", 1, to="0xaa") | {"contract": "0x" + "dd" * 20}
         batch = event(2, "BatchMetadataUpdate", 1) | {"token_id": None}
         assert await p.apply(chain_inputs([other, batch])) == []
+
+
+SEASON = {"name": "season", "event": "SeasonChanged", "reduce": "last", "arg": "season"}
+OTHER_CONTRACT = "0x" + "d1" * 20
+
+
+def season_changed(n: int, season: str, contract: str = CONTRACT) -> dict[str, Any]:
+    """A collection-wide SeasonChanged (``token: none``: no token id) alone in block ``n``."""
+    return event(n, "SeasonChanged", 0, season=season) | {"token_id": None, "contract": contract}
+
+
+@pytest.fixture
+async def two_collections(
+    db: str, kafka_bootstrap: str, unique_topic: Callable[[str], str]
+) -> AsyncIterator[tuple[Planner, asyncpg.Pool, str]]:
+    """One planner for collection ``sample`` (CONTRACT) and ``other`` (OTHER_CONTRACT), both
+    with a ``season`` trait from the collection-wide SeasonChanged; its pool and jobs topic."""
+    base = collection_rules(
+        FED, SEASON, salt="s", levels={0: "egg"}, prompt="a {stage} in {season}"
+    )
+    bound = [
+        BoundCollection(collection_from_mapping(base), 31337, CONTRACT),
+        BoundCollection(collection_from_mapping(base | {"name": "other"}), 31337, OTHER_CONTRACT),
+    ]
+    topic = unique_topic("jobs")
+    pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
+    producer = AsyncProducer(KafkaSettings(bootstrap_servers=[kafka_bootstrap]))
+    await producer.start()
+    try:
+        yield Planner(pool, producer, bound, jobs_topic=topic), pool, topic
+    finally:
+        await producer.close()
+        await pool.close()
+
+
+class TestCollectionWideEvents:
+    """An event of no token that the rules read re-renders every token of its collection."""
+
+    async def test_fans_out_to_its_collection_only(
+        self, two_collections: tuple[Planner, asyncpg.Pool, str], kafka_bootstrap: str
+    ) -> None:
+        p, pool, topic = two_collections
+        mine = [event(n, "Transfer", n, to="0xaa") for n in range(1, 4)]
+        theirs = [event(n, "Transfer", n, to="0xaa") | {"contract": OTHER_CONTRACT} for n in (4, 5)]
+        assert len(await p.apply(chain_inputs(mine + theirs))) == 5
+
+        jobs = await p.apply(chain_inputs([season_changed(10, "winter")]))
+        wide_id = f"31337:0x{10:064x}:0"
+        assert {(j.collection, j.token_id) for j in jobs} == {("sample", n) for n in (1, 2, 3)}
+        assert {tuple(j.triggered_by) for j in jobs} == {(wide_id,)}
+        assert await p.apply(chain_inputs([season_changed(10, "winter")])) == [], "a replay"
+
+        # A token minted later derives its state with the season already in it.
+        (late,) = await p.apply(chain_inputs([event(11, "Transfer", 6, to="0xbb")]))
+        async with pool.acquire() as conn:
+            states = {
+                int(r["token_id"]): orjson.loads(r["state"])["traits"]["season"]
+                for r in await conn.fetch(
+                    "select token_id, state from regen_tokens where collection = $1", "sample"
+                )
+            }
+            other = await conn.fetch("select state from regen_tokens where collection = 'other'")
+        assert late.token_id == 6
+        assert states == {1: "winter", 2: "winter", 3: "winter", 6: "winter"}
+        assert all(orjson.loads(r["state"])["traits"]["season"] != "winter" for r in other)
+
+        # Its retraction (a reorg) fans out again: every token of the collection goes back.
+        retracted = retraction(10, 0) | {"token_id": None, "event": "SeasonChanged"}
+        undone = await p.apply(chain_inputs([retracted]))
+        assert {j.token_id for j in undone} == {1, 2, 3, 6}
+        assert {tuple(j.triggered_by) for j in undone} == {(f"retracted:{wide_id}",)}
+
+        sent = Counter(m["collection"] for m in read_topic(kafka_bootstrap, topic))
+        assert sent == {"sample": 3 + 3 + 1 + 4, "other": 2}, "other: only its own mints"
+
+    async def test_the_other_collection_fans_out_on_its_own_event(
+        self, two_collections: tuple[Planner, asyncpg.Pool, str]
+    ) -> None:
+        p, _, _ = two_collections
+        await p.apply(chain_inputs([event(n, "Transfer", n, to="0xaa") for n in (1, 2)]))
+        await p.apply(
+            chain_inputs([event(3, "Transfer", 1, to="0xaa") | {"contract": OTHER_CONTRACT}])
+        )
+        jobs = await p.apply(chain_inputs([season_changed(4, "spring", OTHER_CONTRACT)]))
+        assert [(j.collection, j.token_id) for j in jobs] == [("other", 1)]
