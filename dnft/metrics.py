@@ -283,3 +283,12 @@ indexer_values_cut_total = Counter(
     " published with the full values' sha256 and sizes in its 'truncated' property)",
     ["network", "event"],
 )
+
+# --- Issue 18R: richer collection rules (CEL where: conditions and computed traits) -----------
+rules_eval_errors_total = Counter(
+    "dnft_rules_eval_errors_total",
+    "CEL evaluations that failed at runtime (type error, division by zero, overflow, missing "
+    "argument), by collection, trait and part: where (the event does not match) or expr (the "
+    "computed trait takes its default)",
+    ["collection", "trait", "part"],
+)

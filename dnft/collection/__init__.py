@@ -1,6 +1,6 @@
-"""Collections: rules files (``rules``), the contracts they follow (``bound``), token states
-derived from events and feeds (``state``) and render seeds (``seeds``). Ground: imports no
-daemon package."""
+"""Collections: rules files (``rules``), the contracts they follow (``bound``) and their ABI
+events (``abi``), token states derived from events and feeds (``state``, through ``reducers``
+and CEL expressions: ``cel``) and render seeds (``seeds``). Ground: imports no daemon package."""
 
 from dnft.collection.bound import BoundCollection, load_bound_collections
 from dnft.collection.rules import (
@@ -11,6 +11,7 @@ from dnft.collection.rules import (
     RendererSpec,
     Stages,
     Trait,
+    Where,
     collection_from_mapping,
     load_collection,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "TokenEvent",
     "TokenState",
     "Trait",
+    "Where",
     "attempt_seed",
     "collection_from_mapping",
     "derive_seed",

@@ -1,6 +1,7 @@
 """A collection's rules file: which traits derive from which events and feeds, the evolution
 stages, the prompt template and the renderer. Validated at load into frozen models; every error
-names the failing key (as ``dnft config check`` does for dnft.yaml).
+names the file and the failing key (as ``dnft config check`` does for dnft.yaml), and, once
+bound to its contract, the event or argument its ABI lacks. Reference: docs/rules.md.
 
 Example::
 
@@ -15,8 +16,12 @@ Example::
          allow: [calm, happy, sleepy]}     # in the prompt: any other value becomes calm
       - {name: market, feed: eth-usd, buckets: [{below: "2000", name: bear},
                                                  {below: "4000", name: calm}, {name: bull}]}
+      - {name: whales, event: Fed, reduce: count, where: 'args.amount > 1000'}   # CEL
+      - {name: moods, event: TraitSet, reduce: distinct, arg: value,
+         where: {arg: key, equals: mood}}
+      - {name: power, expr: 'traits.fed * 2 + (traits.mood == "happy" ? 1 : 0)'}  # computed
     stages:
-      trait: fed
+      trait: fed                      # any trait, computed ones included
       levels: [{min: 0, name: egg}, {min: 3, name: hatchling}, {min: 10, name: adult}]
     prompt: "a {stage} creature in a {mood} mood, {market} market"
     prompt_deny: [nsfw, gore]       # removed from every prompt (whole words)
@@ -30,12 +35,25 @@ from __future__ import annotations
 import itertools
 import re
 import string
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from dnft.collection.abi import EventArgs
+from dnft.collection.cel import MAX_EXPRESSION, compile_expression
+from dnft.collection.reducers import EXPR_VARIABLES, REDUCERS, WHERE_VARIABLES, Reducer
 from dnft.config import read_yaml_file
 from dnft.errors import ConfigError
 from dnft.sanitize import for_prompt
@@ -85,22 +103,60 @@ class Bucket(_Model):
     below: Decimal | None = None
 
 
+class Where(_Model):
+    """A condition on an event argument: ``{arg: kind, equals: gold}`` or ``one_of: [a, b]``.
+    Integers (a YAML int, or an integer argument of the ABI) compare as numbers, addresses
+    case-insensitively, everything else as exact text."""
+
+    arg: str = Field(min_length=1, max_length=100)
+    equals: str | int | bool | None = None
+    one_of: list[str | int] | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Where:
+        if (self.equals is None) == (self.one_of is None):
+            raise ValueError("set exactly one of 'equals' or 'one_of'")
+        return self
+
+
 class Trait(_Model):
     name: str = Field(pattern=_NAME)
-    # From events: which event, and how its occurrences reduce to one value.
+    # From events: which event, and how its occurrences reduce to one value (dnft.collection
+    # .reducers: REDUCERS documents each).
     event: str | None = None
-    reduce: Literal["count", "sum", "last", "trait", "held_since"] | None = None
-    arg: str | None = None  # the event argument for sum / last
-    key: str | None = None  # the TraitSet key for reduce: trait
+    reduce: Reducer | None = None
+    arg: str | None = None  # the event argument of sum / last / first / max / min / distinct
+    key: str | None = None  # reduce: trait: the key whose value this trait follows
+    key_arg: str = "key"  # reduce: trait: the argument holding the key
+    value_arg: str = "value"  # reduce: trait: the argument holding the value
+    # Only the events that pass: a condition on one argument, or a CEL expression over 'args'.
+    where: Where | Annotated[str, Field(min_length=1, max_length=MAX_EXPRESSION)] | None = None
     # From a feed: its latest value, raw or bucketed.
     feed: str | None = None
     buckets: list[Bucket] | None = None
+    # Computed: a CEL expression over 'traits' (event and feed traits, then computed traits
+    # listed above this one). A runtime error gives the default.
+    expr: Annotated[str, Field(min_length=1, max_length=MAX_EXPRESSION)] | None = None
     default: str | int | None = None
     # Prompt allow-list: a value outside it reaches the prompt as the trait's default
     # (compared after prompt sanitising, case-insensitively). Needs 'default' among them.
     allow: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=1000
     )
+
+    @field_validator("where")
+    @classmethod
+    def _where_compiles(cls, where: Where | str | None) -> Where | str | None:
+        if isinstance(where, str):
+            compile_expression(where, WHERE_VARIABLES)
+        return where
+
+    @field_validator("expr")
+    @classmethod
+    def _expr_compiles(cls, expr: str | None) -> str | None:
+        if expr is not None:
+            compile_expression(expr, EXPR_VARIABLES)
+        return expr
 
     @model_validator(mode="after")
     def _allowed_default(self) -> Trait:
@@ -114,15 +170,17 @@ class Trait(_Model):
 
     @model_validator(mode="after")
     def _source(self) -> Trait:
-        if (self.event is None) == (self.feed is None):
-            raise ValueError("set exactly one of 'event' or 'feed'")
+        if sum(s is not None for s in (self.event, self.feed, self.expr)) != 1:
+            raise ValueError("set exactly one of 'event', 'feed' or 'expr'")
         if self.event is not None:
             if self.reduce is None:
                 raise ValueError("an event trait needs 'reduce'")
-            if self.reduce in ("sum", "last") and not self.arg:
+            if REDUCERS[self.reduce].needs_arg and not self.arg:
                 raise ValueError(f"reduce: {self.reduce} needs 'arg' (the event argument)")
             if self.reduce == "trait" and not self.key:
-                raise ValueError("reduce: trait needs 'key' (the TraitSet key)")
+                raise ValueError("reduce: trait needs 'key' (the key whose value it follows)")
+        elif self.reduce is not None or self.where is not None:
+            raise ValueError("'reduce' and 'where' apply to event traits")
         if self.buckets is not None:
             if self.feed is None:
                 raise ValueError("'buckets' applies to feed traits")
@@ -133,6 +191,20 @@ class Trait(_Model):
             if any(a >= b for a, b in itertools.pairwise(finite)):
                 raise ValueError("bucket bounds must increase")
         return self
+
+    def event_args(self) -> list[tuple[str, str]]:
+        """(key, argument) for each event argument this trait reads by name."""
+        out: list[tuple[str, str]] = []
+        if self.reduce == "trait":
+            out += [("key_arg", self.key_arg), ("value_arg", self.value_arg)]
+        elif self.arg is not None:
+            out.append(("arg", self.arg))
+        if isinstance(self.where, Where):
+            out.append(("where.arg", self.where.arg))
+        elif isinstance(self.where, str):
+            fields = compile_expression(self.where, WHERE_VARIABLES).fields
+            out += sorted(("where", field) for _, field in fields)
+        return out
 
 
 class Level(_Model):
@@ -219,6 +291,16 @@ class Collection(_Model):
     prompt_deny: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default=[], max_length=1000
     )
+    # The ABI's events (name -> argument -> type) once bound to a contract: CEL sees integer
+    # arguments as numbers. Empty for rules loaded without an ABI.
+    _events: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bind_events(self, info: ValidationInfo) -> Collection:
+        events = (info.context or {}).get("events")
+        if events is not None:
+            self._events = {name: dict(args) for name, args in events.items()}
+        return self
 
     @field_validator("prompt", "token_name")
     @classmethod
@@ -269,23 +351,79 @@ class Collection(_Model):
     def feeds(self) -> set[str]:
         return {t.feed for t in self.traits if t.feed is not None}
 
+    def arg_types(self, event: str) -> Mapping[str, str]:
+        """The ABI types of ``event``'s arguments (empty when loaded without an ABI)."""
+        return self._events.get(event, {})
 
-def load_collection(path: str | Path) -> Collection:
-    """Read and validate a collection file; raises ConfigError naming the failing key."""
+
+def load_collection(
+    path: str | Path, events: EventArgs | None = None, contract: str = "contract"
+) -> Collection:
+    """Read and validate a collection file; raises ConfigError naming the file and the failing
+    key. With ``events`` (the contract's ABI events), every event and argument the rules name
+    must exist in it."""
     path = Path(path)
     raw = read_yaml_file(path, "collection file")
-    return collection_from_mapping(raw, source=str(path))
+    return collection_from_mapping(raw, source=str(path), events=events, contract=contract)
 
 
-def collection_from_mapping(raw: Any, source: str = "collection") -> Collection:
+def collection_from_mapping(
+    raw: Any,
+    source: str = "collection",
+    events: EventArgs | None = None,
+    contract: str = "contract",
+) -> Collection:
     if not isinstance(raw, dict):
         raise ConfigError("", f"{source} must hold a mapping")
     try:
-        return Collection.model_validate(raw)
+        context = None if events is None else {"events": events}
+        collection = Collection.model_validate(raw, context=context)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(_label(part, raw, error["loc"][:i]) for i, part in enumerate(error["loc"]))
         raise ConfigError(f"{source}: {key}".rstrip(": "), error["msg"]) from None
+    _check_computed(collection, source)
+    if events is not None:
+        _check_abi(collection, events, source, contract)
+    return collection
+
+
+def _check_computed(collection: Collection, source: str) -> None:
+    """A computed trait reads event and feed traits and the computed traits above it."""
+    known = {t.name for t in collection.traits if t.expr is None}
+    for trait in collection.traits:
+        if trait.expr is None:
+            continue
+        fields = compile_expression(trait.expr, EXPR_VARIABLES).fields
+        unknown = sorted(field for _, field in fields if field not in known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: traits.[{trait.name}].expr",
+                f"reads traits {unknown}, which are not event or feed traits nor computed "
+                f"traits listed above it (known: {sorted(known)})",
+            )
+        known.add(trait.name)
+
+
+def _check_abi(collection: Collection, events: EventArgs, source: str, contract: str) -> None:
+    for trait in collection.traits:
+        if trait.event is None:
+            continue
+        key = f"{source}: traits.[{trait.name}]"
+        args = events.get(trait.event)
+        if args is None:
+            raise ConfigError(
+                f"{key}.event",
+                f"event {trait.event!r} is not in the ABI of {contract} "
+                f"(its events: {sorted(events)})",
+            )
+        for field, arg in trait.event_args():
+            if arg not in args:
+                raise ConfigError(
+                    f"{key}.{field}",
+                    f"argument {arg!r} is not an argument of event "
+                    f"{trait.event}({', '.join(args)}) in the ABI of {contract}",
+                )
 
 
 def _label(part: int | str, raw: Any, parents: tuple[int | str, ...]) -> str:

@@ -15,14 +15,28 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import structlog
 
+from dnft import metrics
+from dnft.collection.abi import is_integer_type
+from dnft.collection.cel import CelError, compile_expression, evaluate, from_decimal, to_decimal
+from dnft.collection.reducers import (
+    EXPR_VARIABLES,
+    MAX_STRING,
+    REDUCERS,
+    WHERE_VARIABLES,
+    Value,
+    matches,
+    number,
+    text,
+)
 from dnft.collection.rules import Collection, Trait
-from dnft.numbers import BadNumber, check_decimal, parse_decimal
+from dnft.numbers import BadNumber, check_decimal
 
-# On-chain strings are untrusted: the state keeps at most this much of each (sanitising for
-# prompts, HTML and file names happens where they are used).
-MAX_STRING = 200
+__all__ = ["MAX_STRING", "UNKNOWN", "TokenEvent", "TokenState", "derive_state", "stage_of"]
+
 UNKNOWN = "unknown"
+log = structlog.get_logger("dnft.collection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +72,27 @@ def derive_state(
     events: Iterable[TokenEvent],
     feeds: Mapping[str, Decimal],
 ) -> TokenState:
-    """The token's traits and stage. Events may come in any order; chain order is restored."""
+    """The token's traits and stage. Events may come in any order; chain order is restored.
+    Event and feed traits come first, then computed traits in the order listed; a CEL failure
+    gives the trait's default (counted in ``dnft_rules_eval_errors_total``), never an error."""
     ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
-    traits = {t.name: _trait(t, ordered, feeds) for t in collection.traits}
+    values: dict[str, Value] = {}
+    for trait in collection.traits:
+        if trait.expr is None:
+            values[trait.name] = _source_value(collection, trait, ordered, feeds)
+    typed = {name: _typed(trait, values[trait.name]) for trait in collection.traits
+             if (name := trait.name) in values}  # fmt: skip
+    for trait in collection.traits:
+        if trait.expr is not None:
+            values[trait.name] = _computed(collection, trait, typed)
+            typed[trait.name] = _typed(trait, values[trait.name])
+    traits = {t.name: _state_text(t, values[t.name]) for t in collection.traits}
     return TokenState(token_id, traits, stage_of(collection, traits))
 
 
 def stage_of(collection: Collection, traits: Mapping[str, str]) -> str:
-    value = _number(traits.get(collection.stages.trait, "0"))
+    """The stage the staging trait's value reaches (a value that is not a number counts 0)."""
+    value = number(traits.get(collection.stages.trait, "0")) or Decimal(0)
     stage = collection.stages.levels[0].name
     for level in collection.stages.levels:
         if value >= level.min:
@@ -73,58 +100,100 @@ def stage_of(collection: Collection, traits: Mapping[str, str]) -> str:
     return stage
 
 
-def _trait(trait: Trait, events: list[TokenEvent], feeds: Mapping[str, Decimal]) -> str:
+def _source_value(
+    collection: Collection, trait: Trait, events: list[TokenEvent], feeds: Mapping[str, Decimal]
+) -> Value:
     if trait.feed is not None:
         raw = feeds.get(trait.feed)
         value = None if raw is None else _feed_value(raw)
-        if value is None:
-            return _default(trait)
-        if trait.buckets is None:
-            return _decimal_str(value)
+        if value is None or trait.buckets is None:
+            return value
         for bucket in trait.buckets:
             if bucket.below is None or value < bucket.below:
                 return bucket.name
         return trait.buckets[-1].name
-    matching = [e for e in events if e.event == trait.event]
-    if trait.reduce == "count":
-        return str(len(matching))
-    if trait.reduce == "sum":
-        return _decimal_str(
-            sum((_number(e.args.get(trait.arg or "")) for e in matching), Decimal(0))
-        )
-    if trait.reduce == "trait":
-        keyed = [e for e in matching if e.args.get("key") == trait.key]
-        return _string(keyed[-1].args.get("value")) if keyed else _default(trait)
-    if not matching:
-        return _default(trait)
-    last = matching[-1]
-    if trait.reduce == "held_since":
-        return str(last.block_timestamp if last.block_timestamp is not None else last.block_number)
-    return _string(last.args.get(trait.arg or ""))  # reduce: last
+    types = collection.arg_types(trait.event or "")
+    matching = [
+        e for e in events if e.event == trait.event and _passes(collection, trait, e, types)
+    ]
+    return REDUCERS[trait.reduce or "count"].run(trait, matching, types)
 
 
-def _default(trait: Trait) -> str:
-    return UNKNOWN if trait.default is None else str(trait.default)
-
-
-def _string(value: Any) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    return text[:MAX_STRING]
-
-
-def _number(value: Any) -> Decimal:
-    """An event argument or trait as a number; 0 when it is not one within bounds.
-
-    Arguments are untrusted text (``setTrait(id, "fed", "1e999999999")``): they go through
-    the shared bounded parser, so no huge exponent ever reaches ``format`` or arithmetic."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return Decimal(0)
+def _passes(
+    collection: Collection, trait: Trait, event: TokenEvent, types: Mapping[str, str]
+) -> bool:
+    where = trait.where
+    if where is None:
+        return True
+    if not isinstance(where, str):
+        return matches(where, event.args, types.get(where.arg))
+    expression = compile_expression(where, WHERE_VARIABLES)
+    # Only the arguments it reads: each value crossing into CEL costs microseconds.
+    needed = expression.needs("args")
+    args = {
+        name: _cel_arg(value, types.get(name))
+        for name, value in event.args.items()
+        if needed is None or name in needed
+    }
     try:
-        return parse_decimal(value)
-    except BadNumber:
-        return Decimal(0)
+        result = evaluate(expression, {"args": args})
+    except CelError as exc:
+        _count_error(collection, trait, "where", exc)
+        return False
+    if not isinstance(result, bool):
+        _count_error(collection, trait, "where", CelError(f"not a bool: {type(result).__name__}"))
+        return False
+    return result
+
+
+def _computed(collection: Collection, trait: Trait, typed: Mapping[str, Any]) -> Value:
+    expression = compile_expression(trait.expr or "", EXPR_VARIABLES)
+    try:
+        result = evaluate(expression, {"traits": dict(typed)})
+    except CelError as exc:
+        _count_error(collection, trait, "expr", exc)
+        return None
+    if isinstance(result, bool):
+        return "true" if result else "false"
+    if isinstance(result, str):
+        return text(result)
+    value = to_decimal(result)
+    if value is None:
+        error = CelError(f"result is not a bool, string or finite number: {type(result).__name__}")
+        _count_error(collection, trait, "expr", error)
+    return value
+
+
+def _count_error(collection: Collection, trait: Trait, part: str, exc: CelError) -> None:
+    metrics.rules_eval_errors_total.labels(collection.name, trait.name, part).inc()
+    log.debug("rules_eval_error", collection=collection.name, trait=trait.name, part=part,
+              error=str(exc))  # fmt: skip
+
+
+def _cel_arg(value: Any, arg_type: str | None) -> Any:
+    """An event argument as CEL sees it: the ABI's integers as numbers, the rest as decoded."""
+    if is_integer_type(arg_type):
+        parsed = number(value)
+        return value if parsed is None else from_decimal(parsed)
+    return value
+
+
+def _typed(trait: Trait, value: Value) -> Any:
+    """A trait as computed traits read it: numbers as CEL numbers, text as text; a trait with
+    no value reads as its default (null without one)."""
+    if value is None:
+        return trait.default
+    if isinstance(value, Decimal):
+        return from_decimal(value)
+    return value
+
+
+def _state_text(trait: Trait, value: Value) -> str:
+    if value is None:
+        return UNKNOWN if trait.default is None else str(trait.default)
+    if isinstance(value, Decimal):
+        return _decimal_str(value)
+    return value
 
 
 def _feed_value(value: Decimal) -> Decimal | None:
