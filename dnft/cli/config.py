@@ -1,11 +1,15 @@
-"""``dnft config check``: load and validate the settings, naming the failing key."""
+"""``dnft config check``: load and validate the settings, naming the failing key; then read
+each contract's ABI (its events, and where each event's token id comes from) and load each
+collection file bound to its contract, as the daemons do at start."""
 
 from __future__ import annotations
 
 import argparse
 
+from dnft.collection import load_bound_collections
 from dnft.config import load_settings
 from dnft.errors import ConfigError
+from indexer.encode import load_contracts
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +22,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _check(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
+        for network in settings.networks:
+            load_contracts(settings, network.name)
+        if settings.collections:
+            load_bound_collections(settings)
     except ConfigError as exc:
         key = exc.key or "(file)"
         print(f"config error at {key}: {exc.reason}")

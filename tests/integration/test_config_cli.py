@@ -45,3 +45,38 @@ class TestConfigCheck:
         result = run_check(REPO / "dnft.example.yaml", DNFT_KAFKA__PRODUCER__ACKS="most")
         assert result.returncode == 1
         assert "config error at kafka.producer.acks" in result.stdout
+
+    def test_token_identity_checked_against_the_abi(self, tmp_path: Path) -> None:
+        text = example_with_absolute_paths().replace(
+            "DynamicCollection.json\n",
+            "DynamicCollection.json\n    events: {Upgraded: {token: {arg: hero}}}\n",
+            1,
+        )
+        path = tmp_path / "dnft.yaml"
+        path.write_text(text)
+        result = run_check(path)
+        assert result.returncode == 1, result.stdout
+        assert "config error at contracts[collection].events.Upgraded" in result.stdout
+
+    def test_collection_rules_checked_against_the_abi(self, tmp_path: Path) -> None:
+        rules = (REPO / "collections" / "sample.yaml").read_text()
+        rules = rules.replace("event: Fed, reduce: count", "event: Feed, reduce: count")
+        (tmp_path / "sample.yaml").write_text(rules)
+        text = example_with_absolute_paths().replace(
+            str(REPO / "collections" / "sample.yaml"), str(tmp_path / "sample.yaml")
+        )
+        path = tmp_path / "dnft.yaml"
+        path.write_text(text)
+        result = run_check(path)
+        assert result.returncode == 1, result.stdout
+        assert "config error at" in result.stdout
+        assert "'Feed'" in result.stdout
+
+
+def example_with_absolute_paths() -> str:
+    """dnft.example.yaml with its ABI and collection paths made absolute (relative ones are
+    read from the config file's folder)."""
+    text = (REPO / "dnft.example.yaml").read_text()
+    for rel in ("schemas/abi/DynamicCollection.json", "collections/sample.yaml"):
+        text = text.replace(f" {rel}", f" {REPO / rel}")
+    return text
