@@ -5,7 +5,7 @@ retractions applied."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +23,10 @@ class EventRef:
     tx_hash: str | None = None
     contract: str | None = None
     token_id: str | None = None
+    event: str | None = None  # the event's name, where the source has it (the chain)
 
     def as_dict(self) -> dict[str, Any]:
-        return plain(self, leave_out=("contract", "token_id"))
+        return plain(self, leave_out=("contract", "token_id", "event"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +156,16 @@ def net_events(messages: Iterable[Mapping[str, Any]]) -> StreamState:
 
 
 def stored_by_planner(
-    events: Mapping[str, EventRef], bound_contracts: Iterable[str]
+    events: Mapping[str, EventRef], reads: Mapping[str, Collection[str]]
 ) -> dict[str, EventRef]:
-    """The events the regenerator's planner stores: those of a bound contract that name a
-    token (``regenerator.planner.Planner._store``). Pure."""
-    bound = {c.lower() for c in bound_contracts}
+    """The events the regenerator's planner stores (``regenerator.planner.Planner._store``):
+    those of a bound contract (``reads``: contract -> the events its collections' rules read)
+    that name a token, and those of no single token that a rule reads (collection-wide).
+    Pure."""
+    bound = {c.lower(): frozenset(names) for c, names in reads.items()}
     return {
         eid: ref
         for eid, ref in events.items()
-        if ref.token_id is not None and (ref.contract or "").lower() in bound
+        if (ref.contract or "").lower() in bound
+        and (ref.token_id is not None or ref.event in bound[(ref.contract or "").lower()])
     }

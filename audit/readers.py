@@ -90,6 +90,7 @@ async def read_chain(
                             tx_hash=e.tx_hash.lower(),
                             contract=e.address.lower(),
                             token_id=encoder.publisher.token_id(e),
+                            event=e.name,
                         )
                     progress.update(chunk.to_block, len(encoded.events))
         finally:

@@ -28,6 +28,8 @@ pushes the chain does not have).
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -46,7 +48,7 @@ from audit.readers import (
 )
 from audit.transactions import TransactionAudit, audit_transactions
 from audit.versions import VersionAudit, audit_versions
-from dnft.collection import load_bound_collections
+from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import Settings
 from dnft.db import redact_dsn
 from dnft.errors import ServiceError
@@ -112,20 +114,29 @@ class AuditReport:
         }
 
 
-def bound_contracts(settings: Settings, network: str) -> dict[str, str]:
-    """Collection name -> contract address, for collections bound to the network's contracts.
-
-    Raises ConfigError for a collection file that cannot be loaded.
-    """
+def bound_collections(settings: Settings, network: str) -> list[BoundCollection]:
+    """The collections bound to the network's contracts. Raises ConfigError for a collection
+    file that cannot be loaded."""
     if not settings.collections:
-        return {}
+        return []
     chain_id = settings.network(network).chain_id
     ours = {c.address.lower() for c in settings.contracts_on(network)}
-    return {
-        b.collection.name: b.contract
-        for b in load_bound_collections(settings)
-        if b.chain_id == chain_id and b.contract in ours
-    }
+    return [
+        b for b in load_bound_collections(settings) if b.chain_id == chain_id and b.contract in ours
+    ]
+
+
+def bound_contracts(settings: Settings, network: str) -> dict[str, str]:
+    """Collection name -> contract address, for collections bound to the network's contracts."""
+    return {b.collection.name: b.contract for b in bound_collections(settings, network)}
+
+
+def events_read(bound: Iterable[BoundCollection]) -> dict[str, set[str]]:
+    """Contract address -> the events its collections' rules read."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for b in bound:
+        out[b.contract].update(t.event for t in b.collection.traits if t.event)
+    return dict(out)
 
 
 async def run_audit(
@@ -146,7 +157,8 @@ async def run_audit(
     (RpcError, KafkaError included) when a source cannot be read.
     """
     net = settings.network(network)
-    collections = bound_contracts(settings, network)
+    bound = bound_collections(settings, network)
+    collections = {b.collection.name: b.contract for b in bound}
     chain = await read_chain(
         settings, network, from_block, to_block, progress_stream=progress_stream
     )
@@ -184,7 +196,7 @@ async def run_audit(
                 raise ServiceError(f"{exc}: run `dnft migrate` first") from exc
             # regen_events does not store tx hashes: every message ever published has one.
             lookup = {**stream.tx_hashes}
-            expected = stored_by_planner(chain.events, collections.values())
+            expected = stored_by_planner(chain.events, events_read(bound))
             postgres = reconcile("postgres", expected, stored, lookup)
             versions = await audit_versions(conn, sorted(collections))
         async with chain_client(net) as client:

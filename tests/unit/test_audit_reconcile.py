@@ -113,11 +113,18 @@ class TestNetEvents:
 
 
 class TestStoredByPlanner:
-    """The planner stores only events of bound contracts that name a token."""
+    """The planner stores events of bound contracts that name a token, and those of no single
+    token that a rule of the contract's collections reads (collection-wide)."""
 
     def test_filter(self) -> None:
         kept = ref(1, 0, tx=1)
-        no_token = EventRef("1:" + h(2) + ":0", 2, 0, h(2), CONTRACT, None)
+        no_token = EventRef("1:" + h(2) + ":0", 2, 0, h(2), CONTRACT, None, "BatchMetadataUpdate")
         other = EventRef("1:" + h(3) + ":0", 3, 0, h(3), "0x" + "cd" * 20, "1")
-        out = stored_by_planner(by_id(kept, no_token, other), [CONTRACT.upper()])
+        out = stored_by_planner(by_id(kept, no_token, other), {CONTRACT.upper(): {"Fed"}})
         assert out == by_id(kept)
+
+    def test_collection_wide_event_a_rule_reads(self) -> None:
+        season = EventRef("1:" + h(4) + ":0", 4, 0, h(4), CONTRACT, None, "SeasonChanged")
+        unread = EventRef("1:" + h(5) + ":0", 5, 0, h(5), CONTRACT, None, "Paused")
+        out = stored_by_planner(by_id(season, unread), {CONTRACT: {"SeasonChanged"}})
+        assert out == by_id(season)
