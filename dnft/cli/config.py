@@ -1,6 +1,7 @@
 """``dnft config check``: load and validate the settings, naming the failing key; then read
 each contract's ABI (its events, and where each event's token id comes from) and load each
-collection file bound to its contract, as the daemons do at start."""
+collection file bound to its contract, and check the pusher's calls against their ABIs, as
+the daemons do at start."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dnft.collection import load_bound_collections
 from dnft.config import load_settings
 from dnft.errors import ConfigError
 from indexer.encode import load_contracts
+from publisher.pusher import push_targets
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +28,8 @@ def _check(args: argparse.Namespace) -> int:
             load_contracts(settings, network.name)
         if settings.collections:
             load_bound_collections(settings)
+        if settings.pusher.announcing:  # a mode: call function must be in its contract's ABI
+            push_targets(settings)
     except ConfigError as exc:
         key = exc.key or "(file)"
         print(f"config error at {key}: {exc.reason}")

@@ -198,8 +198,9 @@ def config_text(
         "    events:",
     ]
     for event in _unique(events):
-        token = "none" if event.token_arg is None else f"{{arg: {event.token_arg}}}"
-        lines.append(f"      {event.name}: {{token: {token}}}")
+        # Quoted: an event named On, No or Null would otherwise load as a YAML boolean or null.
+        token = "none" if event.token_arg is None else f"{{arg: {_quoted(event.token_arg)}}}"
+        lines.append(f"      {_quoted(event.name)}: {{token: {token}}}")
     lines += [
         "",
         "kafka:",
@@ -253,7 +254,7 @@ def rules_text(events: Sequence[Event], *, name: str) -> str:
     ]
     for event, trait, on, why in traits:
         lines.append(f"  # {event.described}: {why}")
-        line = f"- {{name: {trait}, event: {event.name}, reduce: count}}"
+        line = f"- {{name: {trait}, event: {_quoted(event.name)}, reduce: count}}"
         lines.append(f"  {line}" if on else f"  # {line}")
     lines += [
         "stages:",

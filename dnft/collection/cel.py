@@ -26,6 +26,7 @@ __all__ = [
     "MAX_EXPRESSION",
     "CelError",
     "Expression",
+    "code_only",
     "compile_expression",
     "evaluate",
     "from_decimal",
@@ -34,12 +35,11 @@ __all__ = [
 
 MAX_EXPRESSION: Final = 1000
 INT64_MAX: Final = 2**63 - 1
-_MACRO: Final = re.compile(r"\.\s*(all|exists_one|exists|map|filter)\s*\(")
-# CEL string literals (triple-quoted, quoted, with optional r/b prefixes), to look past them
-# when searching the source for macros and field references.
-_STRING: Final = re.compile(
-    r"""[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
-)
+# A comprehension macro called anywhere in the code (comments and strings taken out first:
+# a comment between the dot and the name, or between the name and its parenthesis, must not
+# hide one).
+_MACRO: Final = re.compile(r"\b(all|exists_one|exists|map|filter)\s*\(")
+_PREFIX: Final = frozenset("rRbB")
 _DOT_FIELD: Final = re.compile(r"\b([a-z_]+)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _INDEX_FIELD: Final = re.compile(r"""\b([a-z_]+)\s*\[\s*(?:"([^"\\]*)"|'([^'\\]*)')\s*\]""")
 
@@ -75,7 +75,7 @@ def compile_expression(source: str, variables: frozenset[str]) -> Expression:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str, variables: frozenset[str]) -> Expression:
-    bare = _STRING.sub('""', source)
+    bare = code_only(source)
     macro = _MACRO.search(bare)
     if macro:
         raise ValueError(
@@ -105,6 +105,43 @@ def _compile(source: str, variables: frozenset[str]) -> Expression:
         frozenset(f for f in fields if f[0] in variables),
         frozenset(whole),
     )
+
+
+def code_only(source: str) -> str:
+    """``source`` with each string literal replaced by ``""`` and each ``//`` comment by a
+    space: what is left is code, to search for macros and field reads. A small lexer rather
+    than regular expressions, so that a quote inside a comment or a comment marker inside a
+    string cannot shift where code starts (raw strings, ``r"..."``, have no escapes)."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        if source.startswith("//", i):
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            out.append(" ")
+            continue
+        quote = source[i]
+        if quote not in "'\"":
+            out.append(quote)
+            i += 1
+            continue
+        start = i
+        while start > 0 and i - start < 2 and source[start - 1] in _PREFIX:
+            start -= 1
+        prefix = source[start:i]
+        before = source[start - 1] if start > 0 else " "
+        raw = "r" in prefix.lower() and not (before.isalnum() or before == "_")
+        delimiter = quote * 3 if source.startswith(quote * 3, i) else quote
+        j = i + len(delimiter)
+        while j < n and not source.startswith(delimiter, j):
+            if source[j] == "\\" and not raw:
+                j += 1
+            elif source[j] == "\n" and len(delimiter) == 1:
+                break  # unterminated: the compiler refuses it
+            j += 1
+        out.append('""')
+        i = j + len(delimiter)
+    return "".join(out)
 
 
 def evaluate(expression: Expression, context: dict[str, Any]) -> Any:

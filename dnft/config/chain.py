@@ -122,12 +122,19 @@ class ContractSettings(ConfigModel):
                 )
             if isinstance(spec.token, TokenArg):
                 for overload in inputs[event]:
-                    names = [n for n, _ in overload]
-                    if spec.token.arg not in names:
+                    types = dict(overload)
+                    if spec.token.arg not in types:
                         raise ConfigError(
                             f"{key}.{event}.token.arg",
                             f"event {event} has no argument {spec.token.arg!r} "
-                            f"(its arguments: {names})",
+                            f"(its arguments: {list(types)})",
+                        )
+                    # One token per event: an array (ERC-1155 ids) or a string is not a token id.
+                    if not _is_uint(types[spec.token.arg]):
+                        raise ConfigError(
+                            f"{key}.{event}.token.arg",
+                            f"argument {spec.token.arg!r} of {event} is "
+                            f"{types[spec.token.arg]}, not an unsigned integer (a token id)",
                         )
         out: dict[str, str | None] = {}
         for event, overloads in inputs.items():
@@ -137,6 +144,10 @@ class ContractSettings(ConfigModel):
             else:
                 out[event] = _default_token_arg(overloads[0], self.token_id_args)
         return out
+
+
+def _is_uint(abi_type: str) -> bool:
+    return abi_type.startswith("uint") and "[" not in abi_type
 
 
 def _default_token_arg(args: list[tuple[str, str]], names: Iterable[str]) -> str | None:

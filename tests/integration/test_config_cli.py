@@ -80,3 +80,18 @@ def example_with_absolute_paths() -> str:
     for rel in ("schemas/abi/DynamicCollection.json", "collections/sample.yaml"):
         text = text.replace(f" {rel}", f" {REPO / rel}")
     return text
+
+
+def test_a_pusher_call_missing_from_the_abi_is_named(tmp_path: Path) -> None:
+    text = example_with_absolute_paths().replace(
+        "      mode: erc4906 ",
+        '      mode: call\n      function: "emitBatchMetadataUpdate(uint256,uint256)"\n'
+        "      args: range\n      # ",
+        1,
+    )
+    path = tmp_path / "dnft.yaml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.returncode == 1, result.stdout
+    assert "config error at pusher.collections" in result.stdout
+    assert "emitBatchMetadataUpdate" in result.stdout

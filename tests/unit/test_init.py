@@ -70,10 +70,20 @@ class TestGeneratedFiles:
             "MetadataUpdate": {"token": {"arg": "_tokenId"}},
         }
         rules = (tmp_path / "game.collection.yaml").read_text()
-        assert "# - {name: metadata_update_count, event: MetadataUpdate" in rules
+        assert '# - {name: metadata_update_count, event: "MetadataUpdate"' in rules
         # No event of a token: the first collection-wide one is counted, to stage by.
-        assert "  - {name: upgraded_count, event: Upgraded, reduce: count}" in rules
+        assert '  - {name: upgraded_count, event: "Upgraded", reduce: count}' in rules
         load_bound_collections(load_settings(tmp_path / "dnft.yaml", env={}))
+
+    def test_event_names_yaml_would_read_as_booleans_stay_strings(self, tmp_path: Path) -> None:
+        abi = tmp_path / "Switch.json"
+        abi.write_bytes(orjson.dumps([event_abi("On", ("tokenId", "uint256", True))]))
+        files = generate(tmp_path, abi, "switch")
+        config = files["dnft.yaml"]
+        assert isinstance(config, dict)
+        assert config["contracts"][0]["events"] == {"On": {"token": {"arg": "tokenId"}}}
+        (bound,) = load_bound_collections(load_settings(tmp_path / "dnft.yaml", env={}))
+        assert [t.event for t in bound.collection.traits] == ["On"]
 
     def test_a_name_yaml_would_read_as_a_number_stays_a_string(self, tmp_path: Path) -> None:
         generate(tmp_path, SAMPLE_ABI, "007")

@@ -109,6 +109,12 @@ class TestCelAtLoad:
                 "where",
                 "macro exists()",
             ),
+            # A comment or a quote must not hide a macro from the check (a nested map() ran
+            # for a minute on the planner's loop before).
+            ({"expr": "[1, 2]. //c\nmap(v, v * 2)[0]"}, "expr", "macro map()"),
+            ({"expr": "[1, 2].filter //c\n (v, v > 1)[0]"}, "expr", "macro filter()"),
+            ({"expr": '// a "quote\n[1].all(v, v > 0)'}, "expr", "macro all()"),
+            ({"expr": 'r"\\" + string([1].exists_one(v, true))'}, "expr", "macro exists_one()"),
             ({"expr": "fed + 1"}, "expr", "unknown variables ['fed']"),
             ({"event": "Fed", "reduce": "count", "where": "traits.fed > 1"}, "where", "unknown"),
             ({"expr": "traits.nope * 2"}, "expr", "reads traits ['nope']"),

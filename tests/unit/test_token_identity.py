@@ -119,6 +119,11 @@ class TestValidatedAgainstTheAbi:
                 "contracts[game].events.Upgraded.token.arg",
                 "no argument 'heroId'",
             ),
+            (
+                {"Transfer": {"token": {"arg": "to"}}},  # an address is not a token id
+                "contracts[game].events.Transfer.token.arg",
+                "not an unsigned integer",
+            ),
         ],
     )
     def test_unknown_event_or_argument_names_the_key(
