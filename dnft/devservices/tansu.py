@@ -120,8 +120,14 @@ class TansuService(ProcessService):
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` for ``bootstrap_servers`` (the advertised one)."""
-        return self.advertise or f"{LOOPBACK}:{self._bound_port()}"
+        """``host:port`` for ``bootstrap_servers``: the advertised address (a proxy or a TLS
+        terminator in front of the broker) when there is one, else the listener."""
+        return self.advertise or self.listener
+
+    @property
+    def listener(self) -> str:
+        """``host:port`` the broker itself listens on (what a proxy in front forwards to)."""
+        return f"{LOOPBACK}:{self._bound_port()}"
 
     @property
     def storage(self) -> str:

@@ -39,7 +39,7 @@ def tls_bootstrap(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     broker = TansuService(tmp_path_factory.mktemp("tansu-tls"), advertise=terminator.address)
     try:
         broker.start()
-        host, _, port = broker.bootstrap.rpartition(":")
+        host, _, port = broker.listener.rpartition(":")
         terminator.upstream = (host, int(port))
         yield terminator.address
     finally:
