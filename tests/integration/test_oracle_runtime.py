@@ -4,6 +4,7 @@ hand-moved clock, restarts, crashes inside a publish, and `dnft oracle` killed w
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -355,9 +356,23 @@ class TestDaemon:
         finally:
             daemon.kill9()
         gap = (second_at - first_at).total_seconds()
-        assert heartbeat <= gap < heartbeat + 1.0, "the heartbeat came on time, no earlier"
+        # No earlier than the heartbeat, and on time: within a second of the later of the
+        # heartbeat and the moment the restarted process led (on a busy machine starting
+        # Python alone can take longer than the heartbeat).
+        led_at = leader_since(daemon.log)
+        due = max(first_at.timestamp() + heartbeat, led_at.timestamp())
+        assert gap >= heartbeat, "the heartbeat came no earlier"
+        assert second_at.timestamp() - due < 1.0, (gap, led_at, "the heartbeat came on time")
         stream = await observations(settings, feed)
         assert rounds(stream) == [(1, "100", "first"), (2, "100", "heartbeat")]
         assert datetime.fromisoformat(stream[1]["published_at"]) == second_at.replace(
             microsecond=second_at.microsecond // 1000 * 1000
         ).astimezone(UTC)
+
+
+def leader_since(log: Path) -> datetime:
+    """When the last process writing ``log`` took the leader lock (its structlog line)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    acquired = [e for e in lines if e.get("event") == "leader lock acquired"]
+    assert acquired, "no leader lock acquired in the log"
+    return datetime.fromisoformat(acquired[-1]["timestamp"].replace("Z", "+00:00"))
