@@ -20,6 +20,7 @@ from dnft.devservices import PostgresService
 from dnft.storage import LocalBlobStore
 from publisher.api.pipeline import ApiServer
 from regenerator import renderer_for
+from tests.support.chain import COLLECTION_ABI
 from tests.support.messages import CONTRACT, event, observation
 from tests.support.regenerator import PUBLIC_URL, VersionMaker, migrated_database, version_maker
 from tests.support.rules import RULES
@@ -47,7 +48,12 @@ def api_config(
         "http": {"port": 0},
         "networks": [{"name": "local", "chain_id": 31337, "rpc_urls": ["http://127.0.0.1:1"]}],
         "contracts": [
-            {"name": "collection", "network": "local", "address": CONTRACT, "abi": "abi.json"}
+            {
+                "name": "collection",
+                "network": "local",
+                "address": CONTRACT,
+                "abi": str(COLLECTION_ABI),
+            }
         ],
         "kafka": {"bootstrap_servers": [bootstrap]},
         "postgres": {"dsn": dsn},
