@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
+from tests.support.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rules_reference.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rules_reference", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rules_reference"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rules_reference = _load()
+rules_reference = load_script("rules_reference")
 
 
 class TestRulesReference:
