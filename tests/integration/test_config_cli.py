@@ -35,9 +35,7 @@ class TestConfigCheck:
             .read_text()
             .replace("max_in_flight: 8", "max_in_flight: many")
         )
-        path = tmp_path / "dnft.yaml"
-        path.write_text(text)
-        result = run_check(path)
+        result = check_text(tmp_path, text)
         assert result.returncode == 1
         assert "config error at networks[local].max_in_flight" in result.stdout
 
@@ -52,9 +50,7 @@ class TestConfigCheck:
             "DynamicCollection.json\n    events: {Upgraded: {token: {arg: hero}}}\n",
             1,
         )
-        path = tmp_path / "dnft.yaml"
-        path.write_text(text)
-        result = run_check(path)
+        result = check_text(tmp_path, text)
         assert result.returncode == 1, result.stdout
         assert "config error at contracts[collection].events.Upgraded" in result.stdout
 
@@ -65,12 +61,17 @@ class TestConfigCheck:
         text = example_with_absolute_paths().replace(
             str(REPO / "collections" / "sample.yaml"), str(tmp_path / "sample.yaml")
         )
-        path = tmp_path / "dnft.yaml"
-        path.write_text(text)
-        result = run_check(path)
+        result = check_text(tmp_path, text)
         assert result.returncode == 1, result.stdout
         assert "config error at" in result.stdout
         assert "'Feed'" in result.stdout
+
+
+def check_text(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`dnft config check` of ``text`` written as ``tmp_path/dnft.yaml``."""
+    path = tmp_path / "dnft.yaml"
+    path.write_text(text)
+    return run_check(path)
 
 
 def example_with_absolute_paths() -> str:
@@ -89,9 +90,7 @@ def test_a_pusher_call_missing_from_the_abi_is_named(tmp_path: Path) -> None:
         "      args: range\n      # ",
         1,
     )
-    path = tmp_path / "dnft.yaml"
-    path.write_text(text)
-    result = run_check(path)
+    result = check_text(tmp_path, text)
     assert result.returncode == 1, result.stdout
     assert "config error at pusher.collections" in result.stdout
     assert "emitBatchMetadataUpdate" in result.stdout
