@@ -14,7 +14,7 @@ from dnft.devservices import AnvilService
 from dnft.devservices.ports import free_port
 from tests.support.chain import canonical_events, chain_stream, final_events, make_world
 from tests.support.cli import write_config
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, start_indexer_pair
 from tests.support.indexer import IndexerConfigFor, RunningIndexer, caught_up
 from tests.support.rpcproxy import Faults, RpcProxy
 from tests.support.wait import wait_until
@@ -176,10 +176,7 @@ class TestHotStandby:
             daemons.append(DaemonProcess("indexer", config, port, tmp_path / f"{name}.log"))
         leader, standby = daemons
         try:
-            leader.start()
-            await leader.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 60)
-            standby.start()
-            await standby.metric_reaches("dnft_daemon_leader", lambda v: v == 0, 30)
+            await start_indexer_pair(leader, standby)
             for i in range(1, 6):
                 await world.feed(i)
             await asyncio.sleep(1.0)

@@ -35,7 +35,7 @@ from tests.support.chain import (
     make_world,
 )
 from tests.support.cli import write_config
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, start_indexer_pair
 from tests.support.indexer import IndexerConfigFor
 from tests.support.pushed import announcements, coverage, nonce, outbox_counts, query
 from tests.support.pusher import PusherConfigFor, funded_updater, produce_updates
@@ -264,10 +264,7 @@ class TestPausedIndexer:
         leader, standby = pair(tmp_path, "indexer", raw)
         checkpoints: list[int] = []
         try:
-            leader.start()
-            await leader.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 60)
-            standby.start()
-            await standby.metric_reaches("dnft_daemon_leader", lambda v: v == 0, 30)
+            await start_indexer_pair(leader, standby)
             for token in range(1, 4):
                 await world.feed(token)
             head = await world.block_number()

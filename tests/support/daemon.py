@@ -106,3 +106,12 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
+
+
+async def start_indexer_pair(leader: DaemonProcess, standby: DaemonProcess) -> None:
+    """Start two `dnft indexer` replicas of one network: the first leads and follows the head
+    before the second starts, which then stands by."""
+    leader.start()
+    await leader.metric_reaches("dnft_indexer_following_head", lambda v: v == 1, 60)
+    standby.start()
+    await standby.metric_reaches("dnft_daemon_leader", lambda v: v == 0, 30)
