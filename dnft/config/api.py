@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dnft.config.base import ConfigModel
 
@@ -66,6 +67,17 @@ class CurateSettings(ConfigModel):
         return self
 
 
+# Private and loopback ranges: where a cluster's ingress or a local proxy connects from.
+DEFAULT_PROXY_NETWORKS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "::1/128",
+    "fc00::/7",
+)
+
+
 class ApiSettings(ConfigModel):
     """``dnft api``: the read-only metadata API and the gallery."""
 
@@ -85,6 +97,12 @@ class ApiSettings(ConfigModel):
     # client is the N-th address from the right (what the outermost of your proxies saw).
     # Never more than the proxies you run: anything to their left is the client's to forge.
     trusted_proxies: int = Field(default=0, ge=0, le=16)
+    # Where those proxies connect from (CIDRs): X-Forwarded-For is read only when the peer is
+    # in one of them, and each hop is followed leftwards only while it is in one too (the first
+    # address outside is the client). Anyone else reaching the API directly sets no address.
+    trusted_proxy_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROXY_NETWORKS), max_length=256
+    )
     # The public URL is https (TLS ends at a proxy in front): the CSRF cookie is Secure and
     # Strict-Transport-Security is sent. A direct TLS connection makes the cookie Secure too.
     public_https: bool = False
@@ -96,3 +114,15 @@ class ApiSettings(ConfigModel):
     blob_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024**3)
     # The curators' review queue (regenerator collections with `publish: review`).
     curate: CurateSettings = CurateSettings()
+
+    @field_validator("trusted_proxy_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for cidr in value:
+            try:
+                # strict: "10.0.0.1/8" (host bits set) is more likely a typo than a network.
+                out.append(str(ipaddress.ip_network(cidr.strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network (CIDR): {exc}") from exc
+        return out

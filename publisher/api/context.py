@@ -50,11 +50,14 @@ def context(request: web.Request) -> ApiContext:
 
 
 def client_of(request: web.Request) -> str:
-    """The client's address: the peer, or what ``api.trusted_proxies`` proxies say it is."""
+    """The client's address: the peer, or what ``api.trusted_proxies`` proxies (connecting
+    from ``api.trusted_proxy_networks``) say it is."""
+    settings = context(request).settings
     return client_address(
         request.remote,
         request.headers.getall("X-Forwarded-For", []),
-        context(request).settings.trusted_proxies,
+        settings.trusted_proxies,
+        settings.trusted_proxy_networks,
     )
 
 

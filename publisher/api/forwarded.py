@@ -1,44 +1,81 @@
-"""Who the client is: the peer address, or, behind ``api.trusted_proxies`` reverse proxies,
-the address the outermost of them saw.
+"""Who the client is: the peer address, or, behind ``api.trusted_proxies`` reverse proxies
+connecting from ``api.trusted_proxy_networks``, the address the outermost of them saw.
 
-Each proxy appends the address it received the request from to ``X-Forwarded-For``. With N
-proxies of our own, the N rightmost entries were written by them, and the N-th from the right
-is the client as the outermost proxy saw it; everything to its left came from the client and
-may be forged. Pure; the header is split at most N times whatever its length.
+Each proxy appends the address it received the request from to ``X-Forwarded-For``. The header
+is read only when the peer (the nearest proxy) is in a trusted network: anyone else reaching
+the API directly could write any address there. It is then walked from the right, as nginx's
+``real_ip_recursive`` does: an entry in a trusted network is one of our proxies, so the walk
+goes on to its left; the first entry outside is the client. At most N entries are read with N
+proxies (the N-th from the right is the client whatever it is): everything to its left came
+from the client and may be forged. Pure; the header is split at most N times whatever its
+length.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
+
+from dnft.config.api import DEFAULT_PROXY_NETWORKS
 
 UNKNOWN = "unknown"
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-def _address(entry: str) -> str | None:
-    """The IP address an X-Forwarded-For entry names (``1.2.3.4``, ``1.2.3.4:80``,
-    ``[::1]:80``, ``::1``), normalized; None for anything else."""
+
+@lru_cache(maxsize=8)
+def networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    """The parsed networks (settings are validated at load; parsed once per distinct list)."""
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+def _ip(entry: str) -> Address | None:
+    """The IP address an X-Forwarded-For entry or a peer names (``1.2.3.4``, ``1.2.3.4:80``,
+    ``[::1]:80``, ``::1``), an IPv4-mapped IPv6 address as IPv4; None for anything else."""
     text = entry.strip()
     if text.startswith("["):
         text = text[1:].partition("]")[0]
     elif text.count(":") == 1:  # IPv4 with a port
         text = text.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
-def client_address(peer: str | None, forwarded_for: Sequence[str], trusted_proxies: int) -> str:
-    """The client's address. ``forwarded_for``: every X-Forwarded-For header, in order.
-    With no trusted proxy, or an entry that is not an IP address where the client should be,
-    the peer address counts (a misconfigured proxy then throttles as one client)."""
+def _trusted(address: Address, trusted: Sequence[Network]) -> bool:
+    return any(address in network for network in trusted)
+
+
+def client_address(
+    peer: str | None,
+    forwarded_for: Sequence[str],
+    trusted_proxies: int,
+    trusted_networks: Sequence[str] = DEFAULT_PROXY_NETWORKS,
+) -> str:
+    """The client's address. ``forwarded_for``: every X-Forwarded-For header, in order;
+    ``trusted_networks``: CIDRs our proxies connect from. With no trusted proxy, a peer
+    outside the trusted networks, or an entry that is not an IP address where the walk reads
+    it, the peer address counts (a misconfigured proxy then throttles as one client)."""
     fallback = peer or UNKNOWN
     if trusted_proxies <= 0 or not forwarded_for:
         return fallback
+    trusted = networks(tuple(trusted_networks))
+    peer_ip = _ip(peer or "")
+    if peer_ip is None or not _trusted(peer_ip, trusted):
+        return fallback  # not one of our proxies: its header is the client's to forge
     joined = ",".join(forwarded_for)
-    entries = joined.rsplit(",", trusted_proxies)
-    # Fewer entries than proxies: every one was written by a proxy of ours; the leftmost is
-    # the farthest hop known.
-    chosen = entries[-trusted_proxies] if len(entries) >= trusted_proxies else entries[0]
-    return _address(chosen) or fallback
+    # The N rightmost entries, nearest first (fewer when fewer proxies wrote one).
+    written = joined.rsplit(",", trusted_proxies)[-trusted_proxies:][::-1]
+    for hop, entry in enumerate(written, start=1):
+        address = _ip(entry)
+        if address is None:
+            return fallback
+        if hop == len(written) or not _trusted(address, trusted):
+            return str(address)
+    return fallback  # unreachable: the header had at least one entry

@@ -2,6 +2,10 @@
 within its lease, a standby takes over within a stated bound, and the old leader, woken,
 steps down before any side effect (no event published twice, no transaction sent).
 
+After the old leader woke and stepped down, the real ``dnft audit`` over everything mined is
+clean: every event in Kafka once (no extra, none missing), no pusher transaction unrecorded,
+duplicated or missing.
+
 The takeover bound: the frozen leader's session was last busy at most when it froze (the
 heartbeat runs every lease / 3), so the server ends it at most ``lease_s`` later
 (``idle_session_timeout``); a standby retries the lock every ``retry_s`` (1 s), so it leads
@@ -12,6 +16,7 @@ machine (:data:`SLACK_S`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import pytest
 
 from dnft.config import PostgresSettings, settings_from_mapping
@@ -34,11 +40,13 @@ from tests.support.chain import (
     final_events,
     make_world,
 )
-from tests.support.cli import write_config
+from tests.support.cli import run_dnft_in_process, write_config
 from tests.support.daemon import DaemonProcess, start_indexer_pair
-from tests.support.indexer import IndexerConfigFor
+from tests.support.indexer import IndexerConfigFor, index_to_head
+from tests.support.messages import chain_inputs
 from tests.support.pushed import announcements, coverage, nonce, outbox_counts, query
 from tests.support.pusher import PusherConfigFor, funded_updater, produce_updates
+from tests.support.regenerator import configured_planner
 from tests.support.wait import wait_for
 
 LEASE_S = 4.0
@@ -104,6 +112,21 @@ async def wake_and_step_down(
     assert code != 0, f"the old leader must step down (exit to be restarted): {woke[-2000:]}"
     assert "leader lease lost" in woke, woke[-2000:]
     return woke
+
+
+async def audit_clean(tmp_path: Path, raw: dict[str, Any], to_block: int) -> dict[str, Any]:
+    """The real ``dnft audit`` (in this process, in a thread: it owns its event loop) of
+    network ``local`` over blocks 0..``to_block``; asserts it exits 0 and reports clean, and
+    returns the JSON report."""
+    config = write_config(tmp_path / "audit.yaml", raw)
+    args = ["audit", "--network", "local", "--from-block", "0", "--to-block", str(to_block)]
+    code, out, err = await asyncio.to_thread(
+        run_dnft_in_process, config, *args, "--quiet-s", "0.5", "--json"
+    )
+    assert code == 0, f"dnft audit found something (exit {code}): {out[-3000:]} {err[-2000:]}"
+    report: dict[str, Any] = orjson.loads(out)
+    assert report["clean"], out[-3000:]
+    return report
 
 
 class TestLeaseInProcess:
@@ -248,6 +271,7 @@ def _indexed(indexer: NetworkIndexer, block: int) -> Callable[[], Awaitable[bool
     return reached
 
 
+@pytest.mark.usefixtures("no_dnft_env")  # the audit runs in this process
 class TestPausedIndexer:
     """SIGSTOP the leading indexer: the standby takes over within the bound and publishes
     what was mined meanwhile, once; the old leader, woken, publishes nothing and exits."""
@@ -300,8 +324,12 @@ class TestPausedIndexer:
         ids = [m["event_id"] for m in messages if not m["removed"]]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         assert not repeated, f"published twice (the woken leader published): {repeated}"
+        report = await audit_clean(tmp_path, raw, head)
+        assert report["kafka"]["events"] == len(expected) > 0
+        assert report["kafka"]["repeats"] == 0
 
 
+@pytest.mark.usefixtures("no_dnft_env")  # the audit runs in this process
 class TestPausedPusher:
     """SIGSTOP the leading pusher: the standby takes over and announces; the old leader,
     woken, signs and sends nothing (the signer's nonce counts only confirmed pushes)."""
@@ -312,6 +340,7 @@ class TestPausedPusher:
         pusher_config_for: PusherConfigFor,
         db: str,
         tmp_path: Path,
+        unique_topic: Callable[[str], str],
     ) -> None:
         world = await make_world(ticking_anvil.rpc_url)
         updater = await funded_updater(world)
@@ -349,3 +378,19 @@ class TestPausedPusher:
         assert await nonce(world, updater.address) == len(pushes), "no other transaction sent"
         assert all(n == 1 for n in coverage(events).values()), "a token announced twice"
         assert set(coverage(events)) == set(range(1, 9))
+
+        # The audit also reconciles the chain with Kafka and the planner's regen_events: no
+        # indexer or planner ran beside the pusher, so run them over everything mined first
+        # (into a chain-events topic of this test's own), then audit.
+        audited = copy.deepcopy(raw)
+        audited["kafka"]["topics"]["chain_events"] = unique_topic("chain")
+        audited["networks"][0]["confirmations"] = {"depth": 2}
+        settings = settings_from_mapping(audited, {})
+        head = await index_to_head(settings, world)
+        messages = await asyncio.to_thread(chain_stream, settings)
+        async with configured_planner(settings, unique_topic("jobs")) as (planner, _, _):
+            await planner.apply(chain_inputs(messages))
+        report = await audit_clean(tmp_path, audited, head)
+        transactions = report["transactions"]
+        assert transactions["transactions"] == len(pushes), transactions
+        assert report["versions"]["versions"] == 8, report["versions"]

@@ -33,7 +33,9 @@ EXTERNAL_SECRETS = {
     "dnft-api-dsn": {"DNFT_PG_DSN"},  # the public api's read-only database user
     "dnft-signer": {"private-key"},
 }
-OPTIONAL_SECRETS = {"dnft-s3"}
+OPTIONAL_SECRETS = {"dnft-s3", "dnft-kafka"}
+# The daemons that talk to Kafka: they alone mount the optional dnft-kafka Secret (TLS/SASL).
+KAFKA_CLIENTS = {"dnft-indexer", "dnft-oracle", "dnft-planner", "dnft-render", "dnft-pusher"}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 Object = dict[str, Any]
@@ -144,8 +146,10 @@ class TestReferences:
             for volume in spec.get("volumes", []):
                 if "configMap" in volume:
                     assert volume["configMap"]["name"] in config_maps, name
-                if "secret" in volume:
+                if "secret" in volume and not volume["secret"].get("optional"):
                     assert volume["secret"]["secretName"] in secrets, name
+                elif "secret" in volume:
+                    assert volume["secret"]["secretName"] in OPTIONAL_SECRETS, name
                 if "persistentVolumeClaim" in volume:
                     assert volume["persistentVolumeClaim"]["claimName"] in claims, name
             for container in containers(spec):
@@ -250,10 +254,11 @@ class TestPods:
         assert lag["type"] == "External"
         assert lag["external"]["metric"]["name"] in served
         assert set(of_kind(objects, "PodDisruptionBudget")) == set(deployments) - {"dnft-pusher"}
-        # Only the pusher mounts the signer key.
+        # Only the pusher mounts the signer key; only Kafka's clients its TLS/SASL files.
         for name, spec in pod_specs(objects):
             secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
-            assert secrets == ({"dnft-signer"} if name == "dnft-pusher" else set()), name
+            expected = {"dnft-kafka"} if name in KAFKA_CLIENTS else set()
+            assert secrets == expected | ({"dnft-signer"} if name == "dnft-pusher" else set()), name
 
 
 class TestConfig:
@@ -293,6 +298,90 @@ class TestConfig:
             # Baked into the image from the repository (deploy/docker/Dockerfile).
             assert collection.file.is_relative_to("/app")
             assert (DEPLOY.parent / collection.file.relative_to("/app")).exists()
+
+
+KAFKA_MOUNT = "kafka-security"
+
+
+def commented_block(text: str, key: str) -> dict[str, Any]:
+    """The commented-out ``key:`` block of a YAML text (``  # key:`` and the ``  #   ...``
+    lines under it), uncommented and parsed."""
+    lines = text.splitlines()
+    start = lines.index(f"  # {key}:")
+    block = [lines[start].replace("  # ", "", 1)]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  #   "):
+            break
+        block.append(line.replace("  # ", "", 1))
+    parsed: dict[str, Any] = yaml.safe_load("\n".join(block))[key]
+    return parsed
+
+
+def file_keys(section: Any, prefix: str = "") -> dict[str, str]:
+    """Every ``*_file`` key of a nested mapping (dotted) -> its value."""
+    out: dict[str, str] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out |= file_keys(value, f"{prefix}{key}.")
+        elif key.endswith("_file"):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class TestKafkaSecurity:
+    """The Kafka TLS/SASL files: the optional Secret dnft-kafka is mounted read-only where
+    the commented ``kafka.security`` block of dnft.yaml looks for each file, in every daemon
+    that uses Kafka and in no other, and the block, once uncommented, loads."""
+
+    @pytest.mark.parametrize("target", ["base", "prod"])
+    def test_mounts_match_the_settings_paths(self, target: str, tmp_path: Path) -> None:
+        objects = render(target)
+        text = by_base_name(objects, "ConfigMap")["dnft-config"]["data"]["dnft.yaml"]
+        security = commented_block(text, "security")
+        paths = file_keys(security)
+        assert set(paths) == {
+            "tls.ca_file",
+            "tls.cert_file",
+            "tls.key_file",
+            "sasl.password_file",
+        }
+        specs = pod_specs_by_name(objects)
+        assert {n for n, s in specs.items() if KAFKA_MOUNT in volume_names(s)} == KAFKA_CLIENTS
+        for name in KAFKA_CLIENTS:
+            spec = specs[name]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == KAFKA_MOUNT]
+            assert volume["secret"]["secretName"] == "dnft-kafka"
+            assert volume["secret"]["optional"] is True, "pods start without the Secret"
+            files = {item["path"] for item in volume["secret"]["items"]}
+            (mount,) = [
+                m for m in spec["containers"][0]["volumeMounts"] if m["name"] == KAFKA_MOUNT
+            ]
+            assert mount["readOnly"] is True, name
+            for key, path in paths.items():
+                assert Path(path).parent == Path(mount["mountPath"]), (name, key)
+                assert Path(path).name in files, (name, key)
+        # Uncommented, it is a valid kafka.security (files present, as once mounted).
+        for path in paths.values():
+            (tmp_path / Path(path).name).write_text("x")
+        moved = yaml.safe_load(
+            yaml.safe_dump(security).replace(
+                str(Path(next(iter(paths.values()))).parent), str(tmp_path)
+            )
+        )
+        raw = yaml.safe_load(text)
+        raw["kafka"]["security"] = moved
+        env = {
+            "DNFT_PG_DSN": "postgresql://dnft:x@pg:5432/dnft",
+            "DNFT_RPC_URL": "https://rpc.example",
+            "DNFT_WS_URL": "wss://rpc.example",
+        }
+        settings = settings_from_mapping(raw, env)
+        assert settings.kafka.security.protocol == security["protocol"]
+        assert settings.kafka.security.sasl.password_file == tmp_path / "password"
+
+
+def volume_names(spec: Object) -> set[str]:
+    return {v["name"] for v in spec.get("volumes", [])}
 
 
 # Egress ports each daemon needs (deploy/k8s/base/networkpolicy.yaml): Kafka 9092/9093,
