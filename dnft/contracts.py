@@ -59,8 +59,9 @@ ANVIL_MNEMONIC: Final = "test test test test test test test test test test test 
 #: A PUBLIC TEST KEY: anyone can spend from it on any chain, so it must only sign on dev chains.
 ANVIL_DEV_KEY_0: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
-#: The sample contracts that ``scripts/build_contracts.mjs`` builds.
-CONTRACT_NAMES: Final = ("DynamicCollection", "PriceAggregator")
+#: The contracts that ``scripts/build_contracts.mjs`` builds: the samples, then two stock
+#: OpenZeppelin ones (Wizard-style ERC-721 and ERC-1155) that tests use as a studio's own.
+CONTRACT_NAMES: Final = ("DynamicCollection", "PriceAggregator", "StockERC721", "StockERC1155")
 
 # Fee policy for dev chains. Full blocks raise the base fee 12.5% per block, and anvil drops
 # underpriced transactions from its pool without an error, so the cap is far above the current

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Compiles dnft's sample contracts with solcjs, offline, into committed build artifacts.
+// Compiles dnft's sample contracts, and two stock OpenZeppelin ones that tests bring as
+// "a studio's own collection", with solcjs, offline, into committed build artifacts.
 //
 //   node scripts/build_contracts.mjs [--out DIR]
 //
@@ -19,7 +20,7 @@ import solc from "solc";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NODE_MODULES = join(ROOT, "node_modules");
 // One contract per file, named as the file.
-const CONTRACTS = ["DynamicCollection", "PriceAggregator"];
+const CONTRACTS = ["DynamicCollection", "PriceAggregator", "StockERC721", "StockERC1155"];
 const SOURCE_DIR = join(ROOT, "schemas", "contracts");
 
 // Only what changes the bytecode is recorded in each artifact as `settings`;
