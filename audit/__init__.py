@@ -28,7 +28,9 @@ from audit.readers import (
 from audit.run import AuditReport, bound_contracts, run_audit
 from audit.status import NetworkStatus, Status, collect_status, consumer_groups
 from audit.transactions import (
+    BATCH_METADATA_UPDATE,
     METADATA_UPDATE,
+    URI,
     Announcement,
     TransactionAudit,
     announcement_of,
@@ -38,9 +40,11 @@ from audit.transactions import (
 from audit.versions import VersionAudit, VersionRow, audit_versions, classify_versions
 
 __all__ = [
+    "BATCH_METADATA_UPDATE",
     "DEFAULT_MAX_TAIL_S",
     "DEFAULT_QUIET_S",
     "METADATA_UPDATE",
+    "URI",
     "Announcement",
     "AuditRangeError",
     "AuditReport",

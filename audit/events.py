@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.plain import Plain, plain
+from indexer import part_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +25,24 @@ class EventRef:
     contract: str | None = None
     token_id: str | None = None
     event: str | None = None  # the event's name, where the source has it (the chain)
+    # The item of a batch event (``indexer.fanout``: one message per ERC-1155 id), from the
+    # event id; None for a whole log.
+    part: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return plain(self, leave_out=("contract", "token_id", "event"))
+        return plain(self, leave_out=("contract", "token_id", "event", "part"))
 
 
 @dataclass(frozen=True, slots=True)
 class Duplicate(Plain):
-    """One on-chain log (tx hash, log index) present under several event ids."""
+    """One on-chain log (tx hash, log index; and item, for a batch's part) present under
+    several event ids."""
 
     tx_hash: str
     log_index: int
     events: tuple[EventRef, ...]
     on_chain: str | None  # the member the chain has now, if any
+    part: int | None = None
 
 
 @dataclass(slots=True)
@@ -70,25 +76,27 @@ def reconcile(
 ) -> SourceReport:
     """Compare a source's events (``present``) with the chain's (``expected``), by event id.
 
-    Present events that share a tx hash and log index form a duplicate; ``tx_hashes``
+    Present events that share a tx hash, log index and part (the parts of one batch log are
+    distinct events, ``indexer.fanout``) form a duplicate; ``tx_hashes``
     (event id -> tx hash) fills in the hash for events whose source does not carry it, and
     an event whose hash stays unknown cannot be grouped (it can still be extra). Members of
     a duplicate are not listed again as extra. Pure.
     """
     lookup = tx_hashes or {}
-    groups: defaultdict[tuple[str, int], list[EventRef]] = defaultdict(list)
+    groups: defaultdict[tuple[str, int, int | None], list[EventRef]] = defaultdict(list)
     for ref in present.values():
         tx = ref.tx_hash or lookup.get(ref.event_id) or _tx_of(expected.get(ref.event_id))
         if tx is not None:
-            groups[(tx, ref.log_index)].append(ref)
+            groups[(tx, ref.log_index, ref.part)].append(ref)
     duplicated = [
         Duplicate(
             tx,
             index,
             tuple(sorted(refs, key=_order)),
             next((r.event_id for r in refs if r.event_id in expected), None),
+            part,
         )
-        for (tx, index), refs in groups.items()
+        for (tx, index, part), refs in groups.items()
         if len(refs) > 1
     ]
     duplicated.sort(key=lambda d: _order(d.events[0]))
@@ -148,6 +156,7 @@ def net_events(messages: Iterable[Mapping[str, Any]]) -> StreamState:
             tx_hash=str(tx).lower() if tx else None,
             contract=m.get("contract"),
             token_id=m.get("token_id"),
+            part=part_of(eid),
         )
         state.net[eid] = ref
         if ref.tx_hash is not None:

@@ -21,7 +21,7 @@ from dnft.errors import ConfigError, KafkaError
 from dnft.kafka import client_security_kwargs
 from dnft.progress import ProgressBar
 from dnft.rpc import RpcClient
-from indexer import ChunkEncoder, event_id, read_range
+from indexer import ChunkEncoder, part_of, read_range
 from schemas import CHAIN_EVENT_V1, CHAIN_RETRACTION_V1
 
 # tansu's ListOffsets under-reports partition ends (measured: 2,735 of 3,000 records, and
@@ -81,8 +81,8 @@ async def read_chain(
                 async for chunk in chunks:
                     encoded = chunk.encode(keep_events=True)
                     out.undecodable += encoded.undecodable
-                    for e in encoded.events:
-                        eid = event_id(net.chain_id, e.block_hash, e.log_index)
+                    for e in encoded.events:  # a batch's parts each (indexer.fanout)
+                        eid = encoder.publisher.event_id(e)
                         out.events[eid] = EventRef(
                             event_id=eid,
                             block_number=e.block_number,
@@ -91,6 +91,7 @@ async def read_chain(
                             contract=e.address.lower(),
                             token_id=encoder.publisher.token_id(e),
                             event=e.name,
+                            part=e.part,
                         )
                     progress.update(chunk.to_block, len(encoded.events))
         finally:
@@ -252,6 +253,7 @@ async def read_regen_events(
             block_number=r["block_number"],
             log_index=r["log_index"],
             token_id=str(r["token_id"]),
+            part=part_of(r["event_id"]),
         )
         for r in rows
     }

@@ -135,7 +135,7 @@ def events_read(bound: Iterable[BoundCollection]) -> dict[str, set[str]]:
     """Contract address -> the events its collections' rules read."""
     out: dict[str, set[str]] = defaultdict(set)
     for b in bound:
-        out[b.contract].update(t.event for t in b.collection.traits if t.event)
+        out[b.contract].update(b.collection.read_events)
     return dict(out)
 
 

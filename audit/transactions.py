@@ -1,8 +1,10 @@
 """Audit the pusher's on-chain side effect, grounded in the chain: no announcement is sent twice.
 
-The chain is read first: the ERC-4906 announcements (``MetadataUpdate(uint256)``,
-``BatchMetadataUpdate(uint256,uint256)``) of the network's configured contracts in a block
-range, with the indexer's ``eth_getLogs`` reader, grouped by transaction; each transaction's
+The chain is read first: the announcements of the network's configured contracts in a block
+range, ERC-4906 (``MetadataUpdate(uint256)``, ``BatchMetadataUpdate(uint256,uint256)``) and
+ERC-1155 (``URI(string,uint256)``, which a ``mode: call`` push of ``setURI`` causes), each with
+the token ids it covers, with the indexer's ``eth_getLogs`` reader, grouped by transaction;
+each transaction's
 sender comes from ``eth_getTransactionByHash`` (JSON-RPC batches). The transactions sent by a
 pusher signer (a ``pusher_pushes.sender`` of the chain) are then compared with the outbox:
 
@@ -11,7 +13,8 @@ pusher signer (a ``pusher_pushes.sender`` of the chain) are then compared with t
   transaction is recorded before it is broadcast);
 * duplicated: a push with more than one transaction mined (its updates announced twice);
 * missing: a push the outbox says is confirmed, mined in the range, whose mined transaction
-  announced nothing there (the database says announced, the chain does not have it).
+  announced nothing there, or (where the push's token range is known) none of its tokens
+  (the database says announced, the chain does not have it).
 
 Limitation: a reverted transaction emits no log, so it is not seen here (it spends gas but
 announces nothing twice). Only announcing transactions are: a pusher signer's other
@@ -36,28 +39,61 @@ from dnft.rpc import RawLog, RpcClient, iter_logs
 
 METADATA_UPDATE: Final = "0x" + keccak(text="MetadataUpdate(uint256)").hex()
 BATCH_METADATA_UPDATE: Final = "0x" + keccak(text="BatchMetadataUpdate(uint256,uint256)").hex()
+URI: Final = "0x" + keccak(text="URI(string,uint256)").hex()
+ANNOUNCEMENT_TOPICS: Final = (METADATA_UPDATE, BATCH_METADATA_UPDATE, URI)
 # Transactions per eth_getTransactionByHash batch; providers commonly cap batches at 1000.
 SENDER_BATCH: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """One announcement log on chain."""
+    """One announcement log on chain, with the token ids it covers (``first_id`` to
+    ``last_id``; None where the log does not say, e.g. a malformed one)."""
 
     tx_hash: str  # lowercase 0x-hex
     block_number: int
     log_index: int
     contract: str  # lowercase 0x address
+    first_id: int | None = None
+    last_id: int | None = None
+
+    def covers(self, first: int, last: int) -> bool:
+        """Whether it announces any id of ``first..last``."""
+        if self.first_id is None or self.last_id is None:
+            return False
+        return self.first_id <= last and first <= self.last_id
 
 
 def announcement_of(log: RawLog) -> Announcement:
     """The fields of an ``eth_getLogs`` entry the audit uses. Pure."""
+    first, last = _covered(log)
     return Announcement(
         tx_hash=str(log["transactionHash"]).lower(),
         block_number=int(str(log["blockNumber"]), 16),
         log_index=int(str(log["logIndex"]), 16),
         contract=log["address"].lower(),
+        first_id=first,
+        last_id=last,
     )
+
+
+def _covered(log: RawLog) -> tuple[int | None, int | None]:
+    """The ids an announcement covers: ``MetadataUpdate(id)`` and ``BatchMetadataUpdate(from,
+    to)`` in the data, ``URI(value, id indexed)`` in the second topic."""
+    topics = log.get("topics") or []
+    data = str(log.get("data") or "0x")[2:]
+    words = [int(data[i : i + 64], 16) for i in range(0, len(data) - 63, 64)]
+    try:
+        if topics and topics[0] == METADATA_UPDATE and words:
+            return words[0], words[0]
+        if topics and topics[0] == BATCH_METADATA_UPDATE and len(words) >= 2:
+            return words[0], words[1]
+        if topics and topics[0] == URI and len(topics) >= 2:
+            token = int(str(topics[1]), 16)
+            return token, token
+    except ValueError:  # not hex: nothing covered
+        pass
+    return None, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +144,7 @@ def classify_transactions(
     pusher_senders: Iterable[str],
     recorded: Mapping[str, int],
     confirmed: Mapping[int, str],
+    ranges: Mapping[int, tuple[int, int]] | None = None,
 ) -> TransactionAudit:
     """Compare the chain's announcements with the outbox. Pure.
 
@@ -115,14 +152,17 @@ def classify_transactions(
     sender is not the pusher's); ``pusher_senders``: the pusher's signer addresses;
     ``recorded``: tx hash -> push id, from ``pusher_transactions`` (at least every pusher
     transaction of ``announcements`` that it holds); ``confirmed``: push id -> mined hash of
-    the confirmed pushes mined in the range. Hashes and addresses compare lowercase.
+    the confirmed pushes mined in the range; ``ranges``: push id -> its first and last token,
+    where known (a mined transaction announcing none of them is missing too). Hashes and
+    addresses compare lowercase.
     """
     ours = {s.lower() for s in pusher_senders}
     from_of = {h.lower(): s.lower() for h, s in senders.items()}
     push_of = {h.lower(): push for h, push in recorded.items()}
-    announced: dict[str, None] = {}  # tx hashes in block order, each once
+    announced: dict[str, list[Announcement]] = {}  # tx hashes in block order, each once
     for a in sorted(announcements, key=lambda a: (a.block_number, a.log_index)):
-        announced.setdefault(a.tx_hash.lower(), None)
+        announced.setdefault(a.tx_hash.lower(), []).append(a)
+    spans = ranges or {}
     pusher_txs = [h for h in announced if from_of.get(h) in ours]
     by_push: defaultdict[int, list[str]] = defaultdict(list)
     unrecorded = []
@@ -137,6 +177,7 @@ def classify_transactions(
         MissingPush(push, h.lower())
         for push, h in sorted(confirmed.items())
         if h.lower() not in announced
+        or (push in spans and not any(a.covers(*spans[push]) for a in announced[h.lower()]))
     ]
     return TransactionAudit(
         announcements=len(announcements),
@@ -166,7 +207,7 @@ async def read_announcements(
     chunks = iter_logs(
         client,
         list(contracts),
-        [[METADATA_UPDATE, BATCH_METADATA_UPDATE]],
+        [list(ANNOUNCEMENT_TOPICS)],
         from_block,
         to_block,
         max_range=max_range,
@@ -246,7 +287,8 @@ async def audit_transactions(
     )
     recorded = {str(r[0]).lower(): int(r[1]) for r in rows}
     pushes = await conn.fetch(
-        "select id, mined_hash from pusher_pushes where chain_id = $1 and state = 'confirmed' "
+        "select id, mined_hash, first_token, last_token from pusher_pushes "
+        "where chain_id = $1 and state = 'confirmed' "
         "and mined_block between $2 and $3 and lower(contract) = any($4::text[])",
         chain_id,
         from_block,
@@ -254,7 +296,8 @@ async def audit_transactions(
         addresses,
     )
     confirmed = {int(r[0]): str(r[1]) for r in pushes}
-    audit = classify_transactions(announcements, senders, ours, recorded, confirmed)
+    ranges = {int(r[0]): (int(r[2]), int(r[3])) for r in pushes}
+    audit = classify_transactions(announcements, senders, ours, recorded, confirmed, ranges)
     unknown = len(hashes) - len(senders)
     if unknown:
         audit.notes.append(
@@ -265,8 +308,10 @@ async def audit_transactions(
 
 
 __all__ = [
+    "ANNOUNCEMENT_TOPICS",
     "BATCH_METADATA_UPDATE",
     "METADATA_UPDATE",
+    "URI",
     "Announcement",
     "DuplicatedPush",
     "MissingPush",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, get_args
 
 import orjson
 
@@ -32,13 +32,38 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T", bound="DataclassInstance")
 
+# How final a chain event's block was when the indexer published it, weakest first: ``head``
+# (above the network's final block: a reorg may still replace it), ``safe`` (at or below the
+# node's ``safe`` block), ``finalized`` (at or below the node's ``finalized`` block, or the
+# configured ``confirmations.depth`` below the head: dnft's own policy of final).
+Finality: TypeAlias = Literal["head", "safe", "finalized"]
+FINALITY_ORDER: tuple[Finality, ...] = get_args(Finality)
+
+
+def finality_of(block_number: int, final_block: int | None, label: Finality) -> Finality:
+    """How final block ``block_number`` is, given the network's final block (None: every block
+    handed over is final, as in a backfill, which stops at the final block) and the policy's
+    label for final blocks (``safe`` or ``finalized``)."""
+    if final_block is None or block_number <= final_block:
+        return label
+    return "head"
+
+
+def at_least(finality: Finality | None, required: Finality) -> bool:
+    """Whether ``finality`` is ``required`` or more final; unknown (None) never is."""
+    if finality is None:
+        return False
+    return FINALITY_ORDER.index(finality) >= FINALITY_ORDER.index(required)
+
 
 @dataclass(frozen=True, slots=True)
 class ChainEvent:
     """``dnft.chain.event.v1``: a contract event from the canonical chain. ``args`` are as the
     indexer decoded them (integers as decimal strings, strings as on chain: untrusted).
     ``truncated``: the arguments the indexer cut to its size limit, each with the full value's
-    ``sha256`` and its ``bytes`` or ``items`` count; None when nothing was cut."""
+    ``sha256`` and its ``bytes`` or ``items`` count; None when nothing was cut.
+    ``finality``: how final its block was when published; None for a message published
+    before the field existed (unknown: a consumer that needs it asks the chain)."""
 
     event_id: str
     chain_id: int
@@ -53,6 +78,7 @@ class ChainEvent:
     tx_hash: str
     log_index: int
     truncated: Mapping[str, Mapping[str, Any]] | None = None
+    finality: Finality | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,14 @@ from indexer.checkpoint import Checkpoint, CheckpointStore, WindowEvent
 from indexer.decode import DecodedEvent, EventDecoder
 from indexer.encode import ChunkEncoder, Encoded, load_contracts
 from indexer.pipeline import run_indexer
-from indexer.publish import EVENT_ID_HEADER, EventPublisher, event_id, jsonable, token_id_of
+from indexer.publish import (
+    EVENT_ID_HEADER,
+    EventPublisher,
+    event_id,
+    jsonable,
+    part_of,
+    token_id_of,
+)
 from indexer.replay import ReplayRangeError, ReplayReport, replay_range, select_encoder
 from indexer.runtime import NetworkIndexer
 from indexer.status import CheckpointRow, chain_head, checkpoints
@@ -46,6 +53,7 @@ __all__ = [
     "finalized_block",
     "jsonable",
     "load_contracts",
+    "part_of",
     "read_range",
     "replay_range",
     "run_indexer",

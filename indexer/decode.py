@@ -72,6 +72,8 @@ class DecodedEvent:
     block_timestamp: int | None = None  # from the log, where the node includes it
     # Values cut to the network's limits: arg path -> {sha256, bytes | items} (indexer.bounds).
     truncated: dict[str, dict[str, Any]] | None = None
+    # The item of a batch event this is (indexer.fanout); None: the log's event itself.
+    part: int | None = None
 
 
 def _optional_int(value: object) -> int | None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 
-from dnft.config import ContractSettings, Settings
+from dnft.config import ContractSettings, Settings, TokenSource
 from dnft.errors import ConfigError, DecodeError
 from dnft.rpc import RawLog
 from indexer.bounds import ValueLimits
 from indexer.decode import DecodedEvent, EventDecoder
+from indexer.fanout import fan_out
 from indexer.publish import EventPublisher
 
 # Undecodable logs reported per chunk, in full; the rest are only counted.
@@ -30,8 +31,8 @@ _MAX_REPORTED = 5
 class Contract:
     settings: ContractSettings
     decoder: EventDecoder
-    # Event name -> the argument holding its token id (None: no single token).
-    token_args: Mapping[str, str | None] = field(default_factory=dict)
+    # Event name -> where its token id comes from (None: no single token).
+    token_args: Mapping[str, TokenSource | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -39,7 +40,8 @@ class Encoded:
     """A chunk's messages as (key, value, event id), plus what the metrics and logs need."""
 
     messages: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
-    events: list[DecodedEvent] = field(default_factory=list)  # only with keep_events
+    # Only with keep_events: one per message (a batch's parts, indexer.fanout, each once).
+    events: list[DecodedEvent] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # published, per contract name
     undecodable: int = 0
     reasons: list[str] = field(default_factory=list)
@@ -97,6 +99,7 @@ class ChunkEncoder:
             network=network,
             topic=settings.kafka.topics.chain_events,
             token_args=token_args,
+            final_label="safe" if net.confirmations.tag == "safe" else "finalized",
         )
         return cls(contracts, publisher)
 
@@ -106,12 +109,14 @@ class ChunkEncoder:
         timestamps: Mapping[int, int] | None = None,
         *,
         keep_events: bool = False,
+        final_block: int | None = None,
     ) -> Encoded:
         """Decode our events among ``logs`` and serialise them, in log order.
 
         Logs of other contracts, of events not configured, or before a contract's start block
         are skipped; logs that carry a configured event's topic0 but do not match its ABI are
         counted as undecodable (never raised: one odd log must not stop the stream).
+        ``final_block``: the network's final block when the logs were read (None: all final).
         """
         out = Encoded()
         contracts = self.contracts
@@ -137,14 +142,16 @@ class ChunkEncoder:
             timestamp = event.block_timestamp
             if timestamp is None and timestamps is not None:
                 timestamp = timestamps.get(event.block_number)
-            encoded = message(event, timestamp)
             if event.truncated:
-                encoded = _with_truncated(encoded, event.truncated)
                 cuts[event.name] += len(event.truncated)
-            out.messages.append(encoded)
-            names[contract.settings.name] += 1
-            if keep_events:
-                out.events.append(event)
+            for part in fan_out(event, contract.token_args.get(event.name)):
+                encoded = message(part, timestamp, final_block)
+                if part.truncated:
+                    encoded = _with_truncated(encoded, part.truncated)
+                out.messages.append(encoded)
+                names[contract.settings.name] += 1
+                if keep_events:
+                    out.events.append(part)
         out.counts = dict(names)
         out.cuts = dict(cuts)
         return out

@@ -107,7 +107,7 @@ async def replay_range(
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    encoded = chunk.encode()
+                    encoded = chunk.encode(final_block=final)  # says which are final
                     report.events += len(encoded.messages)
                     report.undecodable += encoded.undecodable
                     for name, count in encoded.counts.items():

@@ -247,7 +247,9 @@ class NetworkIndexer:
         """Publish the blocks' events, then (acknowledged) record the blocks with the
         retractions that would undo them and move the checkpoint to the last block."""
         timestamps = {h.number: h.timestamp for h in block.headers}
-        encoded = self._encoder.encode(block.logs, timestamps, keep_events=True)
+        encoded = self._encoder.encode(
+            block.logs, timestamps, keep_events=True, final_block=block.finalized
+        )
         self._account(encoded)
         messages = [self._publisher.outgoing(m) for m in encoded.messages]
         self._fence()

@@ -90,10 +90,7 @@ class Planner:
             for feed in bound.collection.feeds:
                 self._by_feed[feed].append(bound)
         # Per collection, the events its rules read: only those can change a token's state.
-        self._reads = {
-            c.collection.name: frozenset(t.event for t in c.collection.traits if t.event)
-            for c in collections
-        }
+        self._reads = {c.collection.name: c.collection.read_events for c in collections}
 
     async def apply(self, messages: Sequence[PlannerInput]) -> list[PlannedJob]:
         """Apply a batch, plan its render jobs and send them; returns the jobs planned.

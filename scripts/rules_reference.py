@@ -28,11 +28,21 @@ DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
     Trait: {
         "name": "the trait's name: a prompt placeholder `{name}`, a key of `traits` in CEL",
         "event": "an event trait: the ABI event it reduces (must exist in the contract's ABI)",
+        "events": "an event trait over several events, reduced together in chain order "
+        "(`[TransferSingle, TransferBatch]`); each must exist in the ABI",
         "reduce": "an event trait: how its matching events reduce to one value (table below)",
         "arg": "the event argument `sum`/`last`/`first`/`max`/`min`/`distinct` read",
         "key": "`reduce: trait`: the key whose value the trait follows (`mood`)",
         "key_arg": "`reduce: trait`: the argument holding the key",
         "value_arg": "`reduce: trait`: the argument holding the value",
+        "from_arg": "`reduce: balance`: the argument holding the sender",
+        "to_arg": "`reduce: balance`: the argument holding the receiver",
+        "amount_arg": "`reduce: balance`: the argument holding the amount; without it, a "
+        "transfer's first argument named `value`, `values` or `amount`, else 1 (ERC-721)",
+        "output": "`reduce: balance`: `holders` (the map), `total` (their sum) or `count` "
+        "(how many hold)",
+        "max_holders": "`reduce: balance`, `output: holders`: the largest holders kept "
+        "(ties by address)",
         "where": "an event trait: only the events that pass (see *Conditions*)",
         "feed": "a feed trait: the feed id whose latest value it holds",
         "buckets": "a feed trait: named ranges (`{below, name}`, the last with no `below`)",
@@ -93,6 +103,9 @@ def reference() -> str:
             "  - {name: top_bid, event: Bid, reduce: max, arg: amount}",
             "  - {name: owners, event: Transfer, reduce: distinct, arg: to}",
             "  - {name: mood, event: TraitSet, reduce: trait, key: mood, default: calm}",
+            "  - {name: holders, events: [TransferSingle, TransferBatch], reduce: balance}",
+            "  - {name: supply, events: [TransferSingle, TransferBatch], reduce: balance,"
+            " output: total}",
             "  - {name: colour, event: Attr, reduce: trait, key: colour, key_arg: name,"
             " value_arg: val}",
             "  - {name: market, feed: eth-usd, buckets: [{below: '2000', name: bear},"
@@ -104,7 +117,8 @@ def reference() -> str:
             "",
             "## Traits",
             "",
-            "Each trait has exactly one source: `event` (with `reduce`), `feed`, or `expr`."
+            "Each trait has exactly one source: `event` or `events` (with `reduce`), `feed`,"
+            " or `expr`."
             " Event and feed traits are derived first, then computed traits in the order"
             " listed. Any trait, computed ones included, can drive `stages.trait`: the stage is"
             " the last level whose `min` the trait's value reaches (a value that is not a"
@@ -114,11 +128,31 @@ def reference() -> str:
             "",
             "## Reducers",
             "",
-            "Matching events are the trait's `event` that pass its `where`, in chain order."
+            "Matching events are the trait's `event` (or `events`) that pass its `where`, in"
+            " chain order."
             f" Numbers go through dnft's bounded parser (at most {MAX_DIGITS} digits, exponent"
             f" within ±{MAX_EXPONENT}); text is kept to {MAX_STRING} characters.",
             "",
             *reducers,
+            "",
+            "## Balances and ERC-1155 batches",
+            "",
+            "`reduce: balance` follows a token's transfers: each moves its amount from"
+            " `from_arg` to `to_arg` (defaults `from` and `to`: ERC-721 `Transfer`, ERC-1155"
+            " `TransferSingle` and `TransferBatch`). The zero address (mints, burns) holds"
+            " nothing; a holder at zero or below is dropped; a transfer whose addresses are"
+            " not 0x addresses or whose amount is not a number >= 0 is skipped. With"
+            " `output: holders` the value is a map from lowercase address to amount: CEL"
+            ' reads `size(traits.holders)` and `traits.holders["0x..."]` (or'
+            ' `"0x..." in traits.holders`); the state and the prompt hold it as sorted JSON.'
+            " Loops are refused in CEL, so a sum is `output: total` on a second trait, and an"
+            " exact holder count (beyond `max_holders`) is `output: count`.",
+            "",
+            "An ERC-1155 `TransferBatch` reaches the rules once per id: the indexer publishes"
+            " one event per item of its `ids`, each with the batch's arguments but `ids` and"
+            " `values` holding that token's id and amount (README, *Your own collection*). A"
+            " trait on `events: [TransferSingle, TransferBatch]` therefore sees every"
+            " transfer of the token, single or batched, with its own amount.",
             "",
             "## Conditions (`where:`)",
             "",
@@ -137,9 +171,10 @@ def reference() -> str:
             "## Computed traits (`expr:`)",
             "",
             f"A CEL expression over {_names(EXPR_VARIABLES)}: numeric traits (`count`, `sum`,"
-            " `max`, `min`, `distinct`, `held_since`, raw feeds, integer arguments) are"
-            " numbers, the others text; a trait with no value reads as its `default` (null"
-            " without one). The result must be a bool (`true`/`false`), a string or a finite"
+            " `max`, `min`, `distinct`, `held_since`, `balance` totals and counts, raw feeds,"
+            " integer arguments) are numbers, a `balance` holder map a map of numbers, the"
+            " others text; a trait with no value reads as its `default` (null without one)."
+            " The result must be a bool (`true`/`false`), a string or a finite"
             " number. A runtime error (no such overload, division by zero, overflow) gives the"
             " trait's `default` and counts in `dnft_rules_eval_errors_total{collection,trait,"
             "part}`; it never stops the regenerator.",

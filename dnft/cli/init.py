@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from dnft.cli.console import Commands, add_command
-from dnft.config import ADDRESS_PATTERN, NAME_PATTERN, ContractSettings
+from dnft.config import ADDRESS_PATTERN, NAME_PATTERN, ContractSettings, TokenSource
 from dnft.errors import ConfigError, DecodeError, RpcError
 from dnft.rpc import RpcClient
 from indexer import EventDecoder
@@ -54,7 +54,7 @@ class Event:
     name: str
     signature: str
     described: str  # with argument names and indexed marks, for a comment
-    token_arg: str | None  # None: no single token
+    token: TokenSource | None  # None: no single token
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -199,8 +199,7 @@ def config_text(
     ]
     for event in _unique(events):
         # Quoted: an event named On, No or Null would otherwise load as a YAML boolean or null.
-        token = "none" if event.token_arg is None else f"{{arg: {_quoted(event.token_arg)}}}"
-        lines.append(f"      {_quoted(event.name)}: {{token: {token}}}")
+        lines.append(f"      {_quoted(event.name)}: {{token: {_token_yaml(event.token)}}}")
     lines += [
         "",
         "kafka:",
@@ -232,21 +231,27 @@ def rules_text(events: Sequence[Event], *, name: str) -> str:
         if event.signature in ANNOUNCEMENTS:
             why = "an announcement dnft's pusher causes: a trait on it re-renders after each one"
             traits.append((event, trait, False, why))
-        elif event.token_arg is None:
+        elif event.token is None:
             why = "no token: collection-wide, a trait on it re-renders every token"
             traits.append((event, trait, False, why))
+        elif event.token.batch:
+            why = f"one event per token id in '{event.token.arg}'"
+            if event.token.amount_arg is not None:
+                why += f", its amount in '{event.token.amount_arg}'"
+            traits.append((event, trait, True, why))
         else:
-            traits.append((event, trait, True, f"token id from '{event.token_arg}'"))
+            traits.append((event, trait, True, f"token id from '{event.token.arg}'"))
     if not any(on for _, _, on, _ in traits):
         # Only collection-wide events: stages need a trait, so the first one counts them.
         first = next((i for i, t in enumerate(traits) if t[0].signature not in ANNOUNCEMENTS), 0)
         event, trait, _, why = traits[first]
         traits[first] = (event, trait, True, why)
     stage_trait = next(n for _, n, a, _ in traits if a)
+    holders = _holders_trait(events, taken)
     lines = [
         f"# Collection rules written by `dnft init` for contract {name}: one trait per event.",
         "# Reducers: count, sum / last / first / max / min / distinct (with arg), trait",
-        "# (key_arg / value_arg); conditions with where:. See README.md, 'Your own collection'.",
+        "# (key_arg / value_arg), balance; conditions with where:. Reference: docs/rules.md.",
         f"name: {_quoted(name)}",
         f"contract: {_quoted(name)}    # the contract name in dnft.yaml",
         f"salt: {_quoted(name + '-v1')}    # seeds derive from (salt, token id, state hash)",
@@ -256,6 +261,7 @@ def rules_text(events: Sequence[Event], *, name: str) -> str:
         lines.append(f"  # {event.described}: {why}")
         line = f"- {{name: {trait}, event: {_quoted(event.name)}, reduce: count}}"
         lines.append(f"  {line}" if on else f"  # {line}")
+    lines += holders
     lines += [
         "stages:",
         f"  trait: {stage_trait}",
@@ -265,6 +271,26 @@ def rules_text(events: Sequence[Event], *, name: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _holders_trait(events: Sequence[Event], taken: set[str]) -> list[str]:
+    """ERC-1155 (``TransferSingle`` and ``TransferBatch`` of a token): how many hold it, from
+    single and batch transfers together (a batch reaches the rules once per id)."""
+    transfers = [
+        e.name
+        for e in _unique(events)
+        if e.name in ("TransferSingle", "TransferBatch") and e.token is not None
+    ]
+    if len(transfers) < 2:
+        return []
+    name = next(n for n in ("holders", "holder_count", "holders_1155") if n not in taken)
+    taken.add(name)
+    listed = ", ".join(_quoted(e) for e in transfers)
+    return [
+        "  # ERC-1155: how many hold the token (reduce: balance; output: holders is the map",
+        "  # address -> amount, total the sum held), from single and batch transfers",
+        f"  - {{name: {name}, events: [{listed}], reduce: balance, output: count}}",
+    ]
 
 
 def _trait_name(event: str, taken: set[str]) -> str:
@@ -278,6 +304,13 @@ def _trait_name(event: str, taken: set[str]) -> str:
         name, n = f"{base}_count_{n}", n + 1
     taken.add(name)
     return name
+
+
+def _token_yaml(token: TokenSource | None) -> str:
+    if token is None:
+        return "none"
+    amount = "" if token.amount_arg is None else f", amount_arg: {_quoted(token.amount_arg)}"
+    return f"{{arg: {_quoted(token.arg)}{amount}}}"
 
 
 def _unique(events: Sequence[Event]) -> list[Event]:

@@ -56,6 +56,17 @@ def is_integer_type(abi_type: str | None) -> bool:
     return abi_type is not None and abi_type.startswith(("uint", "int")) and "[" not in abi_type
 
 
+def is_integer_arg(abi_type: str | None, value: Any) -> bool:
+    """Whether ``value`` of an argument typed ``abi_type`` is an integer: an integer type, or
+    one item of an integer array (a fanned-out ERC-1155 batch part carries its own id and
+    amount as scalars where the ABI has ``uint256[]``)."""
+    if is_integer_type(abi_type):
+        return True
+    if abi_type is None or isinstance(value, list) or not abi_type.endswith("[]"):
+        return False
+    return is_integer_type(abi_type[:-2])
+
+
 def _arg_name(param: Mapping[str, Any], position: int) -> str:
     name = param.get("name")
     return name if isinstance(name, str) and name else f"_{position}"

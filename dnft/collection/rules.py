@@ -20,6 +20,9 @@ Example::
       - {name: moods, event: TraitSet, reduce: distinct, arg: value,
          where: {arg: key, equals: mood}}
       - {name: power, expr: 'traits.fed * 2 + (traits.mood == "happy" ? 1 : 0)'}  # computed
+      # ERC-1155: who holds the token, from single and batch transfers (a batch's part holds
+      # its own id and amount); CEL reads size(traits.holders), traits.holders["0x..."]
+      - {name: holders, events: [TransferSingle, TransferBatch], reduce: balance}
     stages:
       trait: fed                      # any trait, computed ones included
       levels: [{min: 0, name: egg}, {min: 3, name: hatchling}, {min: 10, name: adult}]
@@ -61,6 +64,7 @@ from dnft.sanitize import for_prompt
 _NAME = r"^[a-z][a-z0-9_]{0,39}$"
 _PLACEHOLDER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _TOKEN_NAME_FIELDS = frozenset({"collection", "token_id"})
+_BALANCE_KEYS = frozenset({"from_arg", "to_arg", "amount_arg", "output", "max_holders"})
 
 
 def _check_template(template: str) -> str:
@@ -121,14 +125,25 @@ class Where(_Model):
 
 class Trait(_Model):
     name: str = Field(pattern=_NAME)
-    # From events: which event, and how its occurrences reduce to one value (dnft.collection
-    # .reducers: REDUCERS documents each).
+    # From events: which event (or events, reduced together in chain order), and how their
+    # occurrences reduce to one value (dnft.collection.reducers: REDUCERS documents each).
     event: str | None = None
+    events: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=16
+    )
     reduce: Reducer | None = None
     arg: str | None = None  # the event argument of sum / last / first / max / min / distinct
     key: str | None = None  # reduce: trait: the key whose value this trait follows
     key_arg: str = "key"  # reduce: trait: the argument holding the key
     value_arg: str = "value"  # reduce: trait: the argument holding the value
+    # reduce: balance: each transfer moves amount_arg (default: its value / values / amount
+    # argument, else 1) from from_arg to to_arg; output is the holder map, their total or
+    # their count; the map keeps the max_holders largest.
+    from_arg: str = "from"
+    to_arg: str = "to"
+    amount_arg: str | None = None
+    output: Literal["holders", "total", "count"] = "holders"
+    max_holders: int = Field(default=32, ge=1, le=256)
     # Only the events that pass: a condition on one argument, or a CEL expression over 'args'.
     where: Where | Annotated[str, Field(min_length=1, max_length=MAX_EXPRESSION)] | None = None
     # From a feed: its latest value, raw or bucketed.
@@ -170,9 +185,16 @@ class Trait(_Model):
 
     @model_validator(mode="after")
     def _source(self) -> Trait:
-        if sum(s is not None for s in (self.event, self.feed, self.expr)) != 1:
-            raise ValueError("set exactly one of 'event', 'feed' or 'expr'")
-        if self.event is not None:
+        if self.event is not None and self.events is not None:
+            raise ValueError("set one of 'event' or 'events' (a list), not both")
+        if sum(s is not None for s in (self.event or self.events, self.feed, self.expr)) != 1:
+            raise ValueError("set exactly one of 'event' (or 'events'), 'feed' or 'expr'")
+        balance_keys = sorted(self.model_fields_set & _BALANCE_KEYS)
+        if balance_keys and self.reduce != "balance":
+            raise ValueError(f"{balance_keys} apply to reduce: balance")
+        if self.events is not None and len(set(self.events)) != len(self.events):
+            raise ValueError("'events' lists an event twice")
+        if self.event_names:
             if self.reduce is None:
                 raise ValueError("an event trait needs 'reduce'")
             if REDUCERS[self.reduce].needs_arg and not self.arg:
@@ -192,11 +214,22 @@ class Trait(_Model):
                 raise ValueError("bucket bounds must increase")
         return self
 
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        """The events an event trait reduces (``event`` or ``events``); empty for others."""
+        if self.events is not None:
+            return tuple(self.events)
+        return () if self.event is None else (self.event,)
+
     def event_args(self) -> list[tuple[str, str]]:
         """(key, argument) for each event argument this trait reads by name."""
         out: list[tuple[str, str]] = []
         if self.reduce == "trait":
             out += [("key_arg", self.key_arg), ("value_arg", self.value_arg)]
+        elif self.reduce == "balance":
+            out += [("from_arg", self.from_arg), ("to_arg", self.to_arg)]
+            if self.amount_arg is not None:
+                out.append(("amount_arg", self.amount_arg))
         elif self.arg is not None:
             out.append(("arg", self.arg))
         if isinstance(self.where, Where):
@@ -355,6 +388,22 @@ class Collection(_Model):
         """The ABI types of ``event``'s arguments (empty when loaded without an ABI)."""
         return self._events.get(event, {})
 
+    def trait_arg_types(self, trait: Trait) -> Mapping[str, str]:
+        """The ABI types of the arguments of the events ``trait`` reduces (the first event
+        naming an argument gives its type)."""
+        if len(trait.event_names) == 1:
+            return self.arg_types(trait.event_names[0])
+        types: dict[str, str] = {}
+        for event in trait.event_names:
+            for name, arg_type in self.arg_types(event).items():
+                types.setdefault(name, arg_type)
+        return types
+
+    @property
+    def read_events(self) -> frozenset[str]:
+        """Every event a trait reduces: only these can change a token's state."""
+        return frozenset(name for t in self.traits for name in t.event_names)
+
 
 def load_collection(
     path: str | Path, events: EventArgs | None = None, contract: str = "contract"
@@ -407,23 +456,22 @@ def _check_computed(collection: Collection, source: str) -> None:
 
 def _check_abi(collection: Collection, events: EventArgs, source: str, contract: str) -> None:
     for trait in collection.traits:
-        if trait.event is None:
-            continue
         key = f"{source}: traits.[{trait.name}]"
-        args = events.get(trait.event)
-        if args is None:
-            raise ConfigError(
-                f"{key}.event",
-                f"event {trait.event!r} is not in the ABI of {contract} "
-                f"(its events: {sorted(events)})",
-            )
-        for field, arg in trait.event_args():
-            if arg not in args:
+        for event in trait.event_names:
+            args = events.get(event)
+            if args is None:
                 raise ConfigError(
-                    f"{key}.{field}",
-                    f"argument {arg!r} is not an argument of event "
-                    f"{trait.event}({', '.join(args)}) in the ABI of {contract}",
+                    f"{key}.{'event' if trait.events is None else 'events'}",
+                    f"event {event!r} is not in the ABI of {contract} "
+                    f"(its events: {sorted(events)})",
                 )
+            for field, arg in trait.event_args():
+                if arg not in args:
+                    raise ConfigError(
+                        f"{key}.{field}",
+                        f"argument {arg!r} is not an argument of event "
+                        f"{event}({', '.join(args)}) in the ABI of {contract}",
+                    )
 
 
 def _label(part: int | str, raw: Any, parents: tuple[int | str, ...]) -> str:

@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from dnft import metrics
-from dnft.collection.abi import is_integer_type
+from dnft.collection.abi import is_integer_arg
 from dnft.collection.cel import CelError, compile_expression, evaluate, from_decimal, to_decimal
 from dnft.collection.reducers import (
     EXPR_VARIABLES,
@@ -75,7 +75,7 @@ def derive_state(
     """The token's traits and stage. Events may come in any order; chain order is restored.
     Event and feed traits come first, then computed traits in the order listed; a CEL failure
     gives the trait's default (counted in ``dnft_rules_eval_errors_total``), never an error."""
-    ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
+    ordered = sorted(events, key=_chain_order)
     values: dict[str, Value] = {}
     for trait in collection.traits:
         if trait.expr is None:
@@ -88,6 +88,14 @@ def derive_state(
             typed[trait.name] = _typed(trait, values[trait.name])
     traits = {t.name: _state_text(t, values[t.name]) for t in collection.traits}
     return TokenState(token_id, traits, stage_of(collection, traits))
+
+
+def _chain_order(event: TokenEvent) -> tuple[int, int, int]:
+    """Block, log, then item: the parts of one batch log (``chainId:blockHash:logIndex:item``
+    ids, one per ERC-1155 id) keep the batch's order, whatever order they are read in."""
+    last = event.event_id.rsplit(":", 1)[-1]
+    item = int(last) if event.event_id.count(":") == 3 and last.isdigit() else -1
+    return (event.block_number, event.log_index, item)
 
 
 def stage_of(collection: Collection, traits: Mapping[str, str]) -> str:
@@ -112,10 +120,9 @@ def _source_value(
             if bucket.below is None or value < bucket.below:
                 return bucket.name
         return trait.buckets[-1].name
-    types = collection.arg_types(trait.event or "")
-    matching = [
-        e for e in events if e.event == trait.event and _passes(collection, trait, e, types)
-    ]
+    types = collection.trait_arg_types(trait)
+    names = trait.event_names
+    matching = [e for e in events if e.event in names and _passes(collection, trait, e, types)]
     return REDUCERS[trait.reduce or "count"].run(trait, matching, types)
 
 
@@ -172,7 +179,7 @@ def _count_error(collection: Collection, trait: Trait, part: str, exc: CelError)
 
 def _cel_arg(value: Any, arg_type: str | None) -> Any:
     """An event argument as CEL sees it: the ABI's integers as numbers, the rest as decoded."""
-    if is_integer_type(arg_type):
+    if is_integer_arg(arg_type, value):
         parsed = number(value)
         return value if parsed is None else from_decimal(parsed)
     return value
@@ -185,7 +192,9 @@ def _typed(trait: Trait, value: Value) -> Any:
         return trait.default
     if isinstance(value, Decimal):
         return from_decimal(value)
-    return value
+    if isinstance(value, str):
+        return value
+    return {holder: from_decimal(amount) for holder, amount in value.items()}
 
 
 def _state_text(trait: Trait, value: Value) -> str:
@@ -193,7 +202,11 @@ def _state_text(trait: Trait, value: Value) -> str:
         return UNKNOWN if trait.default is None else str(trait.default)
     if isinstance(value, Decimal):
         return _decimal_str(value)
-    return value
+    if isinstance(value, str):
+        return value
+    # A holder map: canonical JSON (sorted, amounts as decimal text), bounded by max_holders.
+    holders = {holder: _decimal_str(amount) for holder, amount in value.items()}
+    return orjson.dumps(holders, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _feed_value(value: Decimal) -> Decimal | None:

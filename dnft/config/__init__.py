@@ -17,6 +17,7 @@ from dnft.config.chain import (
     EventSettings,
     NetworkSettings,
     TokenArg,
+    TokenSource,
 )
 from dnft.config.feeds import (
     ChainlinkFeedSettings,
@@ -83,6 +84,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "TokenArg",
+    "TokenSource",
     "TopicSettings",
     "apply_env_overrides",
     "load_settings",

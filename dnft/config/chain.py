@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -76,16 +77,40 @@ class NetworkSettings(ConfigModel):
 
 
 class TokenArg(ConfigModel):
-    """The event argument (indexed or not) that holds the token id."""
+    """The event argument (indexed or not) that holds the token id: an unsigned integer, or an
+    array of them (ERC-1155 ``TransferBatch``'s ``ids``), which fans the event out to one
+    message per item, ``amount_arg`` naming the parallel array of amounts (``values``)."""
 
     arg: str = Field(min_length=1, max_length=256)
+    amount_arg: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class EventSettings(ConfigModel):
-    """How one event of a contract binds to tokens: ``{arg: NAME}`` or ``none``
-    (collection-wide: it fans out to every token of the collection)."""
+    """How one event of a contract binds to tokens: ``{arg: NAME}``, ``{arg: IDS, amount_arg:
+    AMOUNTS}`` (a batch: one message per id) or ``none`` (collection-wide: it fans out to
+    every token of the collection)."""
 
     token: TokenArg | Literal["none"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSource:
+    """Where one event's token id comes from, resolved against the ABI. ``batch``: ``arg`` is
+    an array of ids (one message per item), ``amount_arg`` the parallel array of amounts."""
+
+    arg: str
+    amount_arg: str | None = None
+    batch: bool = False
+
+
+# ERC-1155's standard events, by signature: which argument positions hold the token id(s) and
+# the amount(s), whatever the ABI names them. An unlisted event with one of these signatures
+# binds so by default (TransferBatch fans out); ``events`` overrides it.
+_STANDARD: Final[Mapping[str, tuple[int, int | None, bool]]] = {
+    "TransferSingle(address,address,address,uint256,uint256)": (3, None, False),
+    "TransferBatch(address,address,address,uint256[],uint256[])": (3, 4, True),
+    "URI(string,uint256)": (1, None, False),
+}
 
 
 class ContractSettings(ConfigModel):
@@ -103,53 +128,111 @@ class ContractSettings(ConfigModel):
         default=list(DEFAULT_TOKEN_ID_ARGS), max_length=32
     )
 
-    def token_args(self, abi: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
-        """Event name -> the argument holding its token id (None: no token), for every
-        named event of ``abi``; raises ConfigError naming the key of an ``events`` entry
-        whose event or argument the ABI does not have."""
+    def token_args(self, abi: Iterable[Mapping[str, Any]]) -> dict[str, TokenSource | None]:
+        """Event name -> where its token id comes from (None: no token), for every named
+        event of ``abi``; raises ConfigError naming the key of an ``events`` entry whose
+        event or argument the ABI does not have, or whose argument is no token id."""
         inputs: dict[str, list[list[tuple[str, str]]]] = {}
         for item in abi:
             if item.get("type") != "event" or item.get("anonymous") or not item.get("name"):
                 continue
-            args = [(str(i.get("name") or ""), str(i.get("type"))) for i in item.get("inputs", [])]
+            args = [
+                (str(i.get("name") or f"_{n}"), str(i.get("type")))
+                for n, i in enumerate(item.get("inputs", []))
+            ]
             inputs.setdefault(str(item["name"]), []).append(args)
-        key = f"contracts[{self.name}].events"
-        for event, spec in self.events.items():
-            if event not in inputs:
-                raise ConfigError(
-                    f"{key}.{event}",
-                    f"event {event!r} is not in {self.abi} (its events: {sorted(inputs)})",
-                )
-            if isinstance(spec.token, TokenArg):
-                for overload in inputs[event]:
-                    types = dict(overload)
-                    if spec.token.arg not in types:
-                        raise ConfigError(
-                            f"{key}.{event}.token.arg",
-                            f"event {event} has no argument {spec.token.arg!r} "
-                            f"(its arguments: {list(types)})",
-                        )
-                    # One token per event: an array (ERC-1155 ids) or a string is not a token id.
-                    if not _is_uint(types[spec.token.arg]):
-                        raise ConfigError(
-                            f"{key}.{event}.token.arg",
-                            f"argument {spec.token.arg!r} of {event} is "
-                            f"{types[spec.token.arg]}, not an unsigned integer (a token id)",
-                        )
-        out: dict[str, str | None] = {}
+        out: dict[str, TokenSource | None] = {}
         for event, overloads in inputs.items():
             listed = self.events.get(event)
-            if listed is not None:
-                out[event] = listed.token.arg if isinstance(listed.token, TokenArg) else None
+            if listed is None:
+                out[event] = _default_source(event, overloads, self.token_id_args)
+            elif isinstance(listed.token, TokenArg):
+                out[event] = self._checked(event, listed.token, overloads)
             else:
-                out[event] = _default_token_arg(overloads[0], self.token_id_args)
+                out[event] = None
+        unknown = sorted(set(self.events) - set(inputs))
+        if unknown:
+            raise ConfigError(
+                f"contracts[{self.name}].events.{unknown[0]}",
+                f"event {unknown[0]!r} is not in {self.abi} (its events: {sorted(inputs)})",
+            )
         return out
 
+    def _checked(
+        self, event: str, token: TokenArg, overloads: list[list[tuple[str, str]]]
+    ) -> TokenSource:
+        """``token`` checked against each overload of ``event``: a uint id, or a uint[] of ids
+        with (optionally) a uint[] of amounts."""
+        key = f"contracts[{self.name}].events.{event}.token"
+        batch = False
+        for overload in overloads:
+            types = dict(overload)
+            if token.arg not in types:
+                raise ConfigError(
+                    f"{key}.arg",
+                    f"event {event} has no argument {token.arg!r} (its arguments: {list(types)})",
+                )
+            kind = _token_kind(types[token.arg])
+            if kind is None:
+                raise ConfigError(
+                    f"{key}.arg",
+                    f"argument {token.arg!r} of {event} is {types[token.arg]}, not an unsigned "
+                    "integer (a token id) nor an array of them (a batch's ids)",
+                )
+            batch = kind == "batch"
+            if token.amount_arg is None:
+                continue
+            if not batch:
+                raise ConfigError(
+                    f"{key}.amount_arg",
+                    f"amount_arg pairs an array of ids with its amounts; {token.arg!r} of "
+                    f"{event} is a single token id (a reducer reads a single event's amount)",
+                )
+            if token.amount_arg not in types:
+                raise ConfigError(
+                    f"{key}.amount_arg",
+                    f"event {event} has no argument {token.amount_arg!r} "
+                    f"(its arguments: {list(types)})",
+                )
+            if _token_kind(types[token.amount_arg]) != "batch":
+                raise ConfigError(
+                    f"{key}.amount_arg",
+                    f"argument {token.amount_arg!r} of {event} is {types[token.amount_arg]}, "
+                    "not an array of unsigned integers (one amount per id)",
+                )
+        return TokenSource(token.arg, token.amount_arg, batch)
 
-def _is_uint(abi_type: str) -> bool:
-    return abi_type.startswith("uint") and "[" not in abi_type
+
+def _token_kind(abi_type: str | None) -> Literal["single", "batch"] | None:
+    """``single`` for uintN, ``batch`` for a dynamic uintN[] (one id per item), else None."""
+    if abi_type is None or not abi_type.startswith("uint"):
+        return None
+    if "[" not in abi_type:
+        return "single"
+    return "batch" if abi_type.endswith("[]") and abi_type.count("[") == 1 else None
 
 
-def _default_token_arg(args: list[tuple[str, str]], names: Iterable[str]) -> str | None:
+def _default_source(
+    event: str, overloads: list[list[tuple[str, str]]], names: Iterable[str]
+) -> TokenSource | None:
+    """The token identity of an event not listed in ``events``, taken per overload: the
+    same for all overloads, else the first name every overload holds as a uint, else none
+    (list the event under ``events`` to say otherwise)."""
+    names = list(names)
+    found = [_overload_source(event, args, names) for args in overloads]
+    if all(f == found[0] for f in found):
+        return found[0]
+    common = [n for n in names if all(_token_kind(dict(a).get(n)) == "single" for a in overloads)]
+    return TokenSource(common[0]) if common else None
+
+
+def _overload_source(
+    event: str, args: list[tuple[str, str]], names: list[str]
+) -> TokenSource | None:
+    standard = _STANDARD.get(f"{event}({','.join(t for _, t in args)})")
+    if standard is not None:
+        token, amount, batch = standard
+        return TokenSource(args[token][0], None if amount is None else args[amount][0], batch)
     integers = {n for n, t in args if t.startswith(("uint", "int")) and "[" not in t}
-    return next((n for n in names if n in integers), None)
+    name = next((n for n in names if n in integers), None)
+    return None if name is None else TokenSource(name)

@@ -86,10 +86,14 @@ class AnvilService(ProcessService):
         prune_history: int = DEFAULT_PRUNE_HISTORY,
         silent: bool = True,
         ready_timeout: float = 10.0,
+        slots_in_an_epoch: int | None = None,
     ) -> None:
         super().__init__(state_dir, port=port, ready_timeout=ready_timeout)
         self.chain_id = chain_id
         self.block_time = block_time
+        # The node's tags: ``safe`` is this many blocks behind the head, ``finalized`` twice
+        # as many (FACTS.md, Chain); None: anvil's default.
+        self.slots_in_an_epoch = slots_in_an_epoch
         self.prune_history = prune_history
         self.silent = silent
 
@@ -111,6 +115,8 @@ class AnvilService(ProcessService):
         argv += ["--chain-id", str(self.chain_id), "--prune-history", str(self.prune_history)]
         if self.block_time is not None:
             argv += ["--block-time", f"{self.block_time:g}"]
+        if self.slots_in_an_epoch is not None:
+            argv += ["--slots-in-an-epoch", str(self.slots_in_an_epoch)]
         if self.silent:
             argv.append("--silent")
         return argv

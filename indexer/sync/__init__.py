@@ -13,12 +13,12 @@ events (publish, checkpoint, retract) is the caller's: ``indexer.runtime`` and
 - ``realtime``: ``RealtimeSync``, one step at a time towards the head;
 - ``heads``: ``HeadWatcher``, newHeads over WebSocket or polling;
 - ``window``: ``ChainWindow``, the unfinalized blocks linked by parentHash;
-- ``finality``: ``finalized_block``, the confirmation policy.
+- ``finality``: ``finalized_block``, the confirmation policy, and ``finality_of`` a block.
 """
 
 from indexer.sync.backfill_source import BackfillChunk, backfill_chunks
 from indexer.sync.backfill_worker import BackfillWorker, BackfillWorkerError, EncodedChunk
-from indexer.sync.finality import finalized_block
+from indexer.sync.finality import final_label, finality_of, finalized_block
 from indexer.sync.heads import HeadWatcher
 from indexer.sync.historical import RangeChunk, read_range
 from indexer.sync.realtime import MAX_BLOCKS_PER_STEP, RealtimeSync
@@ -52,6 +52,8 @@ __all__ = [
     "ReorgBeyondWindowError",
     "backfill_chunks",
     "block_ref",
+    "final_label",
+    "finality_of",
     "finalized_block",
     "read_range",
 ]

@@ -38,9 +38,11 @@ class RangeChunk:
     def to_block(self) -> int:
         return self.logs.to_block
 
-    def encode(self, *, keep_events: bool = False) -> Encoded:
-        """Decode and serialise the chunk's events (pure CPU; see ``ChunkEncoder.encode``)."""
-        return self.encoder.encode(self.logs, keep_events=keep_events)
+    def encode(self, *, keep_events: bool = False, final_block: int | None = None) -> Encoded:
+        """Decode and serialise the chunk's events (pure CPU; see ``ChunkEncoder.encode``).
+        ``final_block``: the network's final block, where the range may pass it (a replay
+        with ``--allow-unfinalized``); None: every block of the range is final."""
+        return self.encoder.encode(self.logs, keep_events=keep_events, final_block=final_block)
 
 
 async def read_range(

@@ -97,7 +97,7 @@ class RealtimeSync:
             self.window.append(block_ref(header))
         # Final blocks, and blocks older than the configured window, can be forgotten.
         self.window.prune_below(max(finalized, end - self._network.reorg_window))
-        events: list[RealtimeEvent] = [Block(new, logs)]
+        events: list[RealtimeEvent] = [Block(new, logs, finalized)]
         final = min(finalized, end)
         if self._finalized is None or final > self._finalized:
             self._finalized = final

@@ -32,10 +32,13 @@ def block_ref(header: Header) -> BlockRef:
 @dataclass(frozen=True, slots=True)
 class Block:
     """Consecutive new blocks, linked to the window's tip: their headers (oldest first) and
-    every log of the followed addresses in them, in the node's order."""
+    every log of the followed addresses in them, in the node's order. ``finalized``: the
+    network's final block when they were read (blocks at or below it are already final: a
+    step that catches up reads some), so each event can say how final it was."""
 
     headers: list[Header]
     logs: list[RawLog]
+    finalized: int = -1
 
 
 @dataclass(frozen=True, slots=True)

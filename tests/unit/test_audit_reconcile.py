@@ -128,3 +128,34 @@ class TestStoredByPlanner:
         unread = EventRef("1:" + h(5) + ":0", 5, 0, h(5), CONTRACT, None, "Paused")
         out = stored_by_planner(by_id(season, unread), {CONTRACT: {"SeasonChanged"}})
         assert out == by_id(season)
+
+
+class TestBatchParts:
+    """A batch log published once per token id: its parts share tx and log index, yet each
+    is its own event, counted once; two ids for the same part are still a duplicate."""
+
+    @staticmethod
+    def part(n: int, *, block_hash: int = 5) -> dict[str, Any]:
+        return {
+            "event_id": f"1:{h(block_hash)}:3:{n}",
+            "block_number": 5,
+            "log_index": 3,
+            "tx_hash": h(77),
+            "contract": CONTRACT,
+            "token_id": str(10 + n),
+            "removed": False,
+        }
+
+    def test_parts_are_distinct_events_not_duplicates(self) -> None:
+        stream = net_events([self.part(0), self.part(1), self.part(2)])
+        assert [r.part for r in stream.net.values()] == [0, 1, 2]
+        report = reconcile("kafka", stream.net, stream.net)
+        assert report.clean
+        assert report.present == 3
+
+    def test_the_same_part_under_two_block_hashes_is_a_duplicate(self) -> None:
+        stream = net_events([self.part(0), self.part(1), self.part(0, block_hash=6)])
+        expected = {k: v for k, v in stream.net.items() if h(5) in k}
+        report = reconcile("kafka", expected, stream.net)
+        ((duplicate,),) = [report.duplicated]
+        assert (duplicate.part, len(duplicate.events)) == (0, 2)

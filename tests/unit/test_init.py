@@ -12,12 +12,13 @@ import yaml
 from dnft.cli import main
 from dnft.cli.init import project_files, read_events
 from dnft.collection import load_bound_collections
-from dnft.config import load_settings
+from dnft.config import TokenSource, load_settings
 from dnft.errors import ConfigError
 from indexer import ChunkEncoder
 from tests.support.abi import event_abi
 
 SAMPLE_ABI = Path(__file__).resolve().parents[2] / "schemas" / "abi" / "DynamicCollection.json"
+STOCK_1155 = SAMPLE_ABI.with_name("StockERC1155.json")
 ADDRESS = "0x" + "ab" * 20
 GAME = [
     event_abi("Upgraded", ("hero", "uint256", True), ("level", "uint8", False)),
@@ -49,7 +50,7 @@ class TestGeneratedFiles:
         assert contract.events["Transfer"].token.arg == "tokenId"  # type: ignore[union-attr]
         assert contract.events["RoleGranted"].token == "none"
         encoder = ChunkEncoder.from_settings(settings, "chain-31337")
-        assert encoder.publisher.token_args[(ADDRESS, "Fed")] == "tokenId"
+        assert encoder.publisher.token_args[(ADDRESS, "Fed")] == TokenSource("tokenId")
         (bound,) = load_bound_collections(settings)
         assert bound.contract == ADDRESS
         rules = files["critters.collection.yaml"]
@@ -84,6 +85,35 @@ class TestGeneratedFiles:
         assert config["contracts"][0]["events"] == {"On": {"token": {"arg": "tokenId"}}}
         (bound,) = load_bound_collections(load_settings(tmp_path / "dnft.yaml", env={}))
         assert [t.event for t in bound.collection.traits] == ["On"]
+
+    def test_erc1155_batches_fan_out_and_holders_are_counted(self, tmp_path: Path) -> None:
+        files = generate(tmp_path, STOCK_1155, "items")
+        config = files["dnft.yaml"]
+        assert isinstance(config, dict)
+        events = config["contracts"][0]["events"]
+        assert events["TransferBatch"] == {"token": {"arg": "ids", "amount_arg": "values"}}
+        assert events["TransferSingle"] == {"token": {"arg": "id"}}
+        settings = load_settings(tmp_path / "dnft.yaml", env={})
+        (bound,) = load_bound_collections(settings)
+        holders = next(t for t in bound.collection.traits if t.reduce == "balance")
+        assert (holders.name, holders.event_names, holders.output) == (
+            "holders",
+            ("TransferBatch", "TransferSingle"),
+            "count",
+        )
+        # URI is the ERC-1155 announcement: a trait on it would re-render after each push.
+        assert "URI" not in bound.collection.read_events
+
+    def test_overloads_get_a_token_every_overload_holds(self, tmp_path: Path) -> None:
+        abi = tmp_path / "Moves.json"
+        abi.write_bytes(orjson.dumps([
+            event_abi("Moved", ("tokenId", "uint256", True), ("id", "uint256", False)),
+            event_abi("Moved", ("id", "uint256", True)),
+        ]))  # fmt: skip
+        config = generate(tmp_path, abi, "moves")["dnft.yaml"]
+        assert isinstance(config, dict)
+        assert config["contracts"][0]["events"] == {"Moved": {"token": {"arg": "id"}}}
+        load_bound_collections(load_settings(tmp_path / "dnft.yaml", env={}))
 
     def test_a_name_yaml_would_read_as_a_number_stays_a_string(self, tmp_path: Path) -> None:
         generate(tmp_path, SAMPLE_ABI, "007")

@@ -71,13 +71,14 @@ def sync_on(chain: FakeChain, anchor: int, depth: int | None) -> RealtimeSync:
     return RealtimeSync(cast(RpcClient, chain), network, window, ["0x" + "11" * 20])
 
 
-def new_blocks(chain: FakeChain, first: int, last: int) -> Block:
-    """The Block a step over ``first..last`` reports (no logs on this chain)."""
+def new_blocks(chain: FakeChain, first: int, last: int, finalized: int) -> Block:
+    """The Block a step over ``first..last`` reports (no logs on this chain), read while
+    ``finalized`` was the final block."""
     headers = [
         Header(n, chain.hash_of(n), chain.hash_of(n - 1), 1_700_000_000 + n)
         for n in range(first, last + 1)
     ]
-    return Block(headers, [])
+    return Block(headers, [], finalized)
 
 
 class TestRealtimeEvents:
@@ -90,6 +91,7 @@ class TestRealtimeEvents:
         assert isinstance(block, Block)
         assert isinstance(final, Finalize)
         assert [h.number for h in block.headers] == list(range(11, 21))
+        assert block.finalized == 15, "the block says which of its blocks were already final"
         assert final.number == 15
         chain.head = 21
         second = await sync.step(chain.head)
@@ -100,7 +102,7 @@ class TestRealtimeEvents:
         chain = FakeChain(head=12)
         chain.finalized = 9
         sync = sync_on(chain, anchor=10, depth=None)
-        assert await sync.step(chain.head) == [new_blocks(chain, 11, 12), Finalize(9)]
+        assert await sync.step(chain.head) == [new_blocks(chain, 11, 12, 9), Finalize(9)]
         chain.head = 13  # the node's final block stays at 9: nothing new to forget
         assert [type(e) for e in await sync.step(chain.head)] == [Block]
         chain.head, chain.finalized = 14, 12

@@ -50,6 +50,8 @@ TRAITS: list[dict[str, Any]] = [
         "event": "Hit",
         "reduce": name,
         **({"arg": "n"} if spec.needs_arg else {}),
+        # Holders from hostile addresses and amounts; one kept, so its text stays short.
+        **({"from_arg": "who", "to_arg": "s", "max_holders": 1} if name == "balance" else {}),
     }
     for name, spec in REDUCERS.items()
     if name != "trait"

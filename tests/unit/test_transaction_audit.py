@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from audit import METADATA_UPDATE, Announcement, announcement_of, classify_transactions
+from eth_abi.abi import encode
+
+from audit import (
+    BATCH_METADATA_UPDATE,
+    METADATA_UPDATE,
+    URI,
+    Announcement,
+    announcement_of,
+    classify_transactions,
+)
 from dnft.rpc import RawLog
 
 CONTRACT = "0x" + "ab" * 20
@@ -32,7 +41,35 @@ class TestAnnouncementOf:
             "transactionIndex": "0x0",
             "logIndex": "0x2",
         }
-        assert announcement_of(log) == Announcement("0x" + "cd" * 32, 31, 2, CONTRACT)
+        assert announcement_of(log) == Announcement("0x" + "cd" * 32, 31, 2, CONTRACT, 7, 7)
+
+    def test_each_announcement_says_the_ids_it_covers(self) -> None:
+        """ERC-4906 in the data; ERC-1155's URI(string value, uint256 indexed id) in a topic
+        (what a mode: call push of setURI(uint256,string) mines)."""
+        base: RawLog = {
+            "address": CONTRACT,
+            "topics": [],
+            "data": "0x",
+            "blockNumber": "0x1",
+            "blockHash": h(9),
+            "transactionHash": h(1),
+            "transactionIndex": "0x0",
+            "logIndex": "0x0",
+        }
+        batch = {**base, "topics": [BATCH_METADATA_UPDATE], "data": "0x" + encode(
+            ["uint256", "uint256"], [3, 9]).hex()}  # fmt: skip
+        uri = {
+            **base,
+            "topics": [URI, h(42)],
+            "data": "0x" + encode(["string"], ["ipfs://x"]).hex(),
+        }
+        odd = {**base, "topics": [METADATA_UPDATE], "data": "0x"}  # malformed: no id
+        covered = [announcement_of(log) for log in (batch, uri, odd)]  # type: ignore[arg-type]
+        assert [(a.first_id, a.last_id) for a in covered] == [(3, 9), (42, 42), (None, None)]
+        assert covered[0].covers(9, 12)
+        assert not covered[0].covers(10, 12)
+        assert covered[1].covers(42, 42)
+        assert not covered[2].covers(0, 2**256)
 
 
 class TestClassifyTransactions:
@@ -107,3 +144,18 @@ class TestClassifyTransactions:
         assert audit.clean
         assert audit.transactions == 0
         assert audit.announcements == 1
+
+    def test_a_mined_push_must_announce_one_of_its_tokens(self) -> None:
+        """With the pushes' token ranges known, a mined transaction whose announcements cover
+        none of its tokens is missing too; a URI(string,uint256) of one of them counts."""
+        setting_uri = Announcement(h(1), 5, 0, CONTRACT, 42, 42)  # setURI(42, ...) mined
+        elsewhere = Announcement(h(2), 6, 0, CONTRACT, 7, 7)  # announced token 7, not 8..9
+        audit = classify_transactions(
+            [setting_uri, elsewhere],
+            {h(1): PUSHER, h(2): PUSHER},
+            [PUSHER],
+            {h(1): 1, h(2): 2},
+            {1: h(1), 2: h(2)},
+            {1: (42, 42), 2: (8, 9)},
+        )
+        assert [m.as_dict() for m in audit.missing] == [{"push_id": 2, "hash": h(2)}]
