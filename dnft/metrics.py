@@ -253,7 +253,8 @@ leader_lease_lost_total = Counter(
 pusher_updates_refused_total = Counter(
     "dnft_pusher_updates_refused_total",
     "Metadata updates from Kafka the pusher refused, by reason: unknown_version (no such "
-    "version recorded for a collection bound to the contract), cid_mismatch (another CID)",
+    "version recorded for a collection bound to the contract), cid_mismatch (another CID), "
+    "superseded (older than a version of the token already recorded: a URI rollback)",
     ["reason"],
 )
 
@@ -291,4 +292,18 @@ rules_eval_errors_total = Counter(
     "argument), by collection, trait and part: where (the event does not match) or expr (the "
     "computed trait takes its default)",
     ["collection", "trait", "part"],
+)
+
+# --- Issue 18F: finality holds (pusher.collections[].announce_after) -------------------------
+pusher_updates_held = Gauge(
+    "dnft_pusher_updates_held",
+    "Metadata updates waiting for their chain events to reach the collection's announce_after "
+    "finality (safe / finalized), per network and contract, as of the last planning pass",
+    ["network", "contract"],
+)
+pusher_updates_dropped_total = Counter(
+    "dnft_pusher_updates_dropped_total",
+    "Held metadata updates never announced, by reason: superseded (a newer version of the "
+    "token exists) or retracted (a reorg removed a chain event the version was rendered from)",
+    ["reason"],
 )

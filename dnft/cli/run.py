@@ -4,6 +4,10 @@ The same runtimes as the single daemons, sharing one health server (its /readyz 
 part) and one shutdown deadline. A part fails -> the whole process stops (and is restarted by
 whatever supervises it), as separate daemons would. Parts with nothing configured are skipped:
 the oracle without ``feeds``, the pusher without ``pusher.collections`` to announce.
+
+Several networks run side by side: the indexer follows every network with contracts (each
+with its own ``confirmations``), the pusher pushes to every network with announced
+collections, each signed by its own key (``pusher.signers``, else ``pusher.signer``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
     from indexer import run_indexer
     from oracle_feeds import run_oracle
     from publisher.api import default_collection, run_api
-    from publisher.pusher import prepare_signer, run_pusher
+    from publisher.pusher import prepare_signers, run_pusher
     from regenerator import run_regenerator
 
     parts: dict[str, DaemonMain] = {}
@@ -53,8 +57,9 @@ def plan_parts(settings: Settings, without: list[str]) -> dict[str, DaemonMain]:
         default_collection(settings, collections)
         parts["api"] = partial(run_api, settings)
     if "pusher" not in skip and settings.pusher.announcing:
-        signer = prepare_signer(settings)  # nothing to push, a bad key: fail before anything starts
-        parts["pusher"] = partial(run_pusher, settings, signer)
+        # Each network's own key (pusher.signers); a bad one fails before anything starts.
+        signers = prepare_signers(settings)
+        parts["pusher"] = partial(run_pusher, settings, signers)
     return parts
 
 

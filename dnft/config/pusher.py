@@ -98,6 +98,10 @@ class PusherCollectionSettings(ConfigModel):
     function: str | None = Field(default=None, max_length=200, validate_default=True)
     # URI-carrying calls: the URI written on chain; {cid}, {token_id}, {version}.
     uri_template: str = "ipfs://{cid}"
+    # Hold a version's on-chain announcement until the chain events its state follows are
+    # this final (the node's safe / finalized block); head: at once. The gallery shows it at
+    # once either way; a held version that a reorg (or a newer version) replaces is dropped.
+    announce_after: Literal["head", "safe", "finalized"] = "head"
 
     @field_validator("args")
     @classmethod
@@ -177,7 +181,11 @@ class PusherSettings(ConfigModel):
 
     group: str = "dnft-pusher"
     collections: list[PusherCollectionSettings] = []
+    # The key every network's pushes are signed with, unless `signers` names another.
     signer: PusherSignerSettings | None = None
+    # A key per network name, overriding `signer` there: {base: {key_env: BASE_KEY}}. Each
+    # network's transactions (nonces, rate cap) are then scoped to its own sender address.
+    signers: dict[str, PusherSignerSettings] = {}
     # Updates of a contract are gathered this long (from the oldest waiting) into one plan.
     window_s: float = Field(default=10.0, ge=0, le=3_600)
     # Marketplaces rate-limit refreshes; also bounds spend if something loops.
@@ -196,7 +204,9 @@ class PusherSettings(ConfigModel):
     balance_every_s: float = Field(default=30.0, gt=0, le=86_400)
     # Below this the signer's balance is logged as a warning (and alerted on by rules).
     low_balance_wei: int = Field(default=10**17, ge=0)
-    # The advisory-lock scope: one leading pusher per scope (per signer key, usually).
+    # The advisory-lock scope: one leading pusher per scope. One pusher process pushes for
+    # every network it is given; to run one pusher per chain (`dnft pusher --network X`),
+    # give each its own scope (DNFT_PUSHER__LEADER_SCOPE=X).
     leader_scope: str = Field(default="default", pattern=NAME_PATTERN)
 
     @property
@@ -204,9 +214,19 @@ class PusherSettings(ConfigModel):
         """The collections announced on chain (all but ``mode: none``)."""
         return [c for c in self.collections if c.mode != "none"]
 
+    def signer_for(self, network: str) -> tuple[str, PusherSignerSettings | None]:
+        """(the key naming it, the signer settings) of ``network``'s pushes: its entry in
+        ``signers``, else ``signer``."""
+        if network in self.signers:
+            return f"pusher.signers.{network}", self.signers[network]
+        return "pusher.signer", self.signer
 
-def check_pusher_references(pusher: PusherSettings, contracts: list[ContractSettings]) -> None:
-    """Each pushed collection names a configured contract, once; pushing needs a signer."""
+
+def check_pusher_references(
+    pusher: PusherSettings, contracts: list[ContractSettings], networks: set[str]
+) -> None:
+    """Each pushed collection names a configured contract, once; ``signers`` name configured
+    networks; each network with announced collections has a key."""
     known = {c.name for c in contracts}
     seen: set[str] = set()
     for item in pusher.collections:
@@ -218,5 +238,16 @@ def check_pusher_references(pusher: PusherSettings, contracts: list[ContractSett
         if item.contract in seen:
             raise ValueError(f"pusher.collections: contract {item.contract!r} is listed twice")
         seen.add(item.contract)
-    if pusher.announcing and pusher.signer is None:
-        raise ValueError("pusher.signer: set key_env or key_file to push collections")
+    for name in pusher.signers:
+        if name not in networks:
+            raise ValueError(
+                f"pusher.signers.{name}: unknown network {name!r} (known: {sorted(networks)})"
+            )
+    network_of = {c.name: c.network for c in contracts}
+    for network in sorted({network_of[c.contract] for c in pusher.announcing}):
+        key, signer = pusher.signer_for(network)
+        if signer is None:
+            raise ValueError(
+                f"{key}: set key_env or key_file to push collections"
+                f" (network {network!r}; or pusher.signers.{network})"
+            )

@@ -53,7 +53,7 @@ class Settings(ConfigModel):
                     f" (known: {sorted(networks)})"
                 )
         check_feed_references(self.feeds, networks)
-        check_pusher_references(self.pusher, self.contracts)
+        check_pusher_references(self.pusher, self.contracts, networks)
         return self
 
     def network(self, name: str) -> NetworkSettings:

@@ -1,7 +1,8 @@
 """On-chain announcement of new metadata versions (``dnft pusher``).
 
 :func:`run_pusher` runs the daemon (:mod:`publisher.pusher.pipeline` assembles it);
-:func:`prepare_signer` checks the settings and reads the key before anything starts;
+:func:`prepare_signers` checks the settings and reads each network's key before anything
+starts;
 :func:`pusher_pending` is the outbox as ``dnft status`` shows it.
 """
 
@@ -12,7 +13,13 @@ from publisher.pusher.rows import UpdateRecord
 from publisher.pusher.sender import ChainPusher, PushTarget
 from publisher.pusher.signer import Signer
 from publisher.pusher.status import OutboxUnavailable, PusherPending, pusher_pending
-from publisher.pusher.targets import load_signer, prepare_signer, push_targets
+from publisher.pusher.targets import (
+    load_signer,
+    load_signers,
+    prepare_signer,
+    prepare_signers,
+    push_targets,
+)
 
 __all__ = [
     "ChainPusher",
@@ -25,7 +32,9 @@ __all__ = [
     "Signer",
     "UpdateRecord",
     "load_signer",
+    "load_signers",
     "prepare_signer",
+    "prepare_signers",
     "push_targets",
     "pusher_pending",
     "run_pusher",

@@ -39,6 +39,12 @@ class Chain:
     async def head(self) -> int:
         return _int(await self._client.call("eth_blockNumber"))
 
+    async def tagged_block(self, tag: str) -> int:
+        """The number of the node's ``safe`` or ``finalized`` block; -1 when the node has none
+        yet (a young chain): nothing is that final."""
+        block = await self._client.call("eth_getBlockByNumber", [tag, False])
+        return -1 if block is None else _int(block["number"])
+
     async def base_fee(self) -> int:
         block = await self._client.call("eth_getBlockByNumber", ["latest", False])
         return _int(block.get("baseFeePerGas") or 0)

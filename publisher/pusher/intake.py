@@ -3,9 +3,11 @@
 Only updates of configured (chain, contract) pairs are considered; others belong to another
 pusher (or to none) and are skipped. The pusher trusts Postgres, not Kafka: an update is
 recorded only if ``token_versions`` holds that version of that token, for a collection bound
-to the update's chain and contract, with the same metadata CID. Anything else (a version never
-rendered, a CID that differs: a forged or corrupted message) is refused, logged with its
-reason and counted in ``dnft_pusher_updates_refused_total{reason}``; a refused update is
+to the update's chain and contract, with the same metadata CID, and only if the outbox holds
+no newer version of that token. Anything else (a version never rendered, a CID that differs: a
+forged or corrupted message; an old but real version written or replayed after a newer one,
+which a URI-carrying push would write over the newer URI: a rollback) is refused, logged with
+its reason and counted in ``dnft_pusher_updates_refused_total{reason}``; a refused update is
 acknowledged like a recorded one, since retrying it cannot change the answer. The check and
 the insert are one statement (:meth:`Outbox.record_updates`). Recording is idempotent, so a
 redelivered batch is a no-op and the offsets may be committed once ``handle`` returns.
@@ -25,10 +27,16 @@ from dnft.messages import MetadataUpdate
 from dnft.stream import Decoded
 from publisher.pusher.crashpoints import crash_point
 from publisher.pusher.outbox import Outbox
-from publisher.pusher.rows import UpdateRecord
+from publisher.pusher.rows import RefusedReason, UpdateRecord
 from publisher.pusher.sender import PushTarget
 
 log = structlog.get_logger("dnft.pusher.intake")
+
+_WHY: dict[RefusedReason, str] = {
+    "unknown_version": "it matches no recorded version",
+    "cid_mismatch": "it matches no recorded version",
+    "superseded": "a newer version of the token is already recorded (a rollback)",
+}
 
 # (chain id, lowercase contract) -> the names of the collections bound to that contract.
 Bindings = Mapping[tuple[int, str], Sequence[str]]
@@ -84,7 +92,7 @@ class Intake:
         for record, reason in result.refused:
             metrics.pusher_updates_refused_total.labels(reason).inc()
             log.warning(
-                "metadata update refused: it matches no recorded version",
+                f"metadata update refused: {_WHY[reason]}",
                 reason=reason,
                 chain_id=record.chain_id,
                 contract=record.contract,

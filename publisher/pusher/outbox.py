@@ -5,7 +5,9 @@ Each step is recorded before the next one happens, in one statement or transacti
 1. ``record_updates``: an update is durable before its Kafka offset is committed (a
    redelivery is a no-op: the key is (chain, contract, token, version)), and only if it
    matches a version in ``token_versions`` (the pusher trusts Postgres, not Kafka);
-2. ``plan``: a push row and the assignment of its updates, atomically;
+2. ``plan``: a push row and the assignment of its updates, atomically (under a finality
+   hold, only updates whose chain events are final enough; held ones that a newer version or
+   a reorg made obsolete are dropped in the same transaction);
 3. ``record_signed``: the signed raw transaction, its hash and nonce, before broadcasting
    (after a crash the same bytes are broadcast again: never a second transaction);
 4. ``mark_mined`` / ``confirm`` / ``unmine`` (reorg) / ``fail`` / ``release_nonce``.
@@ -24,6 +26,7 @@ import asyncpg
 from publisher.pusher.fees import Fees
 from publisher.pusher.rows import (
     Confirmed,
+    Planned,
     PlannedPush,
     Push,
     Recorded,
@@ -38,8 +41,11 @@ Planner = Callable[[Sequence[WaitingUpdate]], list[PlannedPush]]
 
 # The pusher's trust rule in one statement: each incoming update (numbered i) gets a verdict
 # from token_versions (null: no such version in a collection bound to its contract; 0: it
-# matches; 1: its metadata CID differs); only matching ones are inserted. Every row comes
-# back with the count inserted.
+# matches; 1: its metadata CID differs) and from the outbox (2: superseded, a real version
+# older than one the outbox already holds for the token: recorded now, a URI-carrying push
+# would write the old URI over the newer one); only matching ones are inserted. A version
+# already in the outbox stays 0 (a replay is a no-op). Every row comes back with the count
+# inserted.
 _RECORD_TRUSTED: Final = """
 with incoming as (
     select * from unnest($1::bigint[], $2::text[], $3::numeric[], $4::int[], $5::text[],
@@ -48,15 +54,27 @@ with incoming as (
 ), bound as (
     select * from unnest($8::bigint[], $9::text[], $10::text[])
         as b(chain_id, contract, collection)
-), checked as (
+), matched as (
     select u.*, (
         select min(case when v.metadata_cid = u.metadata_cid then 0 else 1 end)
         from bound b
         join token_versions v on v.collection = b.collection
         where b.chain_id = u.chain_id and b.contract = u.contract
             and v.token_id = u.token_id and v.version = u.version
-    ) as verdict
+    ) as match, (
+        select max(p.version) from pusher_updates p
+        where p.chain_id = u.chain_id and p.contract = u.contract and p.token_id = u.token_id
+    ) as newest, exists (
+        select 1 from pusher_updates p
+        where p.chain_id = u.chain_id and p.contract = u.contract and p.token_id = u.token_id
+            and p.version = u.version
+    ) as known
     from incoming u
+), checked as (
+    select m.*, case
+        when m.match = 0 and not m.known and m.newest > m.version then 2 else m.match
+    end as verdict
+    from matched m
 ), inserted as (
     insert into pusher_updates (chain_id, contract, token_id, version, metadata_uri,
         metadata_cid, created_at)
@@ -66,6 +84,45 @@ with incoming as (
     returning 1
 )
 select i, verdict, (select count(*) from inserted) as new from checked order by i
+"""
+
+_REFUSED: Final[dict[int | None, RefusedReason]] = {
+    None: "unknown_version",
+    1: "cid_mismatch",
+    2: "superseded",
+}
+
+# A contract's waiting updates with what a finality hold needs (announce_after): the version
+# each matched at intake (same token, version and content-addressed metadata CID); the block
+# its state must be final up to (the newest of the token's events and its collection's
+# collection-wide ones stored now: the state follows the chain up to there; events stored
+# after the version only make the hold longer); the token's newest version; and whether an
+# event the version was rendered from is gone (a reorg retracted it).
+_WAITING_HELD: Final = r"""
+select u.token_id, u.version, u.metadata_cid,
+    u.recorded_at <= now() - make_interval(secs => $3) as waited,
+    (
+        select max(e.block_number) from regen_events e
+        where e.collection = v.collection and e.token_id in (u.token_id, -1)
+    ) as hold_block,
+    (select max(n.version) from token_versions n
+        where n.collection = v.collection and n.token_id = u.token_id) as newest,
+    exists (
+        select 1 from jsonb_array_elements_text(v.triggered_by) t(id)
+        where t.id ~ '^[0-9]+:0x[0-9a-f]+:[0-9]+$' and not exists (
+            select 1 from regen_events e where e.collection = v.collection and e.event_id = t.id
+        )
+    ) as retracted
+from pusher_updates u
+left join lateral (
+    select collection, triggered_by from token_versions v
+    where v.token_id = u.token_id and v.version = u.version
+        and v.metadata_cid = u.metadata_cid
+    order by collection limit 1
+) v on true
+where u.chain_id = $1 and u.contract = $2 and u.push_id is null and u.failed_at is null
+    and u.dropped_at is null
+order by u.token_id, u.version
 """
 
 _PUSH_COLUMNS = (
@@ -87,8 +144,9 @@ class Outbox:
         """Insert the updates that match a recorded version and were not seen before; refuse
         the others. ``bindings``: (chain id, contract) -> the collections bound to it. A match
         is a ``token_versions`` row of one of those collections with the update's token id,
-        version and metadata CID. One statement (the check and the insert in one
-        transaction, one round trip for the batch). Commits."""
+        version and metadata CID, for a version not older than the newest one of the token
+        already recorded (unless it is that very row: a replay). One statement (the check
+        and the insert in one transaction, one round trip for the batch). Commits."""
         if not updates:
             return Recorded(0, [])
         pairs = [(key, name) for key, names in bindings.items() for name in names]
@@ -107,9 +165,7 @@ class Outbox:
                 [name for _, name in pairs],
             )
         refused: list[tuple[UpdateRecord, RefusedReason]] = [
-            (updates[r["i"] - 1], "unknown_version" if r["verdict"] is None else "cid_mismatch")
-            for r in rows
-            if r["verdict"] != 0
+            (updates[r["i"] - 1], _REFUSED[r["verdict"]]) for r in rows if r["verdict"] != 0
         ]
         return Recorded(int(rows[0]["new"]), refused)
 
@@ -136,31 +192,46 @@ class Outbox:
         window_s: float,
         max_pushes: int,
         planner: Planner,
-    ) -> int:
+        final_block: int | None = None,
+    ) -> Planned:
         """Turn the waiting updates of ``contract`` into at most ``max_pushes`` pushes, once
-        the oldest of them has waited ``window_s``. Returns the pushes created. Commits the
-        pushes and the assignment of their updates in one transaction."""
+        the oldest of them has waited ``window_s``. Commits the pushes and the assignment of
+        their updates in one transaction.
+
+        ``final_block`` (a finality hold: the chain's block of the target's
+        ``announce_after`` tag): only updates whose version's chain events are at or below it
+        are planned, the others stay held; a waiting update whose version is no longer its
+        token's newest, or was rendered from an event a reorg retracted, is dropped for good
+        (in the same transaction: what is planned is current)."""
         if max_pushes < 1:
-            return 0
+            return Planned(0)
         async with self._pool.acquire() as conn, conn.transaction():
-            due = await conn.fetchval(
-                "select min(recorded_at) <= now() - make_interval(secs => $3) "
-                "from pusher_updates where chain_id = $1 and contract = $2 "
-                "and push_id is null and failed_at is null",
-                chain_id,
-                contract,
-                window_s,
-            )
-            if not due:
-                return 0
-            rows = await conn.fetch(
-                "select token_id, version, metadata_cid from pusher_updates "
-                "where chain_id = $1 and contract = $2 and push_id is null "
-                "and failed_at is null order by token_id, version",
-                chain_id,
-                contract,
-            )
-            waiting = [WaitingUpdate(int(r[0]), r[1], r[2]) for r in rows]
+            if final_block is None:
+                due = await conn.fetchval(
+                    "select min(recorded_at) <= now() - make_interval(secs => $3) "
+                    "from pusher_updates where chain_id = $1 and contract = $2 "
+                    "and push_id is null and failed_at is null and dropped_at is null",
+                    chain_id,
+                    contract,
+                    window_s,
+                )
+                if not due:
+                    return Planned(0)
+                rows = await conn.fetch(
+                    "select token_id, version, metadata_cid from pusher_updates "
+                    "where chain_id = $1 and contract = $2 and push_id is null "
+                    "and failed_at is null and dropped_at is null order by token_id, version",
+                    chain_id,
+                    contract,
+                )
+                waiting = [WaitingUpdate(int(r[0]), r[1], r[2]) for r in rows]
+                held, dropped = 0, list[tuple[int, int, str]]()
+            else:
+                waiting, held, dropped = await self._release(
+                    conn, chain_id, contract, final_block, window_s
+                )
+                if not waiting:
+                    return Planned(0, held, dropped)
             pushes = planner(waiting)[:max_pushes]
             for push in pushes:
                 push_id = await conn.fetchval(
@@ -188,7 +259,50 @@ class Outbox:
                     [u.version for u in push.updates],
                     push_id,
                 )
-        return len(pushes)
+        return Planned(len(pushes), held, dropped)
+
+    async def _release(
+        self,
+        conn: asyncpg.Connection,
+        chain_id: int,
+        contract: str,
+        final_block: int,
+        window_s: float,
+    ) -> tuple[list[WaitingUpdate], int, list[tuple[int, int, str]]]:
+        """In the caller's transaction: drop the held updates that can never be announced,
+        and return (the released ones, once the oldest of them waited ``window_s``; how many
+        stay held; the dropped ones)."""
+        rows = await conn.fetch(_WAITING_HELD, chain_id, contract, window_s)
+        dropped: list[tuple[int, int, str]] = []
+        released: list[asyncpg.Record] = []
+        held = 0
+        for r in rows:
+            token, version = int(r["token_id"]), int(r["version"])
+            if r["newest"] is not None and r["newest"] > version:
+                dropped.append((token, version, "superseded"))
+            elif r["retracted"]:
+                dropped.append((token, version, "retracted"))
+            elif r["hold_block"] is not None and r["hold_block"] > final_block:
+                held += 1
+            else:
+                released.append(r)
+        for reason in ("superseded", "retracted"):
+            gone = [(t, v) for t, v, why in dropped if why == reason]
+            if gone:
+                await conn.execute(
+                    "update pusher_updates set dropped_at = now(), dropped_reason = $5 "
+                    "where chain_id = $1 and contract = $2 and (token_id, version) in "
+                    "(select * from unnest($3::numeric[], $4::int[])) and push_id is null",
+                    chain_id,
+                    contract,
+                    [Decimal(t) for t, _ in gone],
+                    [v for _, v in gone],
+                    reason,
+                )
+        if not any(r["waited"] for r in released):  # none waited window_s yet
+            return [], held, dropped
+        waiting = [WaitingUpdate(int(r[0]), r[1], r[2]) for r in released]
+        return waiting, held, dropped
 
     # --- signing and sending ------------------------------------------------------------
 
@@ -358,7 +472,8 @@ class Outbox:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 "select count(*), coalesce(extract(epoch from now() - min(created_at)), 0) "
-                "from pusher_updates where confirmed_at is null and failed_at is null"
+                "from pusher_updates where confirmed_at is null and failed_at is null "
+                "and dropped_at is null"
             )
         assert row is not None
         return int(row[0]), max(0.0, float(row[1]))

@@ -11,9 +11,16 @@ The pipeline, as :meth:`PusherRuntime.run` wires it:
    the outbox, refusing the others -> commit point (offsets move only once the outbox holds
    the batch);
 3. **push**, beside the intake: one :class:`~publisher.pusher.sender.ChainPusher` per network
-   turns the outbox into transactions; a gauge task exports pending updates and the oldest
-   one's age; the lease's watch stops everything when leadership is lost, and every
+   turns the outbox into transactions, signed by that network's own key
+   (``pusher.signers``, else ``pusher.signer``) through an Outbox scoped to that key's
+   address (its nonces, rate cap and pushes); a gauge task exports pending updates and the
+   oldest one's age; the lease's watch stops everything when leadership is lost, and every
    signature and broadcast is fenced by the lease first (:mod:`dnft.leader`).
+
+``networks`` (``dnft pusher --network``) limits which chains this process pushes to; its
+intake still records the updates of every announced collection (the outbox is shared, keyed
+by chain), so an update is never refused for being another chain's. One leader per
+``pusher.leader_scope``: separate pushers per chain need a scope each.
 
 The first job to fail stops the others and is raised. Everything opened is owned by one
 :class:`~dnft.resources.DaemonResources` and closed in reverse order, the leader lock last.
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Final
 
 import structlog
@@ -31,6 +38,7 @@ import structlog
 from dnft import metrics
 from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import NetworkSettings, Settings
+from dnft.errors import ConfigError
 from dnft.health import HealthServer
 from dnft.leader import LeaderLock
 from dnft.messages import MetadataUpdate
@@ -50,11 +58,15 @@ GAUGES_EVERY_S: Final = 2.0
 
 
 async def run_pusher(
-    settings: Settings, signer: Signer, stopping: asyncio.Event, health: HealthServer | None
+    settings: Settings,
+    signers: Signer | Mapping[str, Signer],
+    stopping: asyncio.Event,
+    health: HealthServer | None,
 ) -> None:
     """Lead (or wait as standby) and push until ``stopping``; ``health`` reports the pusher
-    ready while it stands by or runs."""
-    runtime = PusherRuntime(settings, signer)
+    ready while it stands by or runs. ``signers``: network name -> its signer (the networks
+    pushed to), or one signer for every announced network."""
+    runtime = PusherRuntime(settings, signers)
 
     async def ready() -> str | None:
         return None if runtime.state in ("standby", "running") else runtime.state
@@ -65,13 +77,15 @@ async def run_pusher(
 
 
 class PusherRuntime:
-    """The pusher of ``settings``, signing with ``signer``. ``state``: starting | standby |
-    running | stopped; ``chains`` and ``intake`` are set once it runs."""
+    """The pusher of ``settings``, signing each network's pushes with its signer in
+    ``signers`` (one Signer: the same for every announced network); only those networks are
+    pushed to. ``state``: starting | standby | running | stopped; ``chains`` and ``intake``
+    are set once it runs."""
 
-    def __init__(self, settings: Settings, signer: Signer) -> None:
+    def __init__(self, settings: Settings, signers: Signer | Mapping[str, Signer]) -> None:
         self._settings = settings
-        self._signer = signer
         self._targets = push_targets(settings)
+        self._signers = _per_network(signers, self._targets)
         # The collections whose recorded versions the pusher may announce: read (small YAML
         # files) before anything runs, so a pusher that could trust nothing fails at start.
         self._bound: list[BoundCollection] = load_bound_collections(settings)
@@ -101,11 +115,22 @@ class PusherRuntime:
     async def _lead(self, res: DaemonResources, lock: LeaderLock, stopping: asyncio.Event) -> None:
         s = self._settings
         topics = s.kafka.topics
-        outbox = Outbox(await res.pool(), sender=self._signer.address)
+        pool = await res.pool()
+        # One Outbox per network, scoped to its signer's address: nonces, the rate cap and
+        # open pushes are per (chain, sender). Recording updates and the gauges are not
+        # scoped by sender: any Outbox serves them.
+        outbox = Outbox(pool, sender=next(iter(self._signers.values())).address)
         await res.topics({topics.metadata_updates: s.kafka.partitions, topics.dead_letter: 1})
         self.chains = [
-            self._chain_pusher(res, s.network(network), targets, outbox, lock)
-            for network, targets in self._targets.items()
+            self._chain_pusher(
+                res,
+                s.network(network),
+                self._targets[network],
+                Outbox(pool, sender=signer.address),
+                signer,
+                lock,
+            )
+            for network, signer in self._signers.items()
         ]
         producer = await res.producer()  # the dead-letter topic's
         intake = self.intake = Intake(outbox, trusted_bindings(self._targeted(), self._bound))
@@ -119,12 +144,13 @@ class PusherRuntime:
         )
         self.state = "running"
         res.ready()
-        log.info(
-            "pusher running",
-            sender=self._signer.address,
-            networks=sorted(self._targets),
-            collections=[t.name for ts in self._targets.values() for t in ts],
-        )
+        for network, signer in self._signers.items():
+            log.info(
+                "pusher running",
+                network=network,
+                sender=signer.address,
+                collections=[t.name for t in self._targets[network]],
+            )
         halt = asyncio.Event()
         await _until_first_failure(
             stopping,
@@ -148,6 +174,7 @@ class PusherRuntime:
         network: NetworkSettings,
         targets: list[PushTarget],
         outbox: Outbox,
+        signer: Signer,
         lock: LeaderLock,
     ) -> ChainPusher:
         client = RpcClient(network.rpc_urls, timeout_s=network.request_timeout_s)
@@ -158,9 +185,25 @@ class PusherRuntime:
             targets=targets,
             outbox=outbox,
             chain=Chain(client),
-            signer=self._signer,
+            signer=signer,
             fence=lock.check,
         )
+
+
+def _per_network(
+    signers: Signer | Mapping[str, Signer], targets: Mapping[str, list[PushTarget]]
+) -> dict[str, Signer]:
+    """Network -> signer for the networks pushed to. Raises ConfigError for a network with no
+    announced collection."""
+    if isinstance(signers, Signer):
+        return dict.fromkeys(sorted(targets), signers)
+    unknown = sorted(set(signers) - set(targets))
+    if unknown or not signers:
+        raise ConfigError(
+            "pusher.collections",
+            f"no collection announced on network(s) {unknown} (announced: {sorted(targets)})",
+        )
+    return dict(signers)
 
 
 async def _until_first_failure(

@@ -90,10 +90,22 @@ class Confirmed:
 class Recorded:
     """What ``record_updates`` did: how many updates were new, and those refused with the
     reason (``unknown_version``: no such version of the token in a bound collection;
-    ``cid_mismatch``: the version exists with another metadata CID)."""
+    ``cid_mismatch``: the version exists with another metadata CID; ``superseded``: a real
+    version older than one already recorded for the token, which would roll its URI back)."""
 
     new: int
     refused: list[tuple[UpdateRecord, RefusedReason]]
 
 
-RefusedReason = Literal["unknown_version", "cid_mismatch"]
+RefusedReason = Literal["unknown_version", "cid_mismatch", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What one planning pass of a contract did: pushes created, updates still held for
+    finality (``announce_after``), and held updates dropped for good, each as
+    (token id, version, reason: ``superseded`` | ``retracted``)."""
+
+    pushes: int
+    held: int = 0
+    dropped: list[tuple[int, int, str]] = field(default_factory=list)

@@ -5,7 +5,8 @@ picks up exactly where the last one stopped:
 
 - **plan**: waiting updates whose window is over become pushes, at most
   ``max_transactions_per_minute`` new ones per minute (replacements are not counted: they are
-  what gets a stuck push through);
+  what gets a stuck push through); a target with ``announce_after: safe | finalized`` plans
+  only updates whose chain events are at or below the node's block of that tag;
 - **track** every push in flight: a receipt of any of its transactions (they share a nonce,
   so at most one is ever mined) marks it mined; ``confirmations`` deep and still canonical, it
   is confirmed with its updates. A mined push whose receipt disappeared was reorged out: it
@@ -45,7 +46,7 @@ from publisher.pusher.crashpoints import crash_point
 from publisher.pusher.fees import FeePolicy, Fees
 from publisher.pusher.nonce import NonceManager
 from publisher.pusher.outbox import Outbox
-from publisher.pusher.rows import PlannedPush, Push, TxRecord, WaitingUpdate
+from publisher.pusher.rows import Planned, PlannedPush, Push, TxRecord, WaitingUpdate
 from publisher.pusher.signer import Signer, UnsignedTx
 
 log = structlog.get_logger("dnft.pusher")
@@ -70,6 +71,8 @@ class PushTarget:
     mode: str  # erc4906 | token-uri | call
     uri_template: str
     call: CallSpec | None = None  # mode call: the configured function and args
+    # Announce a version once its chain events are this final (the node's tag); head: at once.
+    announce_after: str = "head"
 
     @property
     def spec(self) -> CallSpec:
@@ -171,18 +174,39 @@ class ChainPusher:
         for target in self._targets:
             if budget <= 0:
                 return
-            created = await self._outbox.plan(
+            final_block = None
+            if target.announce_after != "head":
+                final_block = await self._chain.tagged_block(target.announce_after)
+            planned = await self._outbox.plan(
                 self.chain_id,
                 target.contract,
                 target.spec.outbox_mode,
                 window_s=s.window_s,
                 max_pushes=budget,
                 planner=functools.partial(self._planner, target, budget),
+                final_block=final_block,
             )
-            if created:
-                budget -= created
-                self._log.info("pushes planned", contract=target.name, pushes=created)
+            if final_block is not None:
+                self._held(target, planned, final_block)
+            if planned.pushes:
+                budget -= planned.pushes
+                self._log.info("pushes planned", contract=target.name, pushes=planned.pushes)
                 crash_point("after_plan")
+
+    def _held(self, target: PushTarget, planned: Planned, final_block: int) -> None:
+        """Export and log what a finality hold kept back or dropped this pass."""
+        metrics.pusher_updates_held.labels(self.network.name, target.name).set(planned.held)
+        for token, version, reason in planned.dropped:
+            metrics.pusher_updates_dropped_total.labels(reason).inc()
+            self._log.info(
+                "held update dropped: never announced",
+                contract=target.name,
+                token=token,
+                version=version,
+                reason=reason,
+                final_block=final_block,
+                announce_after=target.announce_after,
+            )
 
     def _planner(
         self, target: PushTarget, max_pushes: int, waiting: Sequence[WaitingUpdate]

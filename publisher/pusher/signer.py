@@ -70,20 +70,25 @@ class Signer:
 
     @classmethod
     def from_settings(
-        cls, settings: PusherSignerSettings, env: MutableMapping[str, str] | None = None
+        cls,
+        settings: PusherSignerSettings,
+        env: MutableMapping[str, str] | None = None,
+        *,
+        key: str = "pusher.signer",
     ) -> Signer:
-        """Load the key named by the settings. Raises ConfigError naming the setting (never
-        the key's value). A key read from the environment is removed from it (``os.environ``
-        by default), so child processes do not inherit it."""
+        """Load the key named by the settings found at ``key`` (``pusher.signers.base``, say).
+        Raises ConfigError naming the setting (never the key's value). A key read from the
+        environment is removed from it (``os.environ`` by default), so child processes do not
+        inherit it."""
         env = os.environ if env is None else env
         if settings.key_env is not None:
-            where = "pusher.signer.key_env"
+            where = f"{key}.key_env"
             if settings.key_env not in env:
                 raise ConfigError(where, f"environment variable {settings.key_env} is not set")
             text = env.pop(settings.key_env)
         else:
             assert settings.key_file is not None  # validated: exactly one is set
-            where = "pusher.signer.key_file"
+            where = f"{key}.key_file"
             try:
                 text = settings.key_file.read_text()
             except OSError as exc:

@@ -35,9 +35,10 @@ async def pusher_pending(conn: asyncpg.Connection) -> PusherPending:
         raise OutboxUnavailable("no pusher outbox tables (run `dnft migrate`)")
     try:
         row = await conn.fetchrow(
-            "select count(*) filter (where confirmed_at is null and failed_at is null) "
-            "as pending, extract(epoch from now() - min(created_at) filter "
-            "(where confirmed_at is null and failed_at is null)) as oldest, "
+            "select count(*) filter (where confirmed_at is null and failed_at is null "
+            "and dropped_at is null) as pending, extract(epoch from now() - min(created_at) "
+            "filter (where confirmed_at is null and failed_at is null and dropped_at is null)) "
+            "as oldest, "
             "count(*) filter (where failed_at is not null) as failed from pusher_updates"
         )
         pushes = await conn.fetchval(

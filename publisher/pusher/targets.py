@@ -4,19 +4,21 @@
 out: nothing is recorded or sent for them) and checks that a ``mode: call`` function is in its
 contract's ABI; ``load_signer`` reads the key;
 ``prepare_signer`` does both in the order that keeps the key safe (targets checked, process
-hardened, then the key read). All three raise ConfigError naming the setting and never block
-on the network.
+hardened, then the key read); ``load_signers`` / ``prepare_signers`` do the same per network
+(``pusher.signers`` gives a network its own key). All raise ConfigError naming the setting
+and never block on the network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
 from eth_typing import ABIFunction
 from eth_utils.abi import abi_to_signature
 
-from dnft.config import ContractSettings, Settings
+from dnft.config import ContractSettings, PusherSignerSettings, Settings
 from dnft.config.pusher import MODE_CALLS
 from dnft.errors import ConfigError
 from dnft.hardening import protect_secrets
@@ -37,7 +39,14 @@ def push_targets(settings: Settings) -> dict[str, list[PushTarget]]:
         if item.mode == "call":  # the named modes' calls are the sample contract's
             _check_in_abi(contract, call.signature, f"pusher.collections[{item.contract}]")
         out.setdefault(contract.network, []).append(
-            PushTarget(item.contract, contract.address.lower(), item.mode, item.uri_template, call)
+            PushTarget(
+                item.contract,
+                contract.address.lower(),
+                item.mode,
+                item.uri_template,
+                call,
+                announce_after=item.announce_after,
+            )
         )
     if not out:
         raise ConfigError(
@@ -85,3 +94,36 @@ def prepare_signer(settings: Settings) -> Signer:
     push_targets(settings)
     protect_secrets()
     return load_signer(settings)
+
+
+def load_signers(settings: Settings, networks: Iterable[str]) -> dict[str, Signer]:
+    """Network name -> its signer (``pusher.signers.<network>``, else ``pusher.signer``).
+    A key named twice (two networks, one key_env) is read once: reading a key_env removes it
+    from the environment. Raises ConfigError naming the key (never echoing it)."""
+    loaded: dict[PusherSignerSettings, Signer] = {}
+    out: dict[str, Signer] = {}
+    for network in networks:
+        key, signer = settings.pusher.signer_for(network)
+        if signer is None:
+            raise ConfigError(key, f"set key_env or key_file (network {network!r} pushes)")
+        if signer not in loaded:
+            loaded[signer] = Signer.from_settings(signer, key=key)
+        out[network] = loaded[signer]
+    return out
+
+
+def prepare_signers(settings: Settings, networks: Iterable[str] | None = None) -> dict[str, Signer]:
+    """:func:`prepare_signer` for several chains: the signer of each network with announced
+    collections (of ``networks`` only, when given), each network's own key where
+    ``pusher.signers`` names one. Raises ConfigError for an unknown network name, or one
+    with nothing to push."""
+    targets = push_targets(settings)
+    chosen = sorted(targets) if networks is None else list(networks)
+    for name in chosen:
+        settings.network(name)  # an unknown name fails here
+        if name not in targets:
+            raise ConfigError(
+                "pusher.collections", f"no collection of network {name!r} is announced"
+            )
+    protect_secrets()
+    return load_signers(settings, chosen)

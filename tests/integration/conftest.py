@@ -123,6 +123,21 @@ def ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
     yield from _running(AnvilService(tmp_path, block_time=0.25))
 
 
+# The chain id of ``second_ticking_anvil``: not anvil's default (31337), so that two chains'
+# events, versions and transactions can only stay apart by chain id.
+SECOND_CHAIN_ID = 31338
+
+
+@pytest.fixture
+def second_ticking_anvil(tmp_path: Path) -> Iterator[AnvilService]:
+    """A second chain of this test's own, beside ``ticking_anvil``: chain id
+    ``SECOND_CHAIN_ID``, a block every 0.25 s, 256 blocks of state kept (anvil's defaults
+    here: ``--prune-history 256``)."""
+    state = tmp_path / "second-anvil"
+    state.mkdir()
+    yield from _running(AnvilService(state, chain_id=SECOND_CHAIN_ID, block_time=0.25))
+
+
 @pytest.fixture
 def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """A factory of topic names no other test or run uses: ``unique_topic("blocks")``."""

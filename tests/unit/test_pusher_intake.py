@@ -55,7 +55,8 @@ decode = message_decoder(MetadataUpdate)
 
 
 class FakeOutbox:
-    """Records an update when ``versions`` (token, version) -> CID holds it, as the SQL does."""
+    """Records an update when ``versions`` (token, version) -> CID holds it and no newer
+    version of the token is recorded (unless it is this one), as the SQL does."""
 
     def __init__(self, versions: Mapping[tuple[int, int], str] | None = None) -> None:
         self.recorded: list[UpdateRecord] = []
@@ -74,6 +75,10 @@ class FakeOutbox:
                 refused.append((u, "unknown_version"))
             elif self.versions is not None and cid != u.metadata_cid:
                 refused.append((u, "cid_mismatch"))
+            elif u not in self.recorded and any(
+                r.token_id == u.token_id and r.version > u.version for r in self.recorded
+            ):
+                refused.append((u, "superseded"))
             elif u not in self.recorded and u not in new:
                 new.append(u)
         self.recorded.extend(new)
@@ -134,6 +139,32 @@ class TestIntake:
         assert (count("unknown_version") - before[0], count("cid_mismatch") - before[1]) == (1, 1)
         warned = [(e["token_id"], e["reason"]) for e in logs if e["log_level"] == "warning"]
         assert warned == [("2", "cid_mismatch"), ("3", "unknown_version")]
+
+    async def test_superseded_version_refused_as_a_rollback(self) -> None:
+        outbox = FakeOutbox({(1, 1): "bafkreiabc", (1, 2): "bafkreiabc"})
+        intake = Intake(cast(Outbox, outbox), {(31337, CONTRACT): ("test",)})
+
+        def batch(*bodies: dict[str, Any]) -> list[Decoded[MetadataUpdate]]:
+            return [Decoded(consumed(b, i), decode(consumed(b, i))) for i, b in enumerate(bodies)]
+
+        def superseded() -> float:
+            sample = metrics.registry.get_sample_value(
+                "dnft_pusher_updates_refused_total", {"reason": "superseded"}
+            )
+            return sample or 0.0
+
+        await intake.handle(batch(update(1, 2)))
+        before = superseded()
+        with structlog.testing.capture_logs() as logs:
+            await intake.handle(batch(update(1, 1), update(1, 2)))  # old one, then a replay
+        assert [(r.token_id, r.version) for r in outbox.recorded] == [(1, 2)]
+        assert (intake.recorded, intake.refused) == (1, 1)
+        assert superseded() == before + 1
+        (warned,) = [e for e in logs if e["log_level"] == "warning"]
+        assert (warned["token_id"], warned["version"], warned["reason"]) == ("1", 1, "superseded")
+        assert warned["event"] == (
+            "metadata update refused: a newer version of the token is already recorded (a rollback)"
+        )
 
 
 def bound(name: str, chain_id: int, contract: str) -> BoundCollection:
