@@ -99,6 +99,7 @@ class Planner:
         step is idempotent), so the caller must not commit its offsets.
         """
         async with self._pool.acquire() as conn, conn.transaction():
+            await self._lock_collections(conn, messages)
             touched, triggers, fanout = await self._store(conn, messages)
             for name, reasons in fanout.items():
                 rows = await conn.fetch(
@@ -119,10 +120,35 @@ class Planner:
         transaction, e.g. after a collection's rules changed; plans a job for each state that
         changed. Sends nothing: call ``send_pending`` after the commit."""
         keys = list(keys)
+        await _lock(conn, {name: True for name, _ in keys})
         triggers: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
         for key in keys:
             triggers[key].append(trigger)
         return await self._recompute(conn, keys, triggers)
+
+    async def _lock_collections(
+        self, conn: asyncpg.Connection, messages: Sequence[PlannerInput]
+    ) -> None:
+        """Lock the batch's collections against other planner replicas until the commit.
+
+        Replicas consume different partitions: one may store token 5's event while another
+        applies a feed change (or a collection-wide event) and recomputes every token,
+        token 5 included, from a snapshot without that event; whichever state is written
+        last wins and the other input is lost. A batch that recomputes a whole collection
+        takes its lock exclusively, one that touches single tokens shares it (their tokens
+        are disjoint across replicas: a token's messages share a partition), so per-token
+        work stays parallel and a fan-out sees every committed event."""
+        modes: dict[str, bool] = {}  # collection -> exclusive
+        for m in messages:
+            if isinstance(m, OracleObservation):
+                for fed in self._by_feed.get(m.feed_id, []):
+                    modes[fed.collection.name] = True
+                continue
+            bound = self._by_contract.get((m.chain_id, m.contract))
+            if bound is not None:
+                name = bound.collection.name
+                modes[name] = modes.get(name, False) or m.token_id is None
+        await _lock(conn, modes)
 
     async def _store(
         self, conn: asyncpg.Connection, messages: Sequence[PlannerInput]
@@ -335,6 +361,19 @@ class Planner:
         }
         key = f"{bound.chain_id}:{bound.contract}:{token}".encode()
         return OutgoingMessage(self._jobs_topic, orjson.dumps(body), key=key)
+
+
+# The first key of the planner's per-collection locks (pg_advisory_xact_lock(int, int), a key
+# space apart from leader election's and migrations' 64-bit keys): "dnfp".
+_LOCK_CLASS = 0x646E6670
+
+
+async def _lock(conn: asyncpg.Connection, modes: Mapping[str, bool]) -> None:
+    """Take each collection's transaction lock, exclusive where ``modes`` says so, in name
+    order (two batches never wait on each other in opposite orders)."""
+    for name in sorted(modes):
+        function = "pg_advisory_xact_lock" if modes[name] else "pg_advisory_xact_lock_shared"
+        await conn.execute(f"select {function}($1, hashtext($2))", _LOCK_CLASS, name)
 
 
 def _touch(

@@ -3,6 +3,7 @@ collection-wide events."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -170,6 +171,38 @@ class TestCollectionWideEvents:
 
         sent = Counter(m["collection"] for m in read_topic(kafka_bootstrap, topic))
         assert sent == {"sample": 3 + 3 + 1 + 4, "other": 2}, "other: only its own mints"
+
+    async def test_a_fan_out_waits_for_another_replicas_token_batch(
+        self, two_collections: tuple[Planner, asyncpg.Pool, str], kafka_bootstrap: str
+    ) -> None:
+        # Two planner replicas on different partitions: A stores token 1's Fed and has
+        # recomputed it but not committed when B applies a collection-wide event. B must wait
+        # for A, or it recomputes token 1 without the Fed and its write, landing last, loses it.
+        a, pool, topic = two_collections
+        await a.apply(chain_inputs([event(1, "Transfer", 1, to="0xaa")]))
+        b = Planner(pool, a._producer, list(a._by_name.values()), jobs_topic=topic)
+        recomputed, commit = asyncio.Event(), asyncio.Event()
+        recompute = a._recompute
+
+        async def paused(*args: Any) -> list[Any]:
+            jobs = await recompute(*args)
+            recomputed.set()
+            await commit.wait()  # A's transaction stays open here
+            return jobs
+
+        a._recompute = paused  # type: ignore[method-assign,assignment]
+        fed = asyncio.create_task(a.apply(chain_inputs([event(2, "Fed", 1, amount="5")])))
+        await asyncio.wait_for(recomputed.wait(), 10)
+        wide = asyncio.create_task(b.apply(chain_inputs([season_changed(3, "winter")])))
+        await asyncio.sleep(0.5)
+        commit.set()
+        await asyncio.wait_for(asyncio.gather(fed, wide), 10)
+        async with pool.acquire() as conn:
+            state = await conn.fetchval(
+                "select state from regen_tokens where collection = 'sample' and token_id = 1"
+            )
+        traits = orjson.loads(state)["traits"]
+        assert (traits["fed"], traits["season"]) == ("1", "winter")
 
     async def test_the_other_collection_fans_out_on_its_own_event(
         self, two_collections: tuple[Planner, asyncpg.Pool, str]
