@@ -91,14 +91,20 @@ def _compile(source: str, variables: frozenset[str]) -> Expression:
             f"CEL expression reads unknown variables {unknown} (known: {sorted(variables)})"
         )
     fields = {(m.group(1), m.group(2)) for m in _DOT_FIELD.finditer(bare)}
-    fields |= {(m.group(1), m.group(2) or m.group(3)) for m in _INDEX_FIELD.finditer(source)}
-    # A variable read other than as var.name / var["name"] (literal) may read any field.
-    whole = {
-        var
-        for var in variables
-        if len(re.findall(rf"\b{var}\b", bare))
-        > len(re.findall(rf"\b{var}\s*(?:\.\s*[A-Za-z_]|\[\s*\"\"\s*\])", bare))
-    }
+    indexed = [(m.group(1), m.group(2) or m.group(3)) for m in _INDEX_FIELD.finditer(source)]
+    # A variable read other than as var.name / var["name"] (a plain literal) may read any
+    # field: a computed key, or a literal whose name only CEL knows (an escape such as
+    # ``args["a\\x62"]``; it is then not among the plain literals read from the source, or a
+    # lookalike in a string or comment is), counts as reading the whole variable.
+    whole = set()
+    for var in variables:
+        literal = len(re.findall(rf"\b{var}\s*\[\s*\"\"\s*\]", bare))
+        plain = sum(1 for v, _ in indexed if v == var)
+        dotted = len(re.findall(rf"\b{var}\s*\.\s*[A-Za-z_]", bare))
+        if len(re.findall(rf"\b{var}\b", bare)) > dotted + literal or plain != literal:
+            whole.add(var)
+        if plain == literal:  # else some plain-looking literal is not code: trust none of them
+            fields |= {f for f in indexed if f[0] == var}
     return Expression(
         source,
         program,

@@ -178,6 +178,8 @@ class TestWhere:
             ("size(args) == 4", "4"),  # reads args as a whole: every argument crosses
             ('args["ki" + "nd"] == "gold"', "2"),  # a computed key: every argument crosses
             ('has(args.kind) && args["amount"] < 10', "3"),
+            ('args["k\\x69nd"] == "gold"', "2"),  # an escape: the key only CEL spells out
+            ("args.kind == 'gold' && \"args['x']\" != ''", "2"),  # a lookalike in a string
         ],
     )
     def test_cel_condition_sees_every_argument_it_reads(self, where: str, count: str) -> None:
