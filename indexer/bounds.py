@@ -7,7 +7,10 @@ forever. So the decoder cuts, in the values eth_abi decoded (strings still as ra
 * a ``string`` or ``bytes`` value longer than ``max_value_bytes`` (a string on a UTF-8
   character boundary), and any value once the event's :data:`EVENT_VALUE_BYTES` are spent;
 * an array to what is left of ``max_array_items``, an event-wide budget (nested arrays'
-  items count too: ``uint256[][]`` cannot hold a million items).
+  items count too: ``uint256[][]`` cannot hold a million items);
+* a batch's fanned-out arrays (ERC-1155 ``ids`` and ``values``: :func:`parts_bounder`) to
+  ``max_batch_parts`` items each, outside that budget: each item becomes its own message of
+  scalars (``indexer.fanout``), so they never make one message large.
 
 A string holding NUL is also changed: Postgres cannot store U+0000 in text or jsonb, so a
 token state or an event row carrying it would be refused downstream (the event dead-lettered,
@@ -41,7 +44,15 @@ import orjson
 from indexer.abi import arg_name, converter, split_array
 from indexer.publish import jsonable
 
-__all__ = ["EVENT_VALUE_BYTES", "NUL_REPLACEMENT", "Bounder", "Budget", "ValueLimits", "bounder"]
+__all__ = [
+    "EVENT_VALUE_BYTES",
+    "NUL_REPLACEMENT",
+    "Bounder",
+    "Budget",
+    "ValueLimits",
+    "bounder",
+    "parts_bounder",
+]
 
 # String and bytes content kept per event, whatever max_value_bytes says: with JSON's worst
 # case of 6 bytes per byte kept, the cut message stays far below 1 MiB (README: "Bounds at
@@ -54,10 +65,11 @@ NUL_REPLACEMENT: Final = "\ufffd".encode()
 
 @dataclass(frozen=True, slots=True)
 class ValueLimits:
-    """``networks[].max_value_bytes`` and ``networks[].max_array_items``."""
+    """``networks[].max_value_bytes``, ``max_array_items`` and ``max_batch_parts``."""
 
     max_value_bytes: int = 4096
     max_array_items: int = 1024
+    max_batch_parts: int = 10_000
 
 
 @dataclass(slots=True)
@@ -142,14 +154,36 @@ def _array(param: dict[str, Any], item_type: str) -> Bounder:
         if keep < len(value) or budget.cut_count > cuts_before:
             budget.cut_count += 1
             if not budget.in_array:
-                canonical = orjson.dumps(jsonable(full_json(value)), option=orjson.OPT_SORT_KEYS)
-                budget.cuts[path] = {
-                    "sha256": hashlib.sha256(canonical).hexdigest(),
-                    "items": len(value),
-                }
+                budget.cuts[path] = _array_record(full_json, value)
         return kept
 
     return array
+
+
+def parts_bounder(param: dict[str, Any]) -> Bounder:
+    """The bounder of a batch's fanned-out array (a ``uint[]`` of ids or of amounts, checked
+    by the token configuration): at most ``max_batch_parts`` items, recorded as a cut beyond,
+    and none of the event's ``max_array_items`` spent (each item is published as a scalar of
+    its own part, ``indexer.fanout``). The whole array was decoded already: its size is
+    bounded by the log's data, which ``networks[].max_response_bytes`` bounds."""
+    full_json = converter(param)
+
+    def parts(value: tuple[Any, ...], path: str, budget: Budget) -> tuple[Any, ...]:
+        keep = budget.limits.max_batch_parts
+        if len(value) <= keep:
+            return value
+        budget.cut_count += 1
+        if not budget.in_array:
+            budget.cuts[path] = _array_record(full_json, value)
+        return value[:keep]
+
+    return parts
+
+
+def _array_record(full_json: Callable[[Any], Any], value: tuple[Any, ...]) -> dict[str, Any]:
+    """The cut record of an array: its full canonical JSON's sha256 and its item count."""
+    canonical = orjson.dumps(jsonable(full_json(value)), option=orjson.OPT_SORT_KEYS)
+    return {"sha256": hashlib.sha256(canonical).hexdigest(), "items": len(value)}
 
 
 def _tuple(components: list[dict[str, Any]]) -> Bounder | None:

@@ -13,7 +13,8 @@ Output conventions (the contract downstream code relies on):
 * ``string``: ``str``, invalid UTF-8 replaced by U+FFFD;
 * with ``limits`` (the indexer always passes its network's), long strings, bytes and arrays
   are cut by ``indexer.bounds`` and ``DecodedEvent.truncated`` says what was cut; without,
-  nothing is cut;
+  nothing is cut. A batch's fanned-out arrays (``batches``: ERC-1155 ``ids``/``values``) are
+  cut only at ``max_batch_parts``, not by the event's array budget (``indexer.fanout``);
 * ints and bools as Python ``int``/``bool``; arrays as lists; tuples as dicts keyed by
   component name; ``fixed``/``ufixed`` as ``decimal.Decimal``;
 * indexed dynamic values (string, bytes, arrays, tuples) are only a hash in the log: the
@@ -24,7 +25,7 @@ Output conventions (the contract downstream code relies on):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,9 +44,19 @@ from indexer.abi import (
     is_dynamic_or_composite,
     static_word_decoder,
 )
-from indexer.bounds import Bounder, Budget, ValueLimits, bounder
+from indexer.bounds import (
+    EVENT_VALUE_BYTES,
+    Bounder,
+    Budget,
+    ValueLimits,
+    bounder,
+    parts_bounder,
+)
 
 __all__ = ["DecodedEvent", "EventDecoder"]
+
+# The least string and bytes content each part of a large batch keeps (see _value_bytes).
+BATCH_PART_VALUE_BYTES: Final = 256
 
 _TOPIC: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 # Hex digits after "0x"; whole bytes are checked by length. (A "(?:[0-9a-f]{2})*" pattern
@@ -125,9 +136,13 @@ class _EventSpec:
     # Per data value, what cuts it to the limits (None: nothing to cut); empty: no limits.
     data_bounders: tuple[Bounder | None, ...]
     limits: ValueLimits | None
+    # Positions in ``data_names`` of the arrays a batch fans out (``batches``).
+    batch_positions: tuple[int, ...] = ()
 
 
-def _build_spec(event: dict[str, Any], limits: ValueLimits | None) -> tuple[str, _EventSpec]:
+def _build_spec(
+    event: dict[str, Any], limits: ValueLimits | None, batch_args: Collection[str] = ()
+) -> tuple[str, _EventSpec]:
     name = str(event["name"])
     inputs: list[dict[str, Any]] = list(event.get("inputs", []))
     signature = f"{name}({','.join(canonical(p) for p in inputs)})"
@@ -171,8 +186,13 @@ def _build_spec(event: dict[str, Any], limits: ValueLimits | None) -> tuple[str,
         data_names=tuple(arg for arg, _ in data_params),
         data_decoder=None if fast is not None else _abi_registry.get_tuple_decoder(*types),
         data_converters=tuple(converter(p) for _, p in data_params),
-        data_bounders=tuple(bounder(p) for _, p in data_params) if limits is not None else (),
+        data_bounders=tuple(
+            parts_bounder(p) if arg in batch_args else bounder(p) for arg, p in data_params
+        )
+        if limits is not None
+        else (),
         limits=limits,
+        batch_positions=tuple(i for i, (arg, _) in enumerate(data_params) if arg in batch_args),
     )
 
 
@@ -209,10 +229,13 @@ class EventDecoder:
         include: Collection[str] | None = None,
         *,
         limits: ValueLimits | None = None,
+        batches: Mapping[str, Collection[str]] | None = None,
     ) -> EventDecoder:
         """Build a decoder for the ABI's events (all, or those named in ``include``).
 
         With ``limits``, dynamic values beyond them are cut (``indexer.bounds``).
+        ``batches``: event name -> the arguments its parts fan out (the ids and amounts of a
+        batch, ``indexer.fanout``), each cut at ``limits.max_batch_parts`` only.
 
         ``include`` holds event names (every overload) or full signatures such as
         ``"Transfer(address,address,uint256)"``. Anonymous events have no topic0 to
@@ -223,7 +246,9 @@ class EventDecoder:
         built: list[tuple[str, _EventSpec, bool]] = []
         for event in events:
             try:
-                topic0, spec = _build_spec(event, limits)
+                topic0, spec = _build_spec(
+                    event, limits, (batches or {}).get(str(event.get("name")), ())
+                )
             except DecodeError:
                 raise
             except Exception as exc:  # KeyError/TypeError/eth_abi parse errors on a bad ABI
@@ -336,7 +361,7 @@ class EventDecoder:
             raise ValueError(f"data does not match the ABI: {type(exc).__name__}: {exc}") from None
         cuts = None
         if spec.limits is not None:
-            budget = Budget(spec.limits)
+            budget = Budget(spec.limits, value_bytes=_value_bytes(spec, values))
             values = tuple(
                 value if bound is None else bound(value, arg, budget)
                 for arg, bound, value in zip(
@@ -347,3 +372,17 @@ class EventDecoder:
         for arg, convert, value in zip(spec.data_names, spec.data_converters, values, strict=True):
             args[arg] = convert(value)
         return cuts
+
+
+def _value_bytes(spec: _EventSpec, values: tuple[Any, ...]) -> int:
+    """The string and bytes content one event may keep. Every part of a batch repeats the
+    batch's other arguments, so a batch of N parts shares one event's budget among them
+    (at least BATCH_PART_VALUE_BYTES each): one hostile log with a 64 KiB string and 10,000
+    ids must not become 640 MB of messages."""
+    if not spec.batch_positions:
+        return EVENT_VALUE_BYTES
+    parts = max(
+        (len(values[i]) for i in spec.batch_positions if isinstance(values[i], (list, tuple))),
+        default=1,
+    )
+    return max(BATCH_PART_VALUE_BYTES, EVENT_VALUE_BYTES // max(1, parts))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from dnft.config import ContractSettings, Settings, TokenSource
 from dnft.errors import ConfigError, DecodeError
@@ -51,9 +52,10 @@ class Encoded:
 def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
     """address (lowercase) -> decoder; raises ConfigError naming the contract on a bad ABI.
 
-    Decoders cut long values to the network's ``max_value_bytes`` / ``max_array_items``."""
+    Decoders cut long values to the network's ``max_value_bytes`` / ``max_array_items``, and
+    batches (``indexer.fanout``) to ``max_batch_parts`` parts."""
     net = settings.network(network)
-    limits = ValueLimits(net.max_value_bytes, net.max_array_items)
+    limits = ValueLimits(net.max_value_bytes, net.max_array_items, net.max_batch_parts)
     out: dict[str, Contract] = {}
     for contract in settings.contracts_on(network):
         key = f"contracts[{contract.name}]"
@@ -71,6 +73,15 @@ def load_contracts(settings: Settings, network: str) -> dict[str, Contract]:
         except DecodeError as exc:
             raise ConfigError(f"{key}.include_events", str(exc)) from None
         token_args = contract.token_args(a for a in abi if isinstance(a, dict))
+        batches = {
+            event: tuple(a for a in (source.arg, source.amount_arg) if a is not None)
+            for event, source in token_args.items()
+            if source is not None and source.batch
+        }
+        if batches:  # built again, its fanned-out arrays bounded as parts (the ABI is checked)
+            decoder = EventDecoder.from_abi(
+                abi, contract.include_events, limits=limits, batches=batches
+            )
         out[contract.address.lower()] = Contract(contract, decoder, token_args)
     return out
 
@@ -144,7 +155,11 @@ class ChunkEncoder:
                 timestamp = timestamps.get(event.block_number)
             if event.truncated:
                 cuts[event.name] += len(event.truncated)
-            for part in fan_out(event, contract.token_args.get(event.name)):
+            source = contract.token_args.get(event.name)
+            parts = fan_out(event, source)
+            if source is not None and source.batch and event.truncated:
+                _warn_batch_cut(contract.settings.name, event, source, len(parts))
+            for part in parts:
                 encoded = message(part, timestamp, final_block)
                 if part.truncated:
                     encoded = _with_truncated(encoded, part.truncated)
@@ -155,6 +170,26 @@ class ChunkEncoder:
         out.counts = dict(names)
         out.cuts = dict(cuts)
         return out
+
+
+def _warn_batch_cut(contract: str, event: DecodedEvent, source: TokenSource, parts: int) -> None:
+    """Loud: a batch over ``max_batch_parts`` loses the transfers past the cap downstream
+    (balances), though its parts say so. Rare and hostile-looking, so logged each time."""
+    truncated = event.truncated or {}
+    cut = {a: truncated[a]["items"] for a in (source.arg, source.amount_arg) if a in truncated}
+    if not cut:
+        return  # another argument was cut: every part still published
+    # Fetched per call: a logger cached before a test's capture would not be seen.
+    structlog.get_logger("dnft.indexer").warning(
+        "batch cut to max_batch_parts: the items past it are not published",
+        contract=contract,
+        event_name=event.name,
+        block=event.block_number,
+        tx=event.tx_hash,
+        log_index=event.log_index,
+        items=cut,
+        published=parts,
+    )
 
 
 def _with_truncated(

@@ -8,11 +8,14 @@ part's own item, under the same argument names, so a part reads like a single tr
 (``args.ids`` is this token's id, ``args.values`` its amount); ``part`` is the item's position,
 which makes its event id ``chainId:blockHash:logIndex:part`` (``indexer.publish.event_id``).
 
-A batch whose arrays were cut at ``max_array_items`` (``indexer.bounds``) fans out only the
-pairs both arrays kept whole, never a wrong pair: the ids past the cut are not published, and
-every part carries the batch's ``truncated`` record (each array's full item count and sha256),
-so a consumer sees the batch was larger. Arrays of different lengths (a non-standard
-contract) pair up to the shorter. Pure.
+The fan-out comes before any bound: the decoder cuts the other arguments as those of a normal
+event (``max_array_items`` and ``max_value_bytes`` spent on them alone, the same for every
+part), while ``ids`` and ``values`` are cut only at ``max_batch_parts`` items each
+(``indexer.bounds.parts_bounder``): every pair up to it is published, each part a small
+message. Beyond it the ids past the cap are not published, and every part carries the batch's
+``truncated`` record (each cut array's full item count and sha256), so a consumer sees the
+batch was larger; ``indexer.encode`` logs a warning and counts the cut. Arrays of different
+lengths (a non-standard contract) pair up to the shorter. Pure.
 """
 
 from __future__ import annotations

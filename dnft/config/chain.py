@@ -56,6 +56,10 @@ class NetworkSettings(ConfigModel):
     # whole event; with the event's fixed 64 KiB of string content, a message stays < 1 MiB.
     max_value_bytes: int = Field(default=4096, ge=64, le=65_536)
     max_array_items: int = Field(default=1024, ge=1, le=1024)
+    # A batch event (ERC-1155 TransferBatch) fans out to one small message per id before any
+    # bound, outside max_array_items; ids past this many per log are not published and are
+    # recorded as a cut (the 'truncated' record, dnft_indexer_values_cut_total, a warning).
+    max_batch_parts: int = Field(default=10_000, ge=1, le=100_000)
     # A node's answer longer than this is cut off while it arrives; an eth_getLogs answer
     # that long splits its block range like a "too many results" refusal.
     max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)

@@ -29,6 +29,7 @@ from typing import Any
 
 from dnft.config import Settings
 from dnft.errors import DnftError
+from dnft.logging import configure_logging
 from dnft.rpc import RpcClient
 from indexer.encode import ChunkEncoder
 from indexer.sync.historical import read_range
@@ -75,6 +76,7 @@ def _die_with_parent() -> None:
 def _child(conn: Connection, settings: Settings, network: str, start: int, end: int) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    configure_logging(settings.log_level)  # a spawned child: warnings (cut batches) as JSON
     try:
         asyncio.run(_fetch_all(conn, settings, network, start, end))
         conn.send_bytes(pickle.dumps(("done", None)))

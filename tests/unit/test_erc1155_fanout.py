@@ -1,15 +1,20 @@
 """ERC-1155 in the indexer: ``TransferSingle`` binds to its ``id``; ``TransferBatch`` fans out
-to one message per id, each keyed by its token, with its own amount and its own event id; a
-batch cut at ``max_array_items`` publishes only whole pairs, flagged. Token identity of
-batches is configuration, checked against the ABI."""
+to one message per id, each keyed by its token, with its own amount and its own event id. The
+fan-out comes before the value bounds: ``ids``/``values`` spend none of ``max_array_items``
+(600 or 1024 ids are all published), a batch over ``max_batch_parts`` publishes the pairs up to
+it, flagged, counted and logged. Token identity of batches is configuration, checked against
+the ABI."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import structlog
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
@@ -113,18 +118,118 @@ class TestFanOut:
         encoder = ChunkEncoder.from_settings(settings(), "l2")
         assert published(encoder, [batch_log([], [])]) == []
 
-    def test_a_cut_batch_publishes_only_whole_pairs_flagged(self) -> None:
-        """max_array_items counts ids and values together: 6 items keep 4 ids and 2 values,
-        so only ids 0 and 1 (both with their amount) are published, each saying so."""
-        encoder = ChunkEncoder.from_settings(settings(network={"max_array_items": 6}), "l2")
-        messages = published(encoder, [batch_log([10, 11, 12, 13], [1, 2, 3, 4])])
-        assert [(b["token_id"], b["args"]["values"]) for _, b in messages] == [
-            ("10", "1"),
-            ("11", "2"),
+    @pytest.mark.parametrize("count", [600, 1024])
+    @pytest.mark.parametrize("max_array_items", [1, 1024])
+    def test_every_id_of_a_large_batch_is_published(self, count: int, max_array_items: int) -> None:
+        """ids and values used to share the event's max_array_items (1024): 600 ids gave 424
+        messages and 1024 gave none. Each part is scalars, so the array budget is not spent."""
+        net = {"max_array_items": max_array_items}
+        encoder = ChunkEncoder.from_settings(settings(network=net), "l2")
+        ids = list(range(1, count + 1))
+        encoded = encoder.encode([batch_log(ids, [i * 7 for i in ids])])
+        bodies = [orjson.loads(value) for _, value, _ in encoded.messages]
+        assert [(b["token_id"], b["args"]["values"]) for b in bodies] == [
+            (str(i), str(i * 7)) for i in ids
         ]
-        for _, body in messages:
-            assert body["truncated"]["values"]["items"] == 4
-            assert set(body["truncated"]) == {"values"}
+        assert all("truncated" not in b for b in bodies)
+        assert encoded.cuts == {}
+        validate_message(bodies[-1])
+
+    def test_a_batch_over_max_batch_parts_publishes_the_cap_flagged_counted_logged(self) -> None:
+        cap = 1024
+        encoder = ChunkEncoder.from_settings(settings(network={"max_batch_parts": cap}), "l2")
+        ids = list(range(cap + 1))
+        amounts = [i + 1 for i in ids]
+        with structlog.testing.capture_logs() as logs:
+            encoded = encoder.encode([batch_log(ids, amounts)])
+        bodies = [orjson.loads(value) for _, value, _ in encoded.messages]
+        assert [(b["token_id"], b["args"]["values"]) for b in bodies] == [
+            (str(i), str(i + 1)) for i in range(cap)
+        ]
+        digest = {
+            arg: hashlib.sha256(orjson.dumps([str(v) for v in full])).hexdigest()
+            for arg, full in (("ids", ids), ("values", amounts))
+        }
+        for body in bodies:
+            assert body["truncated"] == {
+                arg: {"sha256": digest[arg], "items": cap + 1} for arg in ("ids", "values")
+            }
+        validate_message(bodies[0])
+        assert encoded.cuts == {"TransferBatch": 2}  # dnft_indexer_values_cut_total
+        (warning,) = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"].startswith("batch cut to max_batch_parts")
+        assert warning["items"] == {"ids": cap + 1, "values": cap + 1}
+        assert warning["published"] == cap
+
+    def test_a_hostile_100k_batch_costs_its_decode_and_the_cap(self) -> None:
+        """100,000 ids (6.4 MB of log data, which networks[].max_response_bytes bounds) decode
+        once; only the default max_batch_parts parts are built."""
+        encoder = ChunkEncoder.from_settings(settings(), "l2")
+        ids = list(range(100_000))
+        started = time.perf_counter()
+        encoded = encoder.encode([batch_log(ids, ids)])
+        elapsed = time.perf_counter() - started
+        assert len(encoded.messages) == 10_000
+        assert elapsed < 20, f"{elapsed:.1f} s"  # about 1 s here; a guard, not a benchmark
+
+    def test_the_other_arguments_are_bounded_as_a_normal_event(self, tmp_path: Path) -> None:
+        """A batch event with one more array: that array spends max_array_items and is cut
+        (every part says so); the ids and amounts are not, and no batch warning is logged."""
+        crafted = event_abi(
+            "Crafted",
+            ("ids", "uint256[]", False),
+            ("amounts", "uint256[]", False),
+            ("extras", "uint256[]", False),
+        )
+        abi = tmp_path / "crafted.json"
+        abi.write_bytes(orjson.dumps([crafted]))
+        events = {"Crafted": {"token": {"arg": "ids", "amount_arg": "amounts"}}}
+        encoder = ChunkEncoder.from_settings(
+            settings(abi, events=events, network={"max_array_items": 2}), "l2"
+        )
+        topic0 = "0x" + keccak(text="Crafted(uint256[],uint256[],uint256[])").hex()
+        data = encode(["uint256[]"] * 3, [[1, 2, 3, 4, 5], [9] * 5, [7] * 5])
+        log = make_log([topic0], data, address=ADDRESS)
+        with structlog.testing.capture_logs() as logs:
+            encoded = encoder.encode([log])
+        bodies = [orjson.loads(value) for _, value, _ in encoded.messages]
+        assert [b["token_id"] for b in bodies] == ["1", "2", "3", "4", "5"]
+        assert all(b["args"]["extras"] == ["7", "7"] for b in bodies)
+        assert all(set(b["truncated"]) == {"extras"} for b in bodies)
+        assert encoded.cuts == {"Crafted": 1}
+        assert not [e for e in logs if e["log_level"] == "warning"]
+
+    def test_parts_share_one_events_string_budget(self, tmp_path: Path) -> None:
+        """Each part repeats the batch's other arguments: a 4 KiB note on 1,000 ids must not
+        become 4 MB of messages; the parts share one event's 64 KiB (at least 256 bytes
+        each), and a small batch keeps its note whole."""
+        noted = event_abi(
+            "Noted", ("ids", "uint256[]", False), ("amounts", "uint256[]", False),
+            ("note", "string", False),
+        )  # fmt: skip
+        abi = tmp_path / "noted.json"
+        abi.write_bytes(orjson.dumps([noted]))
+        events = {"Noted": {"token": {"arg": "ids", "amount_arg": "amounts"}}}
+        encoder = ChunkEncoder.from_settings(settings(abi, events=events), "l2")
+        topic0 = "0x" + keccak(text="Noted(uint256[],uint256[],string)").hex()
+        note = "n" * 4096
+
+        def notes(ids: int) -> list[dict[str, Any]]:
+            data = encode(["uint256[]", "uint256[]", "string"], [list(range(ids)), [1] * ids, note])
+            encoded = encoder.encode([make_log([topic0], data, address=ADDRESS)])
+            return [orjson.loads(value) for _, value, _ in encoded.messages]
+
+        assert all(b["args"]["note"] == note for b in notes(2))
+        many = notes(1000)
+        assert len(many) == 1000
+        assert all(len(b["args"]["note"]) == 256 for b in many)
+        assert many[0]["truncated"]["note"]["bytes"] == 4096
+
+    @pytest.mark.parametrize("value", [0, 100_001])
+    def test_max_batch_parts_is_bounded(self, value: int) -> None:
+        with pytest.raises(ConfigError) as raised:
+            settings(network={"max_batch_parts": value})
+        assert "max_batch_parts" in str(raised.value)
 
     def test_arrays_of_different_lengths_pair_up_to_the_shorter(self) -> None:
         encoder = ChunkEncoder.from_settings(settings(), "l2")
