@@ -1,7 +1,7 @@
 """``dnft config check``: load and validate the settings, naming the failing key; then read
 each contract's ABI (its events, and where each event's token id comes from) and load each
-collection file bound to its contract, and check the pusher's calls against their ABIs, as
-the daemons do at start."""
+collection file bound to its contract, check the pusher's calls against their ABIs, and
+check that each Kafka TLS/SASL file exists and is readable, as the daemons do at start."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import argparse
 from dnft.collection import load_bound_collections
 from dnft.config import load_settings
 from dnft.errors import ConfigError
+from dnft.kafka.security import check_files
 from indexer.encode import load_contracts
 from publisher.pusher import push_targets
 
@@ -24,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _check(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
+        # Not at load (the api and migrations need no Kafka Secret): every Kafka client does.
+        check_files(settings.kafka.security)
         for network in settings.networks:
             load_contracts(settings, network.name)
         if settings.collections:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -41,18 +40,6 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-def _readable(path: Path | None) -> Path | None:
-    """A key, certificate or password file must be readable when the daemon starts, not at
-    its first reconnect hours later."""
-    if path is None:
-        return None
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"{path} is not readable by this user")
-    return path
-
-
 class KafkaTlsSettings(ConfigModel):
     # None: the system's CA bundle (a public CA); set it for a private CA (Strimzi, MSK).
     ca_file: Path | None = None
@@ -60,8 +47,6 @@ class KafkaTlsSettings(ConfigModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     check_hostname: bool = True
-
-    _files = field_validator("ca_file", "cert_file", "key_file")(_readable)
 
     @model_validator(mode="after")
     def _pair(self) -> KafkaTlsSettings:
@@ -79,13 +64,25 @@ class KafkaSaslSettings(ConfigModel):
     # no `password` key, so a config holding one is refused.
     password_file: Path | None = None
 
-    _files = field_validator("password_file")(_readable)
-
 
 class KafkaSecuritySettings(ConfigModel):
+    """The files it names are checked when a Kafka client is built and by ``dnft config
+    check`` (dnft/kafka/security.py), not at load: the api and the migrations load the same
+    config and never talk to Kafka, so they need not hold its credentials."""
+
     protocol: SecurityProtocol = "PLAINTEXT"
     tls: KafkaTlsSettings = KafkaTlsSettings()
     sasl: KafkaSaslSettings = KafkaSaslSettings()
+
+    def files(self) -> dict[str, Path]:
+        """Each file this section names, by its key (``kafka.security.tls.ca_file``...)."""
+        named = {
+            "tls.ca_file": self.tls.ca_file,
+            "tls.cert_file": self.tls.cert_file,
+            "tls.key_file": self.tls.key_file,
+            "sasl.password_file": self.sasl.password_file,
+        }
+        return {f"kafka.security.{key}": path for key, path in named.items() if path is not None}
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSecuritySettings:

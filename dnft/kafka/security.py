@@ -4,17 +4,33 @@ Producer, consumer, topic admin, group tools, ``dnft status`` and the audit's to
 pass :func:`client_security_kwargs` to kafka-python, so no client can connect in the clear
 when the config asks for TLS. The SSL context is built once per TLS section (loading a CA
 bundle costs milliseconds and every client of a daemon shares it).
+
+The files ``kafka.security`` names are checked here (:func:`check_files`), when a client is
+built, and by ``dnft config check``, not when the config loads: the api and the migrations
+load the same config without the Secret behind them. Every daemon that uses Kafka builds its
+clients before it reports ready, so a missing file still stops it at start.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import ssl
 from typing import Any
 
 from dnft.config.kafka import KafkaSecuritySettings, KafkaSettings, KafkaTlsSettings
 from dnft.errors import ConfigError
+
+
+def check_files(security: KafkaSecuritySettings) -> None:
+    """Each CA, certificate, key and password file ``security`` names is a file this user can
+    read. Raises ConfigError naming the first failing key (``kafka.security.tls.ca_file``)."""
+    for key, path in security.files().items():
+        if not path.is_file():
+            raise ConfigError(key, f"no such file: {path}")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(key, f"{path} is not readable by this user")
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,6 +79,7 @@ def client_security_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     up by the next client); kafka-python takes SCRAM credentials from ``sasl_plain_*`` too.
     Raises ConfigError naming the failing key."""
     security = settings.security
+    check_files(security)
     kwargs: dict[str, Any] = {"security_protocol": security.protocol}
     if security.protocol in ("SSL", "SASL_SSL"):
         kwargs["ssl_context"] = ssl_context(security.tls)

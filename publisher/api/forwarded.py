@@ -7,8 +7,13 @@ the API directly could write any address there. It is then walked from the right
 ``real_ip_recursive`` does: an entry in a trusted network is one of our proxies, so the walk
 goes on to its left; the first entry outside is the client. At most N entries are read with N
 proxies (the N-th from the right is the client whatever it is): everything to its left came
-from the client and may be forged. Pure; the header is split at most N times whatever its
-length.
+from the client and may be forged. Pure but for one warning per process (below); the header
+is split at most N times whatever its length.
+
+A header from a peer outside the trusted networks is ignored, and the first one is logged as a
+warning naming ``api.trusted_proxy_networks``: behind a proxy with a public address (a CDN, a
+cloud load balancer) every client would otherwise share the proxy's rate-limit budget,
+silently.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ import ipaddress
 from collections.abc import Sequence
 from functools import lru_cache
 
+import structlog
+
 from dnft.config.api import DEFAULT_PROXY_NETWORKS
+
+log = structlog.get_logger("dnft.api.forwarded")
 
 UNKNOWN = "unknown"
 
@@ -52,6 +61,26 @@ def _trusted(address: Address, trusted: Sequence[Network]) -> bool:
     return any(address in network for network in trusted)
 
 
+_warned = False
+
+
+def _warn_untrusted_peer(peer: str, trusted_proxies: int) -> None:
+    """Once per process: a header the setting made us ignore. Not per request: any client
+    reaching the API directly can send one, and the log must not be theirs to flood."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    log.warning(
+        "X-Forwarded-For ignored: peer not in api.trusted_proxy_networks",
+        peer=peer,
+        trusted_proxies=trusted_proxies,
+        hint="if this peer is your proxy (a CDN or load balancer with a public address), "
+        "add its ranges to api.trusted_proxy_networks; else every client behind it shares "
+        "one rate-limit budget",
+    )
+
+
 def client_address(
     peer: str | None,
     forwarded_for: Sequence[str],
@@ -68,6 +97,7 @@ def client_address(
     trusted = networks(tuple(trusted_networks))
     peer_ip = _ip(peer or "")
     if peer_ip is None or not _trusted(peer_ip, trusted):
+        _warn_untrusted_peer(fallback, trusted_proxies)
         return fallback  # not one of our proxies: its header is the client's to forge
     joined = ",".join(forwarded_for)
     # The N rightmost entries, nearest first (fewer when fewer proxies wrote one).

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog
 
 from dnft.config import settings_from_mapping
 from dnft.config.api import DEFAULT_PROXY_NETWORKS
 from dnft.errors import ConfigError
+from publisher.api import forwarded
 from publisher.api.forwarded import client_address
 
 CLIENT = "203.0.113.7"
@@ -86,3 +88,33 @@ class TestSetting:
             settings_from_mapping(settings(trusted_proxy_networks=[cidr]), {})
         assert info.value.key == "api.trusted_proxy_networks"
         assert cidr in str(info.value)
+
+
+class TestUntrustedPeerWarning:
+    """A header from a peer outside api.trusted_proxy_networks, with proxies configured, is
+    ignored: said once per process, naming the setting (a CDN's public addresses would
+    otherwise put every client in one rate-limit bucket without a word)."""
+
+    @pytest.fixture(autouse=True)
+    def fresh_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(forwarded, "_warned", False)
+
+    def test_warned_once_naming_the_setting(self) -> None:
+        with structlog.testing.capture_logs() as logs:
+            assert client_address(OUTSIDER, [CLIENT], 1) == OUTSIDER
+            assert client_address("198.51.100.5", [CLIENT], 2) == "198.51.100.5"
+        (warning,) = logs
+        assert warning["log_level"] == "warning"
+        assert "api.trusted_proxy_networks" in warning["event"]
+        assert warning["peer"] == OUTSIDER
+        assert warning["trusted_proxies"] == 1
+
+    def test_silent_when_nothing_is_ignored(self) -> None:
+        with structlog.testing.capture_logs() as logs:
+            assert client_address(OUTSIDER, [CLIENT], 0) == OUTSIDER  # no proxies configured
+            assert client_address(OUTSIDER, [], 1) == OUTSIDER  # no header
+            assert client_address(INGRESS, [CLIENT], 1) == CLIENT  # our proxy
+        assert logs == []
+        with structlog.testing.capture_logs() as logs:
+            client_address(OUTSIDER, [CLIENT], 1)
+        assert len(logs) == 1  # the first ignored header still warns

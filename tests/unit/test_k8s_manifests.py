@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dnft.config import Settings, settings_from_mapping
+from dnft.kafka.security import check_files
 from tests.support.deploy import DEPLOY, RULES
 
 K8S = DEPLOY / "k8s"
@@ -36,6 +37,10 @@ EXTERNAL_SECRETS = {
 OPTIONAL_SECRETS = {"dnft-s3", "dnft-kafka"}
 # The daemons that talk to Kafka: they alone mount the optional dnft-kafka Secret (TLS/SASL).
 KAFKA_CLIENTS = {"dnft-indexer", "dnft-oracle", "dnft-planner", "dnft-render", "dnft-pusher"}
+# The commands (a container's first argument) that build Kafka clients, and so check the
+# kafka.security files at start (dnft/kafka/security.py); `migrate` and `api` never do (the
+# api only with /curate on: see uses_kafka).
+KAFKA_COMMANDS = {"indexer", "oracle", "regenerator", "pusher"}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 Object = dict[str, Any]
@@ -331,7 +336,8 @@ def file_keys(section: Any, prefix: str = "") -> dict[str, str]:
 class TestKafkaSecurity:
     """The Kafka TLS/SASL files: the optional Secret dnft-kafka is mounted read-only where
     the commented ``kafka.security`` block of dnft.yaml looks for each file, in every daemon
-    that uses Kafka and in no other, and the block, once uncommented, loads."""
+    that uses Kafka and in no other, and the block, once uncommented, loads in every container
+    and finds its files in each that checks them."""
 
     @pytest.mark.parametrize("target", ["base", "prod"])
     def test_mounts_match_the_settings_paths(self, target: str, tmp_path: Path) -> None:
@@ -378,6 +384,66 @@ class TestKafkaSecurity:
         settings = settings_from_mapping(raw, env)
         assert settings.kafka.security.protocol == security["protocol"]
         assert settings.kafka.security.sasl.password_file == tmp_path / "password"
+
+    @pytest.mark.parametrize("target", ["base", "prod"])
+    def test_every_container_starts_with_security_on(self, target: str, tmp_path: Path) -> None:
+        """With the block uncommented and the Secret holding every key, each container that
+        loads dnft.yaml (the daemons, their `migrate` init containers, the api) sees the
+        Secret's files only where it mounts them: each gets past loading the config, and
+        each that builds a Kafka client (and so checks the files) has them. The api and the
+        migrations hold no Kafka credentials."""
+        objects = render(target)
+        text = by_base_name(objects, "ConfigMap")["dnft-config"]["data"]["dnft.yaml"]
+        security = commented_block(text, "security")
+        raw = yaml.safe_load(text)
+        checked: set[str] = set()
+        for name, spec in pod_specs(objects):
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for container in containers(spec):
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                if "DNFT_CONFIG" not in env:
+                    continue
+                who = f"{name}/{container['name']}"
+                # The container's filesystem, as far as the Secret goes, under its own root.
+                root = tmp_path / name / container["name"]
+                mounts = [m for m in container.get("volumeMounts", []) if m["name"] == KAFKA_MOUNT]
+                for mount in mounts:
+                    for item in volumes[KAFKA_MOUNT]["secret"]["items"]:
+                        file = root / mount["mountPath"].lstrip("/") / item["path"]
+                        file.parent.mkdir(parents=True, exist_ok=True)
+                        file.write_text("x")
+                raw["kafka"]["security"] = rooted(security, root)
+                settings = settings_from_mapping(raw, CONFIG_ENV)  # refused: a crashloop
+                if uses_kafka(container, settings):
+                    check_files(settings.kafka.security)  # ConfigError naming a missing key
+                    checked.add(name)
+                else:
+                    assert not mounts, f"{who} runs no Kafka client: no Kafka credentials"
+        assert checked == KAFKA_CLIENTS
+
+
+# What the config's ${...} references need to load (values are never used).
+CONFIG_ENV = {
+    "DNFT_PG_DSN": "postgresql://dnft:x@pg:5432/dnft",
+    "DNFT_RPC_URL": "https://rpc.example",
+    "DNFT_WS_URL": "wss://rpc.example",
+}
+
+
+def uses_kafka(container: Object, settings: Settings) -> bool:
+    """Whether the container's command builds Kafka clients (the api: with /curate on)."""
+    command = container.get("args", [""])[0]
+    return command in KAFKA_COMMANDS or (command == "api" and settings.api.curate.enabled)
+
+
+def rooted(section: Any, root: Path) -> Any:
+    """``section`` with each ``*_file`` path moved under ``root`` (a container's view)."""
+    if isinstance(section, dict):
+        return {
+            k: str(root / v.lstrip("/")) if k.endswith("_file") else rooted(v, root)
+            for k, v in section.items()
+        }
+    return section
 
 
 def volume_names(spec: Object) -> set[str]:

@@ -3,6 +3,8 @@ every client uses; tests/integration/test_kafka_security.py runs the TLS path on
 
 from __future__ import annotations
 
+import asyncio
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from dnft import cli
 from dnft.config import settings_from_mapping
 from dnft.config.kafka import KafkaSecuritySettings, KafkaSettings
 from dnft.errors import ConfigError
-from dnft.kafka import client_security_kwargs, explain_connect_failure
+from dnft.kafka import AsyncConsumer, AsyncProducer, client_security_kwargs, explain_connect_failure
+from dnft.kafka.security import check_files
 from tests.support.kafka import write_test_pki
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "dnft.example.yaml"
@@ -77,7 +81,6 @@ class TestSettings:
                 "kafka.security",
                 "sasl.password_file is required",
             ),
-            ({"protocol": "SSL", "tls": {"ca_file": "/no/such/ca.pem"}}, "", "no such file"),
             ({"protocol": "PLAINTEXT", "sasl": {"username": "u"}}, "kafka.security", "is set"),
             ({"tls": {"check_hostname": False}}, "kafka.security", "use SSL or SASL_SSL"),
             ({"protocol": "TLS"}, "kafka.security.protocol", ""),
@@ -92,17 +95,134 @@ class TestSettings:
         assert caught.value.key.startswith(key or "kafka.security")
         assert reason in str(caught.value)
 
-    def test_unreadable_ca_file(self, tmp_path: Path) -> None:
-        directory = tmp_path / "ca.pem"
-        directory.mkdir()  # not a file
-        with pytest.raises(ConfigError) as caught:
-            load({"protocol": "SSL", "tls": {"ca_file": str(directory)}})
-        assert caught.value.key == "kafka.security.tls.ca_file"
-
     def test_client_certificate_needs_its_key(self, tmp_path: Path) -> None:
         pki = write_test_pki(tmp_path)
         with pytest.raises(ConfigError, match=r"cert_file and kafka\.security\.tls\.key_file"):
             load({"protocol": "SSL", "tls": {"cert_file": str(pki.cert_file)}})
+
+
+FILE_KEYS = [
+    "kafka.security.tls.ca_file",
+    "kafka.security.tls.cert_file",
+    "kafka.security.tls.key_file",
+    "kafka.security.sasl.password_file",
+]
+
+
+def mutual_sasl_ssl(tmp_path: Path, password_file: Path) -> dict[str, Any]:
+    """A kafka.security naming every file (mutual TLS and SASL), all present."""
+    pki = write_test_pki(tmp_path)
+    return {
+        "protocol": "SASL_SSL",
+        "tls": {
+            "ca_file": str(pki.ca_file),
+            "cert_file": str(pki.cert_file),
+            "key_file": str(pki.key_file),
+        },
+        "sasl": {"mechanism": "PLAIN", "username": "u", "password_file": str(password_file)},
+    }
+
+
+def without(security: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``security`` with the file at ``key`` (kafka.security.x.y) replaced by ``path``."""
+    _, _, section, name = key.split(".")
+    return {**security, section: {**security[section], name: str(path)}}
+
+
+class TestFiles:
+    """The files are checked where a Kafka client is built and by `dnft config check`, not
+    when the config loads: the api and the migrations load the same dnft.yaml and do not
+    hold the Kafka Secret (deploy/k8s/base/patches/kafka-security.yaml)."""
+
+    def test_config_loads_without_its_files(self, tmp_path: Path) -> None:
+        gone = tmp_path / "not-mounted"
+        security = load(
+            {
+                "protocol": "SASL_SSL",
+                "tls": {
+                    "ca_file": str(gone / "ca.crt"),
+                    "cert_file": str(gone / "tls.crt"),
+                    "key_file": str(gone / "tls.key"),
+                },
+                "sasl": {
+                    "mechanism": "PLAIN",
+                    "username": "u",
+                    "password_file": str(gone / "password"),
+                },
+            }
+        ).security
+        assert set(security.files()) == set(FILE_KEYS)
+        with pytest.raises(ConfigError) as caught:
+            check_files(security)
+        assert caught.value.key == "kafka.security.tls.ca_file"
+
+    @pytest.mark.parametrize("key", FILE_KEYS)
+    def test_missing_file_names_its_key(
+        self, tmp_path: Path, password_file: Path, key: str
+    ) -> None:
+        full = load(mutual_sasl_ssl(tmp_path, password_file))
+        check_files(full.security)  # all present
+        assert client_security_kwargs(full)["sasl_plain_password"] == "s3cret"
+        settings = load(without(mutual_sasl_ssl(tmp_path, password_file), key, tmp_path / "x"))
+        for check in (
+            lambda: check_files(settings.security),
+            lambda: client_security_kwargs(settings),
+        ):
+            with pytest.raises(ConfigError) as caught:
+                check()
+            assert caught.value.key == key
+            assert f"no such file: {tmp_path / 'x'}" in str(caught.value)
+
+    def test_directory_is_not_a_file(self, tmp_path: Path) -> None:
+        directory = tmp_path / "ca.pem"
+        directory.mkdir()
+        settings = load({"protocol": "SSL", "tls": {"ca_file": str(directory)}})
+        with pytest.raises(ConfigError) as caught:
+            client_security_kwargs(settings)
+        assert caught.value.key == "kafka.security.tls.ca_file"
+
+    def test_unreadable_file(
+        self, tmp_path: Path, password_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Faked: these tests run as root, who can read a mode-000 file.
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != password_file)
+        settings = load(mutual_sasl_ssl(tmp_path, password_file))
+        with pytest.raises(ConfigError, match="not readable by this user") as caught:
+            check_files(settings.security)
+        assert caught.value.key == "kafka.security.sasl.password_file"
+
+    def test_clients_refuse_to_start(self, tmp_path: Path) -> None:
+        """A daemon builds its producer and consumers before it reports ready
+        (dnft/resources.py): the missing file stops it there, before any connection."""
+        settings = load({"protocol": "SSL", "tls": {"ca_file": str(tmp_path / "gone.pem")}})
+        for client in (
+            AsyncProducer(settings, client_id="t"),
+            AsyncConsumer(settings, group_id="g", topics=["t"]),
+        ):
+            with pytest.raises(ConfigError) as caught:
+                asyncio.run(client.start())
+            assert caught.value.key == "kafka.security.tls.ca_file"
+
+    def test_config_check_names_the_key(
+        self,
+        tmp_path: Path,
+        password_file: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        for name in [n for n in os.environ if n.startswith("DNFT_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("DNFT_KAFKA__SECURITY__PROTOCOL", "SASL_PLAINTEXT")
+        monkeypatch.setenv("DNFT_KAFKA__SECURITY__SASL__MECHANISM", "PLAIN")
+        monkeypatch.setenv("DNFT_KAFKA__SECURITY__SASL__USERNAME", "u")
+        monkeypatch.setenv("DNFT_KAFKA__SECURITY__SASL__PASSWORD_FILE", str(password_file))
+        assert cli.main(["--config", str(EXAMPLE), "config", "check"]) == 0
+        assert "config ok" in capsys.readouterr().out
+        password_file.unlink()
+        assert cli.main(["--config", str(EXAMPLE), "config", "check"]) == 1
+        assert capsys.readouterr().out.startswith(
+            "config error at kafka.security.sasl.password_file: no such file"
+        )
 
 
 class TestClientKwargs:
