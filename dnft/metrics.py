@@ -307,3 +307,11 @@ pusher_updates_dropped_total = Counter(
     "token exists) or retracted (a reorg removed a chain event the version was rendered from)",
     ["reason"],
 )
+
+# --- Issue 18 review R1: finality tag reads (pusher.collections[].announce_after) ------------
+pusher_tag_errors_total = Counter(
+    "dnft_pusher_tag_errors_total",
+    "Failed reads of a network's safe / finalized block by the pusher: the targets held for "
+    "that tag wait a pass, the others go on; by network and tag",
+    ["network", "tag"],
+)

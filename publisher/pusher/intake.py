@@ -4,13 +4,16 @@ Only updates of configured (chain, contract) pairs are considered; others belong
 pusher (or to none) and are skipped. The pusher trusts Postgres, not Kafka: an update is
 recorded only if ``token_versions`` holds that version of that token, for a collection bound
 to the update's chain and contract, with the same metadata CID, and only if the outbox holds
-no newer version of that token. Anything else (a version never rendered, a CID that differs: a
-forged or corrupted message; an old but real version written or replayed after a newer one,
-which a URI-carrying push would write over the newer URI: a rollback) is refused, logged with
-its reason and counted in ``dnft_pusher_updates_refused_total{reason}``; a refused update is
-acknowledged like a recorded one, since retrying it cannot change the answer. The check and
+no newer version of that token in that collection. Anything else (a version never rendered,
+a CID that differs: a forged or corrupted message; an old but real version written or
+replayed after a newer one, which a URI-carrying push would write over the newer URI: a
+rollback) is refused, logged with its reason and counted in
+``dnft_pusher_updates_refused_total{reason}``; a refused update is acknowledged like a
+recorded one, since retrying it cannot change the answer. The check and
 the insert are one statement (:meth:`Outbox.record_updates`). Recording is idempotent, so a
-redelivered batch is a no-op and the offsets may be committed once ``handle`` returns.
+redelivered batch is a no-op and the offsets may be committed once ``handle`` returns; the one
+exception: a version a finality hold dropped (its state had moved on) that is announced again
+while still the token's newest (its state came back) waits again.
 """
 
 from __future__ import annotations

@@ -42,10 +42,12 @@ Planner = Callable[[Sequence[WaitingUpdate]], list[PlannedPush]]
 # The pusher's trust rule in one statement: each incoming update (numbered i) gets a verdict
 # from token_versions (null: no such version in a collection bound to its contract; 0: it
 # matches; 1: its metadata CID differs) and from the outbox (2: superseded, a real version
-# older than one the outbox already holds for the token: recorded now, a URI-carrying push
-# would write the old URI over the newer one); only matching ones are inserted. A version
-# already in the outbox stays 0 (a replay is a no-op). Every row comes back with the count
-# inserted.
+# older than one the outbox already holds for the token in the same collection: recorded now,
+# a URI-carrying push would write the old URI over the newer one); only matching ones are
+# inserted. A version already in the outbox stays 0 (a replay is a no-op), except that one a
+# finality hold dropped as retracted is waiting again if it is still the token's newest there
+# (its state came back: the render worker announces the version again). Every row comes back
+# with the count inserted or waiting again.
 _RECORD_TRUSTED: Final = """
 with incoming as (
     select * from unnest($1::bigint[], $2::text[], $3::numeric[], $4::int[], $5::text[],
@@ -55,26 +57,32 @@ with incoming as (
     select * from unnest($8::bigint[], $9::text[], $10::text[])
         as b(chain_id, contract, collection)
 ), matched as (
-    select u.*, (
-        select min(case when v.metadata_cid = u.metadata_cid then 0 else 1 end)
+    select u.*, m.collection, m.match from incoming u
+    left join lateral (
+        select v.collection, case when v.metadata_cid = u.metadata_cid then 0 else 1 end as match
         from bound b
         join token_versions v on v.collection = b.collection
         where b.chain_id = u.chain_id and b.contract = u.contract
             and v.token_id = u.token_id and v.version = u.version
-    ) as match, (
+        order by 2, 1 limit 1
+    ) m on true
+), compared as (
+    select m.*, (
         select max(p.version) from pusher_updates p
-        where p.chain_id = u.chain_id and p.contract = u.contract and p.token_id = u.token_id
+        join token_versions v on v.collection = m.collection and v.token_id = p.token_id
+            and v.version = p.version and v.metadata_cid = p.metadata_cid
+        where p.chain_id = m.chain_id and p.contract = m.contract and p.token_id = m.token_id
     ) as newest, exists (
         select 1 from pusher_updates p
-        where p.chain_id = u.chain_id and p.contract = u.contract and p.token_id = u.token_id
-            and p.version = u.version
+        where p.chain_id = m.chain_id and p.contract = m.contract and p.token_id = m.token_id
+            and p.version = m.version
     ) as known
-    from incoming u
-), checked as (
-    select m.*, case
-        when m.match = 0 and not m.known and m.newest > m.version then 2 else m.match
-    end as verdict
     from matched m
+), checked as (
+    select c.*, case
+        when c.match = 0 and not c.known and c.newest > c.version then 2 else c.match
+    end as verdict
+    from compared c
 ), inserted as (
     insert into pusher_updates (chain_id, contract, token_id, version, metadata_uri,
         metadata_cid, created_at)
@@ -82,8 +90,17 @@ with incoming as (
     from checked where verdict = 0
     on conflict do nothing
     returning 1
+), revived as (
+    update pusher_updates p set dropped_at = null, dropped_reason = null, recorded_at = now()
+    from checked c
+    where c.verdict = 0 and c.known and c.newest = c.version
+        and p.chain_id = c.chain_id and p.contract = c.contract and p.token_id = c.token_id
+        and p.version = c.version and p.metadata_cid = c.metadata_cid
+        and p.dropped_reason = 'retracted' and p.push_id is null and p.failed_at is null
+    returning 1
 )
-select i, verdict, (select count(*) from inserted) as new from checked order by i
+select i, verdict, (select count(*) from inserted) + (select count(*) from revived) as new
+from checked order by i
 """
 
 _REFUSED: Final[dict[int | None, RefusedReason]] = {
@@ -92,34 +109,51 @@ _REFUSED: Final[dict[int | None, RefusedReason]] = {
     2: "superseded",
 }
 
-# A contract's waiting updates with what a finality hold needs (announce_after): the version
-# each matched at intake (same token, version and content-addressed metadata CID); the block
-# its state must be final up to (the newest of the token's events and its collection's
-# collection-wide ones stored now: the state follows the chain up to there; events stored
-# after the version only make the hold longer); the token's newest version; and whether an
-# event the version was rendered from is gone (a reorg retracted it).
-_WAITING_HELD: Final = r"""
+# A chain event's id in a version's triggered_by: ``chainId:blockHash:logIndex``, with
+# ``:part`` for an ERC-1155 batch fanned out per id. Other triggers: ``feed:<id>``,
+# ``retracted:<event id>``, ``rerender``.
+_CHAIN_EVENT_ID: Final = r"^[0-9]+:0x[0-9a-f]+:[0-9]+(:[0-9]+)?$"
+
+# A contract's waiting updates with what a finality hold needs (announce_after), each with
+# the version it matched at intake (same token, version and metadata CID, in a collection
+# bound to the contract: $4):
+# - superseded: a newer version of the token exists in that collection;
+# - stale: the token's current state is not the version's any more (a reorg retracted an
+#   event it was rendered from, and the state moved on);
+# - hold_block: the block the version's events must be final up to. When every trigger of
+#   the version is a stored chain event (or a feed change), the newest block of those events:
+#   the events it was rendered from (earlier events of the token are in earlier blocks).
+#   Otherwise (a feed change, a retraction or a rerender alone; or a trigger gone because a
+#   reorg re-mined its transaction under a new block hash) the newest block of every stored
+#   event of the token and its collection's collection-wide ones: regen_events records no
+#   time, so which events a version was rendered from is not known; this may hold longer.
+_WAITING_HELD: Final = rf"""
 select u.token_id, u.version, u.metadata_cid,
     u.recorded_at <= now() - make_interval(secs => $3) as waited,
-    (
+    (select max(n.version) from token_versions n
+        where n.collection = v.collection and n.token_id = u.token_id) > u.version as superseded,
+    v.collection is not null and t.state_hash is distinct from v.state_hash as stale,
+    case when tr.chained > 0 and tr.found = tr.chained and tr.other = 0 then tr.block
+    else (
         select max(e.block_number) from regen_events e
         where e.collection = v.collection and e.token_id in (u.token_id, -1)
-    ) as hold_block,
-    (select max(n.version) from token_versions n
-        where n.collection = v.collection and n.token_id = u.token_id) as newest,
-    exists (
-        select 1 from jsonb_array_elements_text(v.triggered_by) t(id)
-        where t.id ~ '^[0-9]+:0x[0-9a-f]+:[0-9]+$' and not exists (
-            select 1 from regen_events e where e.collection = v.collection and e.event_id = t.id
-        )
-    ) as retracted
+    ) end as hold_block
 from pusher_updates u
 left join lateral (
-    select collection, triggered_by from token_versions v
-    where v.token_id = u.token_id and v.version = u.version
+    select collection, state_hash, triggered_by from token_versions v
+    where v.collection = any($4::text[]) and v.token_id = u.token_id and v.version = u.version
         and v.metadata_cid = u.metadata_cid
     order by collection limit 1
 ) v on true
+left join regen_tokens t on t.collection = v.collection and t.token_id = u.token_id
+left join lateral (
+    select count(*) filter (where g.id ~ '{_CHAIN_EVENT_ID}') as chained,
+        count(e.event_id) as found,
+        count(*) filter (where g.id !~ '{_CHAIN_EVENT_ID}' and g.id not like 'feed:%') as other,
+        max(e.block_number) as block
+    from jsonb_array_elements_text(v.triggered_by) g(id)
+    left join regen_events e on e.collection = v.collection and e.event_id = g.id
+) tr on true
 where u.chain_id = $1 and u.contract = $2 and u.push_id is null and u.failed_at is null
     and u.dropped_at is null
 order by u.token_id, u.version
@@ -132,9 +166,18 @@ _PUSH_COLUMNS = (
 
 
 class Outbox:
-    def __init__(self, pool: asyncpg.Pool, *, sender: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        sender: str,
+        bindings: Mapping[tuple[int, str], Sequence[str]] | None = None,
+    ) -> None:
+        """``bindings``: (chain id, lowercase contract) -> the collections bound to it; a
+        finality hold reads the versions of those only (``plan`` with ``final_block``)."""
         self._pool = pool
         self.sender = sender.lower()
+        self._bindings = dict(bindings or {})
 
     # --- updates ----------------------------------------------------------------------
 
@@ -201,8 +244,10 @@ class Outbox:
         ``final_block`` (a finality hold: the chain's block of the target's
         ``announce_after`` tag): only updates whose version's chain events are at or below it
         are planned, the others stay held; a waiting update whose version is no longer its
-        token's newest, or was rendered from an event a reorg retracted, is dropped for good
-        (in the same transaction: what is planned is current)."""
+        token's newest, or whose state is no longer the token's current one (a reorg
+        retracted an event it was rendered from), is dropped for good (in the same
+        transaction: what is planned is current). Raises ValueError under a hold for a
+        contract the Outbox has no ``bindings`` for."""
         if max_pushes < 1:
             return Planned(0)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -272,15 +317,20 @@ class Outbox:
         """In the caller's transaction: drop the held updates that can never be announced,
         and return (the released ones, once the oldest of them waited ``window_s``; how many
         stay held; the dropped ones)."""
-        rows = await conn.fetch(_WAITING_HELD, chain_id, contract, window_s)
+        collections = self._bindings.get((chain_id, contract))
+        if not collections:
+            raise ValueError(f"no collection bound to {contract} on chain {chain_id}")
+        rows = await conn.fetch(_WAITING_HELD, chain_id, contract, window_s, list(collections))
         dropped: list[tuple[int, int, str]] = []
         released: list[asyncpg.Record] = []
         held = 0
         for r in rows:
             token, version = int(r["token_id"]), int(r["version"])
-            if r["newest"] is not None and r["newest"] > version:
+            if r["superseded"]:
                 dropped.append((token, version, "superseded"))
-            elif r["retracted"]:
+            elif r["stale"]:
+                # Dropped only when the state moved on: a reorg that re-mined the same
+                # transactions gives the events new ids but the same state, still to announce.
                 dropped.append((token, version, "retracted"))
             elif r["hold_block"] is not None and r["hold_block"] > final_block:
                 held += 1
@@ -315,6 +365,22 @@ class Outbox:
                 self.sender,
             )
         return value
+
+    async def others_open(self, chain_id: int, contracts: Sequence[str]) -> dict[str, int]:
+        """Other senders with open (planned, sent or mined) pushes to ``contracts`` on
+        ``chain_id``: sender -> how many. Only a sender tracks its own pushes, so another's
+        stay open for good. (Another pusher, with its own leader scope and key, may push to
+        other contracts of the chain: those are its own business.)"""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select sender, count(*) from pusher_pushes where chain_id = $1 "
+                "and sender <> $2 and contract = any($3::text[]) "
+                "and state in ('planned', 'sent', 'mined') group by sender order by sender",
+                chain_id,
+                self.sender,
+                list(contracts),
+            )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     async def open_pushes(self, chain_id: int) -> list[Push]:
         """Planned, sent and mined pushes with their live transactions; planned ones last,

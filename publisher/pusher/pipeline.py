@@ -40,6 +40,7 @@ from dnft.collection import BoundCollection, load_bound_collections
 from dnft.config import NetworkSettings, Settings
 from dnft.errors import ConfigError
 from dnft.health import HealthServer
+from dnft.kafka.security import check_files
 from dnft.leader import LeaderLock
 from dnft.messages import MetadataUpdate
 from dnft.resources import DaemonResources
@@ -84,6 +85,8 @@ class PusherRuntime:
 
     def __init__(self, settings: Settings, signers: Signer | Mapping[str, Signer]) -> None:
         self._settings = settings
+        # A standby is ready before it opens Kafka: a missing TLS/SASL file fails it here.
+        check_files(settings.kafka.security)
         self._targets = push_targets(settings)
         self._signers = _per_network(signers, self._targets)
         # The collections whose recorded versions the pusher may announce: read (small YAML
@@ -119,6 +122,7 @@ class PusherRuntime:
         # One Outbox per network, scoped to its signer's address: nonces, the rate cap and
         # open pushes are per (chain, sender). Recording updates and the gauges are not
         # scoped by sender: any Outbox serves them.
+        bindings = trusted_bindings(self._targeted(), self._bound)
         outbox = Outbox(pool, sender=next(iter(self._signers.values())).address)
         await res.topics({topics.metadata_updates: s.kafka.partitions, topics.dead_letter: 1})
         self.chains = [
@@ -126,14 +130,14 @@ class PusherRuntime:
                 res,
                 s.network(network),
                 self._targets[network],
-                Outbox(pool, sender=signer.address),
+                Outbox(pool, sender=signer.address, bindings=bindings),
                 signer,
                 lock,
             )
             for network, signer in self._signers.items()
         ]
         producer = await res.producer()  # the dead-letter topic's
-        intake = self.intake = Intake(outbox, trusted_bindings(self._targeted(), self._bound))
+        intake = self.intake = Intake(outbox, bindings)
         consumer = await res.consumer(s.pusher.group, [topics.metadata_updates])
         processor = StreamProcessor(
             consumer,

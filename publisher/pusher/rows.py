@@ -88,10 +88,12 @@ class Confirmed:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What ``record_updates`` did: how many updates were new, and those refused with the
-    reason (``unknown_version``: no such version of the token in a bound collection;
-    ``cid_mismatch``: the version exists with another metadata CID; ``superseded``: a real
-    version older than one already recorded for the token, which would roll its URI back)."""
+    """What ``record_updates`` did: how many updates were new (or waiting again: a version a
+    finality hold had dropped, announced again while still the token's newest), and those
+    refused with the reason (``unknown_version``: no such version of the token in a bound
+    collection; ``cid_mismatch``: the version exists with another metadata CID;
+    ``superseded``: a real version older than one already recorded for the token in the same
+    collection, which would roll its URI back)."""
 
     new: int
     refused: list[tuple[UpdateRecord, RefusedReason]]
@@ -104,7 +106,8 @@ RefusedReason = Literal["unknown_version", "cid_mismatch", "superseded"]
 class Planned:
     """What one planning pass of a contract did: pushes created, updates still held for
     finality (``announce_after``), and held updates dropped for good, each as
-    (token id, version, reason: ``superseded`` | ``retracted``)."""
+    (token id, version, reason: ``superseded``: a newer version of the token exists;
+    ``retracted``: the token's state is no longer the version's)."""
 
     pushes: int
     held: int = 0

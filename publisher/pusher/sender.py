@@ -118,12 +118,36 @@ class ChainPusher:
         return self.network.chain_id
 
     async def start(self) -> None:
-        """Check that the node serves the configured chain; raises ConfigError otherwise."""
+        """Check that the node serves the configured chain and every ``announce_after`` tag,
+        and that no other key has pushes open on this chain; raises ConfigError otherwise."""
         actual = await self._chain.chain_id()
         if actual != self.chain_id:
             raise ConfigError(
                 f"networks[{self.network.name}].chain_id",
                 f"is {self.chain_id}, but the node answers chain id {actual}",
+            )
+        for target in self._targets:
+            if target.announce_after == "head":
+                continue
+            try:
+                await self._chain.tagged_block(target.announce_after)
+            except RpcNodeError as exc:
+                raise ConfigError(
+                    f"pusher.collections[{target.name}].announce_after",
+                    f"the node of network {self.network.name!r} does not serve the "
+                    f"{target.announce_after!r} block tag ({exc.message}): use a node that "
+                    "does, or announce_after: head",
+                ) from None
+        others = await self._outbox.others_open(self.chain_id, [t.contract for t in self._targets])
+        if others:
+            # Only a push's own sender tracks it (nonce, receipts, confirmation): under a new
+            # key the old one's pushes would stay open, untracked, for good.
+            listed = ", ".join(f"{sender} ({count})" for sender, count in others.items())
+            raise ConfigError(
+                f"pusher.signers.{self.network.name}",
+                f"{sum(others.values())} push(es) of another key are still open on network "
+                f"{self.network.name!r} (sender: {listed}); keep that key until they are "
+                f"confirmed (dnft status shows them), then change it",
             )
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -171,12 +195,15 @@ class ChainPusher:
         budget = s.max_transactions_per_minute - await self._outbox.pushes_since(
             self.chain_id, 60.0
         )
+        tags: dict[str, int | None] = {}  # this pass's tagged blocks; None: unreadable
         for target in self._targets:
             if budget <= 0:
                 return
             final_block = None
             if target.announce_after != "head":
-                final_block = await self._chain.tagged_block(target.announce_after)
+                final_block = await self._tagged_block(target.announce_after, tags)
+                if final_block is None:
+                    continue  # held a pass longer; the other targets go on
             planned = await self._outbox.plan(
                 self.chain_id,
                 target.contract,
@@ -192,6 +219,20 @@ class ChainPusher:
                 budget -= planned.pushes
                 self._log.info("pushes planned", contract=target.name, pushes=planned.pushes)
                 crash_point("after_plan")
+
+    async def _tagged_block(self, tag: str, tags: dict[str, int | None]) -> int | None:
+        """The node's block of ``tag``, read once a pass; None (logged, counted) when the
+        read fails: only the targets held for that tag wait for the next pass."""
+        if tag not in tags:
+            try:
+                tags[tag] = await self._chain.tagged_block(tag)
+            except RpcError as exc:
+                tags[tag] = None
+                metrics.pusher_tag_errors_total.labels(self.network.name, tag).inc()
+                self._log.warning(
+                    "finality tag unreadable; held targets wait", tag=tag, error=str(exc)
+                )
+        return tags[tag]
 
     def _held(self, target: PushTarget, planned: Planned, final_block: int) -> None:
         """Export and log what a finality hold kept back or dropped this pass."""
