@@ -29,12 +29,14 @@ help:
 	@echo "make demo    the whole engine on local services, art evolving in the gallery (Ctrl-C stops)"
 	@echo "make lint | format | contracts | bench | chaos | demo-headless | demo-down | clean"
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock examples/dnft-renderer-example/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --no-deps $(TORCH_PIN)
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	# The example renderer plugin (examples/), which the tests build a collection with.
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e examples/dnft-renderer-example
 	$(BIN)/pip check
 	touch $@
 

@@ -7,11 +7,16 @@
     tiny_pipeline.py), built offline and loaded through ``DiffusionRenderer.load``; 8 single
     ``render`` calls against one ``render_batch`` of the same 8 requests, best of three.
 (c) GPU: measured only where CUDA is available; otherwise says so.
+(d) layers: the sample layers art (scripts/draw_layers_art.py) at 512x512, one core, the same
+    stream of distinct token states as (a), best of three: ``render`` as a worker calls it
+    (stacks already composited come from the renderer's cache), and every stack composited
+    and encoded afresh (cache off: the cost of a stack seen for the first time). Each is also
+    printed as a ratio to the procedural renderer of (a), measured in the same run.
 
-Prints per-line figures, then as its last lines ``gpu=``, ``procedural_images_per_s=`` and
-``diffusion_batch_vs_single=``.
+Prints per-line figures, then as its last lines ``gpu=``, ``layers_images_per_s=``,
+``layers_vs_procedural=``, ``procedural_images_per_s=`` and ``diffusion_batch_vs_single=``.
 
-    .venv/bin/python -m bench.render [--n 300] [--diffusion-size 64] [--steps 4]
+    .venv/bin/python -m bench.render [--n 300] [--diffusion-size 64] [--steps 4] [--no-diffusion]
 """
 
 from __future__ import annotations
@@ -166,27 +171,103 @@ def bench_diffusion(size: int, steps: int, device: str) -> float:
     return single_s / batch_s
 
 
+def layers_requests(n: int, size: int = 512) -> list[RenderRequest]:
+    """Distinct token states over the sample art's traits: 3 markets x 3 moods x 2 stages."""
+    from regenerator.renderers import RenderRequest
+
+    markets, moods, stages = ("bear", "calm", "bull"), ("calm", "happy", "sleepy"), ("egg", "kid")
+    return [
+        RenderRequest(
+            token_id=i * 7919 % 10_000,
+            traits={"fed": i % 97, "mood": moods[i % 3], "market": markets[(i // 3) % 3]},
+            stage=stages[(i // 9) % 2],
+            bucket=markets[(i // 3) % 3],
+            seed=i * 1_000_003,
+            size=size,
+        )
+        for i in range(n)
+    ]
+
+
+def bench_layers(n: int) -> tuple[float, float]:
+    """(images/s through ``render``, images/s compositing and encoding every stack afresh)."""
+    from regenerator.renderers.base import encode_png, sha256_hex
+    from regenerator.renderers.layers import LayersRenderer
+    from tests.support.scripts import load_script
+
+    cpu = min(os.sched_getaffinity(0))
+    all_cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            load_script("draw_layers_art").draw(Path(tmp), size=512, stages=("egg", "kid"))
+            began = time.perf_counter()
+            renderer = LayersRenderer.load(
+                tmp, stages=("egg", "kid"), traits=("fed", "mood", "market"), size=512
+            )
+            load_ms = (time.perf_counter() - began) * 1000
+        requests = layers_requests(n)
+        for request in requests[:24]:
+            renderer.render(request)
+
+        def cached() -> float:
+            began = time.perf_counter()
+            for request in requests:
+                renderer.render(request)
+            return (time.perf_counter() - began) / n
+
+        def fresh() -> float:
+            began = time.perf_counter()
+            for request in requests:
+                pixels = renderer.render_pixels(request)
+                sha256_hex(encode_png(pixels))
+            return (time.perf_counter() - began) / n
+
+        per_render, per_fresh = best_of(3, cached), best_of(3, fresh)
+        layers = len(renderer.picks(requests[0]))
+        print(f"(d) layers 512x512 ({layers} layers, 18 stacks), 1 core, {n} token states:")
+        print(f"    load and decode the folder: {load_ms:.0f} ms (once per worker)")
+        print(f"    render: {1 / per_render:.0f} images/s ({per_render * 1000:.2f} ms each)")
+        print(f"    every stack afresh: {1 / per_fresh:.0f} images/s ({per_fresh * 1000:.2f} ms)")
+        return 1 / per_render, 1 / per_fresh
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="procedural renders per round")
     parser.add_argument("--diffusion-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--no-diffusion", action="store_true", help="skip (b) and (c)")
     args = parser.parse_args()
     for name, value in SINGLE_THREAD_ENV.items():
         os.environ.setdefault(name, value)
 
     procedural = bench_procedural(args.n)
-    diffusion = bench_diffusion(args.diffusion_size, args.steps, "cpu")
+    layers, layers_fresh = bench_layers(args.n)
+    diffusion = (
+        None if args.no_diffusion else bench_diffusion(args.diffusion_size, args.steps, "cpu")
+    )
 
-    import torch
-
-    if torch.cuda.is_available():
-        gpu = bench_diffusion(args.diffusion_size, args.steps, "cuda")
-        print(f"gpu={torch.cuda.get_device_name()} diffusion_batch_vs_single_gpu={gpu:.2f}")
+    if diffusion is None:
+        print("gpu=skipped")
     else:
-        print("gpu=unavailable")
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = bench_diffusion(args.diffusion_size, args.steps, "cuda")
+            print(f"gpu={torch.cuda.get_device_name()} diffusion_batch_vs_single_gpu={gpu:.2f}")
+        else:
+            print("gpu=unavailable")
+    print(f"layers_images_per_s={layers:.0f} layers_fresh_images_per_s={layers_fresh:.0f}")
+    print(
+        f"layers_vs_procedural={layers / procedural:.1f} "
+        f"layers_fresh_vs_procedural={layers_fresh / procedural:.1f}"
+    )
     print(f"procedural_images_per_s={procedural:.0f}")
-    print(f"diffusion_batch_vs_single={diffusion:.2f}")
+    if diffusion is not None:
+        print(f"diffusion_batch_vs_single={diffusion:.2f}")
 
 
 if __name__ == "__main__":

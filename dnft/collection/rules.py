@@ -40,6 +40,7 @@ import re
 import string
 from collections.abc import Mapping
 from decimal import Decimal
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -257,13 +258,57 @@ class Stages(_Model):
         return self
 
 
-class RendererSpec(_Model):
-    kind: Literal["procedural", "diffusion"] = "procedural"
+# Renderer kinds dnft ships; others come from installed packages through this entry point
+# group (regenerator/renderers/registry.py builds them, docs/renderers.md).
+RENDERER_ENTRY_POINTS = "dnft.renderers"
+BUILTIN_RENDERERS = ("procedural", "diffusion", "layers")
+# Keys every renderer kind accepts; any other key is the kind's own setting (layers, plugins).
+_COMMON_RENDERER_KEYS = frozenset({"kind", "params", "model_dir", "lora"})
+
+
+def renderer_kinds() -> list[str]:
+    """The built-in renderer kinds and those installed packages register (entry point names);
+    only names are read here, nothing is imported."""
+    found = {ep.name for ep in entry_points(group=RENDERER_ENTRY_POINTS)}
+    return sorted(found | set(BUILTIN_RENDERERS))
+
+
+class RendererSpec(BaseModel):
+    """``renderer: {kind: NAME, ...}``. Keys beyond the common ones are the kind's own
+    settings (``settings``), validated by its renderer when it is built: only ``layers`` and
+    plugin kinds take any."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: str = Field(default="procedural", pattern=r"^[a-z][a-z0-9_.-]{0,62}$")
     params: dict[str, Any] = {}
     model_dir: Path | None = None  # diffusion: a mounted directory, loaded offline
     # diffusion: LoRA (or other adapter) weights, a file or directory inside model_dir, loaded
     # with diffusers' load_lora_weights; its sha256 goes into every render's provenance.
     lora: Path | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _installed_kind(cls, kind: str) -> str:
+        # Entry points are read only for a kind dnft does not ship (reading them scans the
+        # installed packages' metadata).
+        if kind not in BUILTIN_RENDERERS and kind not in (kinds := renderer_kinds()):
+            raise ValueError(f"unknown renderer kind {kind!r} (installed kinds: {kinds})")
+        return kind
+
+    @model_validator(mode="after")
+    def _own_settings(self) -> RendererSpec:
+        if self.kind in ("procedural", "diffusion") and self.settings:
+            raise ValueError(
+                f"renderer kind {self.kind} takes no settings {sorted(self.settings)} "
+                f"(its keys: {sorted(_COMMON_RENDERER_KEYS)})"
+            )
+        return self
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The kind's own settings: every key but kind, params, model_dir and lora."""
+        return dict(self.model_extra or {})
 
     @model_validator(mode="after")
     def _lora_inside_model_dir(self) -> RendererSpec:

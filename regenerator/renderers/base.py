@@ -1,4 +1,5 @@
 """The renderer contract: one ``Renderer`` Protocol, its request and result, shared helpers.
+A public interface for plugins (docs/renderers.md): change it only compatibly.
 
 A renderer turns a token's state (traits, stage, feed bucket, seed, prompt) into PNG bytes plus
 the provenance needed to explain, and where possible reproduce, the image. Rendering is
