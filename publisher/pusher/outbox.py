@@ -118,11 +118,16 @@ _CHAIN_EVENT_ID: Final = r"^[0-9]+:0x[0-9a-f]+:[0-9]+(:[0-9]+)?$"
 # the version it matched at intake (same token, version and metadata CID, in a collection
 # bound to the contract: $4):
 # - superseded: a newer version of the token exists in that collection;
-# - stale: the token's current state is not the version's any more (a reorg retracted an
-#   event it was rendered from, and the state moved on);
+# - stale: a chain event that triggered the version is gone (a reorg retracted it) and the
+#   token's state moved on. Only both: a re-mined transaction gives its event a new id but
+#   the same state (still to announce), and a state moved on by an ordinary new event leaves
+#   the version to be superseded by the next one; if that one is never published (curation
+#   rejects it, its render is dead-lettered) this version is still announced;
 # - hold_block: the block the version's events must be final up to. When every trigger of
-#   the version is a stored chain event (or a feed change), the newest block of those events:
-#   the events it was rendered from (earlier events of the token are in earlier blocks).
+#   the version is a stored chain event (or a feed change), the newest block of those events
+#   and of the collection's collection-wide events: a token's own events arrive in block
+#   order (one key, one partition), collection-wide ones on another key may not, so all of
+#   those count (they are rare; a later one only holds longer).
 #   Otherwise (a feed change, a retraction or a rerender alone; or a trigger gone because a
 #   reorg re-mined its transaction under a new block hash) the newest block of every stored
 #   event of the token and its collection's collection-wide ones: regen_events records no
@@ -132,8 +137,12 @@ select u.token_id, u.version, u.metadata_cid,
     u.recorded_at <= now() - make_interval(secs => $3) as waited,
     (select max(n.version) from token_versions n
         where n.collection = v.collection and n.token_id = u.token_id) > u.version as superseded,
-    v.collection is not null and t.state_hash is distinct from v.state_hash as stale,
-    case when tr.chained > 0 and tr.found = tr.chained and tr.other = 0 then tr.block
+    v.collection is not null and t.state_hash is distinct from v.state_hash
+        and tr.found < tr.chained as stale,
+    case when tr.chained > 0 and tr.found = tr.chained and tr.other = 0 then greatest(tr.block, (
+        select max(e.block_number) from regen_events e
+        where e.collection = v.collection and e.token_id = -1
+    ))
     else (
         select max(e.block_number) from regen_events e
         where e.collection = v.collection and e.token_id in (u.token_id, -1)

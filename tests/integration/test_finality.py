@@ -493,6 +493,32 @@ class TestHoldRules:
         assert (recorded.new, recorded.refused) == (1, [])
         assert await h.plan(11) == ([(1, 2)], Planned(0, 0, []))
 
+    async def test_state_moved_on_by_a_new_event_still_announces(self, hold_db: HoldDb) -> None:
+        """No reorg: a new event moved the state on, and its version is not published (yet,
+        or ever: curation may reject it). The held version is still announced; only a newer
+        version supersedes it."""
+        h = hold_db
+        e2, e3 = event_id("bb", 0), event_id("cc", 0)
+        await h.event(1, e2, 10)
+        await h.event(1, e3, 11)
+        await h.version(1, 2, "s2", [e2])
+        await h.state(1, "s3")
+        await h.waiting(1, 2)
+        assert await h.plan(10) == ([(1, 2)], Planned(0, 0, []))
+
+    async def test_a_collection_wide_event_holds_the_version(self, hold_db: HoldDb) -> None:
+        """A collection-wide event travels under another key and may be applied before an
+        earlier block's token event: the version's state may include it, so it holds too."""
+        h = hold_db
+        e1 = event_id("aa", 0)
+        await h.event(1, e1, 10)
+        await h.event(-1, event_id("ff", 0), 20)  # SeasonChanged, stored under token -1
+        await h.version(1, 1, "s1", [e1])
+        await h.state(1, "s1")
+        await h.waiting(1, 1)
+        assert await h.plan(15) == ([], Planned(0, 1, []))
+        assert await h.plan(20) == ([(1, 1)], Planned(0, 0, []))
+
     async def test_hold_block_is_the_versions_own_events(self, hold_db: HoldDb) -> None:
         """A busy token: events after its version (no new state) do not hold it; a version of
         no chain event (a feed change) holds for every stored event of the token."""
