@@ -361,7 +361,7 @@ class EventDecoder:
             raise ValueError(f"data does not match the ABI: {type(exc).__name__}: {exc}") from None
         cuts = None
         if spec.limits is not None:
-            budget = Budget(spec.limits, value_bytes=_value_bytes(spec, values))
+            budget = _budget(spec, values)
             values = tuple(
                 value if bound is None else bound(value, arg, budget)
                 for arg, bound, value in zip(
@@ -374,15 +374,23 @@ class EventDecoder:
         return cuts
 
 
-def _value_bytes(spec: _EventSpec, values: tuple[Any, ...]) -> int:
-    """The string and bytes content one event may keep. Every part of a batch repeats the
-    batch's other arguments, so a batch of N parts shares one event's budget among them
-    (at least BATCH_PART_VALUE_BYTES each): one hostile log with a 64 KiB string and 10,000
-    ids must not become 640 MB of messages."""
+def _budget(spec: _EventSpec, values: tuple[Any, ...]) -> Budget:
+    """What one event may keep. Every part of a batch repeats the batch's other arguments,
+    so a batch of N parts shares one event's budgets among them: 64 KiB of string and bytes
+    content (at least BATCH_PART_VALUE_BYTES a part) and max_array_items items (at least one
+    a part). One hostile log with a 64 KiB string or a 1,024-item array and 10,000 ids must
+    not become hundreds of MB of messages."""
+    assert spec.limits is not None
+    budget = Budget(spec.limits)
     if not spec.batch_positions:
-        return EVENT_VALUE_BYTES
+        return budget
     parts = max(
-        (len(values[i]) for i in spec.batch_positions if isinstance(values[i], (list, tuple))),
-        default=1,
+        1,
+        max(
+            (len(values[i]) for i in spec.batch_positions if isinstance(values[i], (list, tuple))),
+            default=1,
+        ),
     )
-    return max(BATCH_PART_VALUE_BYTES, EVENT_VALUE_BYTES // max(1, parts))
+    budget.value_bytes = max(BATCH_PART_VALUE_BYTES, EVENT_VALUE_BYTES // parts)
+    budget.items = max(1, spec.limits.max_array_items // parts)
+    return budget

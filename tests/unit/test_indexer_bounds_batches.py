@@ -37,9 +37,19 @@ def test_batch_arrays_spend_none_of_the_array_budget() -> None:
     limits = ValueLimits(max_array_items=3)
     event = decode(limits, BATCH, list(range(50)), list(range(50)), [1, 2, 3, 4])
     assert (len(event.args["ids"]), len(event.args["amounts"])) == (50, 50)
-    assert event.args["extras"] == [1, 2, 3]  # the other array has the whole budget
+    # Each of the 50 parts repeats the other array: they share its budget, 3 // 50 -> 1.
+    assert event.args["extras"] == [1]
     assert event.truncated is not None
     assert set(event.truncated) == {"extras"}
+
+
+def test_parts_share_the_array_budget_of_one_event() -> None:
+    """1,024 items of another array on 100 ids would be 102,400 items over the parts."""
+    event = decode(ValueLimits(), BATCH, list(range(100)), [1] * 100, list(range(1024)))
+    assert len(event.args["ids"]) == 100
+    assert event.args["extras"] == list(range(10))  # 1024 // 100
+    assert event.truncated is not None
+    assert event.truncated["extras"]["items"] == 1024
 
 
 def test_without_batches_every_array_shares_the_budget() -> None:
