@@ -41,7 +41,6 @@ INT64_MAX: Final = 2**63 - 1
 _MACRO: Final = re.compile(r"\b(all|exists_one|exists|map|filter)\s*\(")
 _PREFIX: Final = frozenset("rRbB")
 _DOT_FIELD: Final = re.compile(r"\b([a-z_]+)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_INDEX_FIELD: Final = re.compile(r"""\b([a-z_]+)\s*\[\s*(?:"([^"\\]*)"|'([^'\\]*)')\s*\]""")
 
 
 class CelError(Exception):
@@ -75,7 +74,7 @@ def compile_expression(source: str, variables: frozenset[str]) -> Expression:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str, variables: frozenset[str]) -> Expression:
-    bare = code_only(source)
+    bare, literals = _lex(source)
     macro = _MACRO.search(bare)
     if macro:
         raise ValueError(
@@ -91,20 +90,19 @@ def _compile(source: str, variables: frozenset[str]) -> Expression:
             f"CEL expression reads unknown variables {unknown} (known: {sorted(variables)})"
         )
     fields = {(m.group(1), m.group(2)) for m in _DOT_FIELD.finditer(bare)}
-    indexed = [(m.group(1), m.group(2) or m.group(3)) for m in _INDEX_FIELD.finditer(source)]
-    # A variable read other than as var.name / var["name"] (a plain literal) may read any
-    # field: a computed key, or a literal whose name only CEL knows (an escape such as
-    # ``args["a\\x62"]``; it is then not among the plain literals read from the source, or a
-    # lookalike in a string or comment is), counts as reading the whole variable.
+    # var["name"] with a plain literal reads that field; a variable read any other way (a
+    # computed key, a key spelled with an escape, size(var)) may read any field. Literals are
+    # matched by position in the code, so nothing inside a string or comment counts.
     whole = set()
     for var in variables:
-        literal = len(re.findall(rf"\b{var}\s*\[\s*\"\"\s*\]", bare))
-        plain = sum(1 for v, _ in indexed if v == var)
-        dotted = len(re.findall(rf"\b{var}\s*\.\s*[A-Za-z_]", bare))
-        if len(re.findall(rf"\b{var}\b", bare)) > dotted + literal or plain != literal:
+        read = len(re.findall(rf"\b{var}\s*\.\s*[A-Za-z_]", bare))
+        for m in re.finditer(rf"\b{var}\s*\[\s*(\"\")\s*\]", bare):
+            name = literals.get(m.start(1))
+            if name is not None:
+                fields.add((var, name))
+                read += 1
+        if len(re.findall(rf"\b{var}\b", bare)) > read:
             whole.add(var)
-        if plain == literal:  # else some plain-looking literal is not code: trust none of them
-            fields |= {f for f in indexed if f[0] == var}
     return Expression(
         source,
         program,
@@ -118,17 +116,27 @@ def code_only(source: str) -> str:
     space: what is left is code, to search for macros and field reads. A small lexer rather
     than regular expressions, so that a quote inside a comment or a comment marker inside a
     string cannot shift where code starts (raw strings, ``r"..."``, have no escapes)."""
+    return _lex(source)[0]
+
+
+def _lex(source: str) -> tuple[str, dict[int, str | None]]:
+    """``code_only(source)`` and, for each string literal, where its ``""`` starts in that
+    text -> its content when plain (no prefix, no escape), else None."""
     out: list[str] = []
+    literals: dict[int, str | None] = {}
+    at = 0  # length of the output so far
     i, n = 0, len(source)
     while i < n:
         if source.startswith("//", i):
             end = source.find("\n", i)
             i = n if end < 0 else end
             out.append(" ")
+            at += 1
             continue
         quote = source[i]
         if quote not in "'\"":
             out.append(quote)
+            at += 1
             i += 1
             continue
         start = i
@@ -145,9 +153,13 @@ def code_only(source: str) -> str:
             elif source[j] == "\n" and len(delimiter) == 1:
                 break  # unterminated: the compiler refuses it
             j += 1
+        content = source[i + len(delimiter) : j]
+        plain = not prefix and "\\" not in content
+        literals[at] = content if plain else None
         out.append('""')
+        at += 2
         i = j + len(delimiter)
-    return "".join(out)
+    return "".join(out), literals
 
 
 def evaluate(expression: Expression, context: dict[str, Any]) -> Any:

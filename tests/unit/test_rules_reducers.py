@@ -180,6 +180,7 @@ class TestWhere:
             ('has(args.kind) && args["amount"] < 10', "3"),
             ('args["k\\x69nd"] == "gold"', "2"),  # an escape: the key only CEL spells out
             ("args.kind == 'gold' && \"args['x']\" != ''", "2"),  # a lookalike in a string
+            ('args["k\\x69nd"] == "gold" // args["amount"]', "2"),  # both: neither hides the other
         ],
     )
     def test_cel_condition_sees_every_argument_it_reads(self, where: str, count: str) -> None:
