@@ -257,7 +257,11 @@ class _Loader:
                         f"image_size is {self.size}",
                     )
                 rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
-        except (OSError, Image.DecompressionBombError) as exc:
+        except RendererSettingsError:
+            raise
+        except Exception as exc:
+            # Pillow raises OSError, ValueError (an oversized text or ICC chunk), SyntaxError,
+            # EOFError...: any of them is an unreadable file.
             raise _error(self.key(where), f"{name!r} is not a readable PNG: {exc}") from None
         digest = sha256_hex(data)
         paint = paint_of(rgba, blend, opacity, file=name, sha256=digest)

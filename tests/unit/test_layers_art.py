@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,17 @@ class TestManifestValidation:
         (tmp_path / "fake.png").write_bytes(b"GIF89a not a png")
         with pytest.raises(RendererSettingsError, match="not a readable PNG"):
             _load(_folder(tmp_path, [{"name": "m", "file": "fake.png"}]))
+
+    def test_a_png_with_a_text_bomb_names_its_key(self, tmp_path: Path) -> None:
+        """A zTXt chunk inflating past Pillow's text cap: Pillow raises ValueError."""
+        _png(tmp_path / "a.png", (1, 2, 3, 255))
+        png = (tmp_path / "a.png").read_bytes()
+        body = b"zTXt" + b"k\x00\x00" + zlib.compress(b"a" * (4 << 20))
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        ihdr_end = 8 + 25  # signature, then IHDR (length, type, 13 bytes, CRC)
+        (tmp_path / "bomb.png").write_bytes(png[:ihdr_end] + chunk + png[ihdr_end:])
+        with pytest.raises(RendererSettingsError, match=r"'bomb\.png' is not a readable PNG"):
+            _load(_folder(tmp_path, [{"name": "m", "file": "bomb.png"}]))
 
     def test_manifest_shape_errors_name_the_key(self, tmp_path: Path) -> None:
         with pytest.raises(RendererSettingsError, match=r"layers\.\[m\]\.blend"):
