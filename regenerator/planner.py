@@ -21,6 +21,7 @@ The caller commits Kafka offsets after :meth:`Planner.apply` returns.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -369,11 +370,16 @@ _LOCK_CLASS = 0x646E6670
 
 
 async def _lock(conn: asyncpg.Connection, modes: Mapping[str, bool]) -> None:
-    """Take each collection's transaction lock, exclusive where ``modes`` says so, in name
-    order (two batches never wait on each other in opposite orders)."""
-    for name in sorted(modes):
-        function = "pg_advisory_xact_lock" if modes[name] else "pg_advisory_xact_lock_shared"
-        await conn.execute(f"select {function}($1, hashtext($2))", _LOCK_CLASS, name)
+    """Take each collection's transaction lock, exclusive where ``modes`` says so, in key
+    order (two batches never wait on each other in opposite orders). Two names whose keys
+    collide take one lock, exclusive if either needs it (never both modes on one key)."""
+    keys: dict[int, bool] = {}
+    for name, exclusive in modes.items():
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+        keys[key] = keys.get(key, False) or exclusive
+    for key in sorted(keys):
+        function = "pg_advisory_xact_lock" if keys[key] else "pg_advisory_xact_lock_shared"
+        await conn.execute(f"select {function}($1, $2)", _LOCK_CLASS, key)
 
 
 def _touch(
