@@ -61,6 +61,15 @@ async def fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
         await conn.close()
 
 
+async def chains_of_events(db: str) -> list[tuple[str, int]]:
+    """(collection, chain id) of every stored event: each collection's from its chain only."""
+    rows = await fetch(
+        db,
+        "select distinct collection, split_part(event_id, ':', 1)::bigint from regen_events",
+    )
+    return sorted((str(r[0]), int(r[1])) for r in rows)
+
+
 class TestTwoChains:
     """The sample contract on both chains; a default key (``signer``) and one network's own
     (``signers``)."""
@@ -145,13 +154,10 @@ class TestTwoChains:
             except AssertionError as exc:
                 raise AssertionError(f"latest versions {seen}, want {want}") from exc
             # Each collection's events came from its own chain only.
-            assert sorted(
-                await fetch(
-                    db,
-                    "select distinct collection, split_part(event_id, ':', 1)::bigint"
-                    " from regen_events order by 1",
-                )
-            ) == [("first", first.chain_id), ("second", second.chain_id)]
+            assert await chains_of_events(db) == [
+                ("first", first.chain_id),
+                ("second", second.chain_id),
+            ]
 
             async def covered(world: World) -> bool:
                 return set(coverage(await announcements(world))) >= TOKENS
@@ -394,13 +400,10 @@ class TestStockContractsOnTwoChains:
                 await daemon.until(traits_as_on_chain, 90, "each chain's tokens as on chain")
             except AssertionError as exc:
                 raise AssertionError(f"latest traits {seen}, want {want}") from exc
-            assert sorted(
-                await fetch(
-                    db,
-                    "select distinct collection, split_part(event_id, ':', 1)::bigint"
-                    " from regen_events order by 1",
-                )
-            ) == [("heroes", first.chain_id), ("items", second_ticking_anvil.chain_id)]
+            assert await chains_of_events(db) == [
+                ("heroes", first.chain_id),
+                ("items", second_ticking_anvil.chain_id),
+            ]
 
             for w3, contract, ids, key in (
                 (w3_a, heroes, {0, 1, 2}, key_a),

@@ -24,6 +24,7 @@ from tests.support.pushed import (
     nonce,
     outbox_counts,
     query,
+    refused,
     wait_confirmed,
 )
 from tests.support.pusher import (
@@ -300,13 +301,6 @@ class TestReorg:
         assert [(h, f, la) for h, f, la in events] == [(tx["hash"], 9, 10)]
         assert any(e["event"] == "push reorged out; sending it again" for e in running.events)
         assert_key_absent(running)
-
-
-def refused(reason: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "dnft_pusher_updates_refused_total", {"reason": reason}
-    )
-    return value or 0.0
 
 
 class TestTrust:

@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from dnft import metrics
 from dnft.config import settings_from_mapping
 from dnft.devservices import AnvilService
 from tests.support.chain import make_world
-from tests.support.pushed import nonce, outbox_counts, query, wait_confirmed
+from tests.support.pushed import nonce, outbox_counts, query, refused, wait_confirmed
 from tests.support.pusher import (
     TEST_COLLECTION,
     PusherConfigFor,
@@ -27,13 +26,6 @@ from tests.support.pusher import (
     update_message,
 )
 from tests.support.wait import wait_for
-
-
-def refused(reason: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "dnft_pusher_updates_refused_total", {"reason": reason}
-    )
-    return value or 0.0
 
 
 def _async(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

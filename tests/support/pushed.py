@@ -10,6 +10,7 @@ from typing import Any, Literal
 import asyncpg
 from eth_utils.crypto import keccak
 
+from dnft import metrics
 from tests.support.chain import World
 from tests.support.wait import wait_for
 
@@ -85,3 +86,11 @@ async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+def refused(reason: str) -> float:
+    """How many updates this process's pusher refused for ``reason`` so far."""
+    value = metrics.registry.get_sample_value(
+        "dnft_pusher_updates_refused_total", {"reason": reason}
+    )
+    return value or 0.0
