@@ -7,7 +7,7 @@ the API directly could write any address there. It is then walked from the right
 ``real_ip_recursive`` does: an entry in a trusted network is one of our proxies, so the walk
 goes on to its left; the first entry outside is the client. At most N entries are read with N
 proxies (the N-th from the right is the client whatever it is): everything to its left came
-from the client and may be forged. Pure but for one warning per process (below); the header
+from the client and may be forged. Pure but for a rate-limited warning (below); the header
 is split at most N times whatever its length.
 
 A header from a peer outside the trusted networks is ignored, and the first one is logged as a
@@ -19,6 +19,8 @@ silently.
 from __future__ import annotations
 
 import ipaddress
+import math
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -61,16 +63,20 @@ def _trusted(address: Address, trusted: Sequence[Network]) -> bool:
     return any(address in network for network in trusted)
 
 
-_warned = False
+# At most one warning this often: any client reaching the API directly can send the header,
+# so the log must not be theirs to flood, nor can the first forger's line be the only one
+# an operator whose proxy is misconfigured ever sees.
+WARN_EVERY_S = 600.0
+_last_warned = -math.inf
 
 
 def _warn_untrusted_peer(peer: str, trusted_proxies: int) -> None:
-    """Once per process: a header the setting made us ignore. Not per request: any client
-    reaching the API directly can send one, and the log must not be theirs to flood."""
-    global _warned
-    if _warned:
+    """A header the setting made us ignore, said at most once per WARN_EVERY_S."""
+    global _last_warned
+    now = time.monotonic()
+    if now - _last_warned < WARN_EVERY_S:
         return
-    _warned = True
+    _last_warned = now
     log.warning(
         "X-Forwarded-For ignored: peer not in api.trusted_proxy_networks",
         peer=peer,

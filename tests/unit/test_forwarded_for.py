@@ -4,6 +4,8 @@ addresses (the first one outside is the client), N entries at most."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from dnft.config import settings_from_mapping
 from dnft.config.api import DEFAULT_PROXY_NETWORKS
 from dnft.errors import ConfigError
 from publisher.api import forwarded
-from publisher.api.forwarded import client_address
+from publisher.api.forwarded import WARN_EVERY_S, client_address
 
 CLIENT = "203.0.113.7"
 INGRESS = "10.0.0.9"  # the cluster's ingress: a private address
@@ -92,12 +94,12 @@ class TestSetting:
 
 class TestUntrustedPeerWarning:
     """A header from a peer outside api.trusted_proxy_networks, with proxies configured, is
-    ignored: said once per process, naming the setting (a CDN's public addresses would
+    ignored: said at most once per WARN_EVERY_S, naming the setting (a CDN's public addresses would
     otherwise put every client in one rate-limit bucket without a word)."""
 
     @pytest.fixture(autouse=True)
     def fresh_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(forwarded, "_warned", False)
+        monkeypatch.setattr(forwarded, "_last_warned", -math.inf)
 
     def test_warned_once_naming_the_setting(self) -> None:
         with structlog.testing.capture_logs() as logs:
@@ -118,3 +120,11 @@ class TestUntrustedPeerWarning:
         with structlog.testing.capture_logs() as logs:
             client_address(OUTSIDER, [CLIENT], 1)
         assert len(logs) == 1  # the first ignored header still warns
+
+    def test_said_again_after_the_interval(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        with structlog.testing.capture_logs() as logs:
+            client_address(OUTSIDER, [CLIENT], 1)
+            client_address(OUTSIDER, [CLIENT], 1)
+            monkeypatch.setattr(forwarded, "_last_warned", time.monotonic() - WARN_EVERY_S)
+            client_address("198.51.100.5", [CLIENT], 1)
+        assert [w["peer"] for w in logs] == [OUTSIDER, "198.51.100.5"]
