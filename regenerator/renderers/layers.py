@@ -241,8 +241,10 @@ class _Loader:
         path = self.folder / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise _error(self.key(where), f"{name!r} must be a relative path inside {self.folder}")
-        if not path.is_file() or not path.resolve().is_relative_to(self.root):
+        if not path.is_file():
             raise _error(self.key(where), f"layer file {name!r} not found in {self.folder}")
+        if not path.resolve().is_relative_to(self.root):
+            raise _error(self.key(where), f"{name!r} links outside {self.folder}")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise _error(self.key(where), f"{name!r} is over {MAX_FILE_BYTES} bytes")
         if len({n for n, _, _ in self.paints} | {name}) > MAX_FILES:

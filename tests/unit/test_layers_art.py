@@ -127,6 +127,18 @@ class TestManifestValidation:
         with pytest.raises(RendererSettingsError, match="not a readable PNG"):
             _load(_folder(tmp_path, [{"name": "m", "file": "fake.png"}]))
 
+    def test_absolute_paths_and_links_out_are_refused(self, tmp_path: Path) -> None:
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        _png(outside / "x.png", (1, 2, 3, 255))
+        art = tmp_path / "art"
+        art.mkdir()
+        (art / "link.png").symlink_to(outside / "x.png")
+        with pytest.raises(RendererSettingsError, match="relative path inside"):
+            _load(_folder(art, [{"name": "m", "file": str(outside / "x.png")}]))
+        with pytest.raises(RendererSettingsError, match=r"'link\.png' links outside"):
+            _load(_folder(art, [{"name": "m", "file": "link.png"}]))
+
     def test_a_png_with_a_text_bomb_names_its_key(self, tmp_path: Path) -> None:
         """A zTXt chunk inflating past Pillow's text cap: Pillow raises ValueError."""
         _png(tmp_path / "a.png", (1, 2, 3, 255))
