@@ -36,6 +36,10 @@ class TopicSettings(ConfigModel):
     dead_letter: str = "dnft.dead-letter.v1"
 
 
+# How keyed records are placed (dnft/kafka/partition.py): murmur2 is the Java client's default;
+# crc32 is dnft's former placement, kept for topics that already hold keys placed by it.
+PartitionerName = Literal["murmur2", "crc32"]
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -119,6 +123,9 @@ class KafkaSettings(ConfigModel):
     # Partitions bound consumer parallelism: the most regenerator / render replicas that help.
     partitions: int = Field(default=6, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=10)
+    # murmur2 agrees with every other Kafka client; crc32 only for topics already written with
+    # it (switching moves keys: docs/runbook.md, "Kafka partitioner").
+    partitioner: PartitionerName = "murmur2"
     topics: TopicSettings = TopicSettings()
     producer: ProducerSettings = ProducerSettings()
     consumer: ConsumerSettings = ConsumerSettings()

@@ -16,7 +16,7 @@ from kafka.errors import KafkaError as _KafkaLibError
 from dnft import metrics
 from dnft.config import KafkaSettings
 from dnft.errors import KafkaError
-from dnft.kafka.partition import partition_for
+from dnft.kafka.partition import Partitioner, partitioner
 from dnft.kafka.records import Delivery, KeyedRecord, OutgoingMessage
 from dnft.kafka.security import client_security_kwargs, explain_connect_failure
 
@@ -126,6 +126,9 @@ class AsyncProducer:
     def __init__(self, settings: KafkaSettings, *, client_id: str | None = None) -> None:
         self._settings = settings
         self._client_id = client_id or settings.client_id
+        # Every keyed record is placed by dnft with the configured partitioner, never by
+        # kafka-python's (its murmur2 is pure Python).
+        self._partition = partitioner(settings.partitioner)
         self._producer: KafkaProducer | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-producer")
 
@@ -170,7 +173,7 @@ class AsyncProducer:
         def work() -> None:
             messages = build()
             batch._begin(_count_by_topic(messages))
-            _enqueue(producer, messages, batch)
+            _enqueue(producer, messages, batch, self._partition)
 
         await loop.run_in_executor(self._executor, work)
         return batch
@@ -195,7 +198,7 @@ class AsyncProducer:
             records = build()
             batch._begin({topic: len(records)})
             count = len(producer.partitions_for(topic))
-            send, track = producer.send, batch._track
+            send, track, partition_for = producer.send, batch._track, self._partition
             try:
                 for key, value, header_value in records:
                     track(
@@ -238,7 +241,10 @@ class AsyncProducer:
 
 
 def _enqueue(
-    producer: KafkaProducer, messages: Sequence[OutgoingMessage], batch: PendingBatch
+    producer: KafkaProducer,
+    messages: Sequence[OutgoingMessage],
+    batch: PendingBatch,
+    partition_for: Partitioner,
 ) -> None:
     counts: dict[str, int] = {}
     try:
