@@ -29,6 +29,7 @@ from dnft import metrics
 from dnft.config import Settings
 from dnft.db import create_pool
 from dnft.kafka import AsyncConsumer, AsyncProducer, ensure_topics
+from dnft.kafka.recorded import check_recorded_partitioner
 
 
 class DaemonResources:
@@ -58,8 +59,10 @@ class DaemonResources:
         return pool
 
     async def producer(self) -> AsyncProducer:
-        """A started producer named ``<client_id>-<daemon>``."""
+        """A started producer named ``<client_id>-<daemon>``; raises ConfigError when the
+        deployment's topics were written with another partitioner."""
         kafka = self.settings.kafka
+        await check_recorded_partitioner(self.settings.postgres, kafka.partitioner)
         producer = AsyncProducer(kafka, client_id=f"{kafka.client_id}-{self.daemon}")
         await producer.start()
         self._stack.push_async_callback(producer.close)

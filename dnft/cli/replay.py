@@ -19,6 +19,7 @@ from dnft.cli.console import Commands, add_command
 from dnft.config import Settings, load_settings
 from dnft.errors import ConfigError
 from dnft.kafka.groups import OffsetMove
+from dnft.kafka.recorded import check_recorded_partitioner
 from dnft.logging import configure_logging
 
 # Consumer name -> (group, topics). One place that knows which daemon reads what.
@@ -99,6 +100,7 @@ async def _replay_chain(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     producer = None
     if not args.dry_run:
+        await check_recorded_partitioner(settings.postgres, settings.kafka.partitioner)
         producer = AsyncProducer(settings.kafka, client_id=f"{settings.kafka.client_id}-replay")
         await producer.start()
     try:
