@@ -16,7 +16,6 @@ from publisher.pusher.status import OutboxUnavailable, PusherPending, pusher_pen
 from publisher.pusher.targets import (
     load_signer,
     load_signers,
-    prepare_signer,
     prepare_signers,
     push_targets,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "UpdateRecord",
     "load_signer",
     "load_signers",
-    "prepare_signer",
     "prepare_signers",
     "push_targets",
     "pusher_pending",

@@ -2,11 +2,10 @@
 
 ``push_targets`` groups the configured collections by network (``mode: none`` ones are left
 out: nothing is recorded or sent for them) and checks that a ``mode: call`` function is in its
-contract's ABI; ``load_signer`` reads the key;
-``prepare_signer`` does both in the order that keeps the key safe (targets checked, process
-hardened, then the key read); ``load_signers`` / ``prepare_signers`` do the same per network
-(``pusher.signers`` gives a network its own key). All raise ConfigError naming the setting
-and never block on the network.
+contract's ABI; ``load_signer`` reads ``pusher.signer``'s key, ``load_signers`` each
+network's (``pusher.signers`` gives a network its own); ``prepare_signers`` does it all in the
+order that keeps the keys safe (targets checked, process hardened, then the keys read). All
+raise ConfigError naming the setting and never block on the network.
 """
 
 from __future__ import annotations
@@ -88,14 +87,6 @@ def load_signer(settings: Settings) -> Signer:
     return Signer.from_settings(settings.pusher.signer)
 
 
-def prepare_signer(settings: Settings) -> Signer:
-    """Check the push targets, then harden the process, then read the key: nothing to push or
-    a bad key fails before anything starts, and no core dump or ptrace can read the key."""
-    push_targets(settings)
-    protect_secrets()
-    return load_signer(settings)
-
-
 def load_signers(settings: Settings, networks: Iterable[str]) -> dict[str, Signer]:
     """Network name -> its signer (``pusher.signers.<network>``, else ``pusher.signer``).
     A key named twice (two networks, one key_env) is read once: reading a key_env removes it
@@ -113,10 +104,11 @@ def load_signers(settings: Settings, networks: Iterable[str]) -> dict[str, Signe
 
 
 def prepare_signers(settings: Settings, networks: Iterable[str] | None = None) -> dict[str, Signer]:
-    """:func:`prepare_signer` for several chains: the signer of each network with announced
-    collections (of ``networks`` only, when given), each network's own key where
-    ``pusher.signers`` names one. Raises ConfigError for an unknown network name, or one
-    with nothing to push."""
+    """Check the push targets, then harden the process, then read the keys: nothing to push
+    or a bad key fails before anything starts, and no core dump or ptrace can read a key.
+    The signer of each network with announced collections (of ``networks`` only, when
+    given), each network's own key where ``pusher.signers`` names one. Raises ConfigError
+    for an unknown network name, or one with nothing to push."""
     targets = push_targets(settings)
     chosen = sorted(targets) if networks is None else list(networks)
     for name in chosen:
